@@ -1,0 +1,1 @@
+"""Adapters at the edge: storage, git, the artifact store, ansible-runner, mail."""

@@ -1,0 +1,129 @@
+"""The ledger in a SQLite file: the embedded default.
+
+Each append is one IMMEDIATE transaction (reads the last entry, seals the next, inserts it), so
+concurrent writers queue and a process killed mid-write leaves the previous, consistent state
+(WAL journal, synchronous=FULL). Triggers make the entries table append-only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relpromote.errors import BadInput
+from relpromote.identity import Identity
+from relpromote.ledger import SCHEMA_VERSION, Entry, seal, utc_now
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE entries (
+        seq         INTEGER PRIMARY KEY,
+        recorded_at TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        public_key  TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL UNIQUE,
+        signature   TEXT NOT NULL
+    );
+    CREATE INDEX entries_kind ON entries(kind);
+    CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    """,
+}
+
+_COLUMNS = "seq, recorded_at, kind, actor, public_key, payload, prev_hash, hash, signature"
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"{path}: not a usable ledger database ({exc}); check ledger.url in the config") from None
+
+    def _migrate(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if current > SCHEMA_VERSION:
+                raise BadInput(
+                    f"{self.path}: ledger schema {current} is newer than this relpromote understands ({SCHEMA_VERSION}); upgrade relpromote"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[version]):
+                    self._db.execute(statement)
+            if current == 0:
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif current < SCHEMA_VERSION:
+                self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def append(self, kind: str, actor: str, identity: Identity, payload: dict[str, Any]) -> Entry:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            entry = seal(_entry(row) if row else None, kind, actor, identity, payload, utc_now())
+            self._db.execute(
+                f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.seq,
+                    entry.recorded_at,
+                    entry.kind,
+                    entry.actor,
+                    entry.public_key,
+                    json.dumps(entry.payload, sort_keys=True),
+                    entry.prev_hash,
+                    entry.hash,
+                    entry.signature,
+                ),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return entry
+
+    def entries(self, kinds: Sequence[str] | None = None) -> list[Entry]:
+        if kinds:
+            marks = ",".join("?" for _ in kinds)
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE kind IN ({marks}) ORDER BY seq", tuple(kinds))
+        else:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
+        return [_entry(row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    seq, recorded_at, kind, actor, public_key, payload, prev_hash, digest, signature = row
+    return Entry(seq, recorded_at, kind, actor, public_key, json.loads(payload), prev_hash, digest, signature)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration on statement ends, keeping trigger bodies whole."""
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        if text.endswith(";") and (not text.upper().startswith("CREATE TRIGGER") or text.upper().endswith("END;")):
+            statements.append(text)
+            current = []
+    return statements

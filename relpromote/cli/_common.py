@@ -1,0 +1,52 @@
+"""What every command shares: global options, the acting project and identity, and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+
+from relpromote.config import Person
+from relpromote.identity import Identity
+from relpromote.project import Project, config_path_from, load_actor
+
+
+@dataclass
+class Session:
+    config_option: str | None
+    identity_option: str | None
+    json_output: bool
+    _project: Project | None = None
+
+    @property
+    def console(self) -> Console:
+        """Human text: stdout normally, stderr when stdout carries the JSON result."""
+        return Console(file=sys.stderr if self.json_output else sys.stdout, highlight=False, soft_wrap=True)
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = Project.open(config_path_from(self.config_option))
+        return self._project
+
+    def actor(self) -> tuple[Identity, Person]:
+        return load_actor(self.project, self.identity_option)
+
+    def emit(self, data: Any, human: Callable[[Console], None]) -> None:
+        if self.json_output:
+            human(Console(file=sys.stderr, highlight=False, soft_wrap=True))
+            sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        else:
+            human(self.console)
+
+    def close(self) -> None:
+        if self._project is not None:
+            self._project.close()
+
+
+pass_session = click.make_pass_decorator(Session)

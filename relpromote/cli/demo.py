@@ -1,0 +1,29 @@
+"""`relpromote demo [--workdir DIR]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from relpromote.cli._common import Session, pass_session
+from relpromote.cli.status import status
+from relpromote.usecases.demo import run_demo
+
+
+@click.command()
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("relpromote-demo"), show_default=True,
+              help="Where to create the demo project (re-running the demo replaces an earlier demo there).")
+@pass_session
+@click.pass_context
+def demo(ctx: click.Context, session: Session, workdir: Path) -> None:
+    """Run the whole process end to end on a built-in sandbox."""
+    console = Console(stderr=session.json_output, highlight=False)
+    result = run_demo(workdir.resolve(), lambda line: console.print(f"[cyan]demo[/] {line}", soft_wrap=True))
+    console.print(f"\n[bold]the demo project is in {workdir}[/]: try  cd {workdir} && relpromote --identity .relpromote/demo-keys/alice.key releases", soft_wrap=True)
+    session.config_option = str(result.project.config_path)
+    ctx.invoke(status, env_name=None)
+
+
+COMMANDS = [demo]

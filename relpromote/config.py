@@ -1,0 +1,234 @@
+"""The promotion project's configuration (relpromote.yml): its schema and how a bad file is reported.
+
+The schema is the contract a reviewed config must meet. Loading either returns a fully validated,
+immutable `Config` or raises `BadInput` with one line naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from relpromote.errors import BadInput
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+DEFAULT_CONFIG_NAME = "relpromote.yml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class StoreConfig(_Strict):
+    """Where built artifacts live. A relative path is relative to the project directory."""
+
+    path: str = ".relpromote/store"
+
+
+class LedgerConfig(_Strict):
+    """Where the ledger lives: `sqlite:///relative/or/absolute.db` or `postgresql://...`."""
+
+    url: str = "sqlite:///.relpromote/ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class DeployConfig(_Strict):
+    """How a release is laid out and checked on every host of an environment."""
+
+    base_dir: str = "/opt/app"
+    keep_releases: Annotated[int, Field(ge=2, le=100)] = 5
+    service_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    restart_command: str = ""
+    health_path: str = "/health"
+    health_timeout: Annotated[int, Field(ge=1, le=3600)] = 30
+
+
+class EnvironmentConfig(_Strict):
+    inventory: str
+    protected: bool = False
+    deploy: DeployConfig | None = None
+
+
+class Person(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    key: Annotated[str, Field(pattern=r"^ed25519:[A-Za-z0-9+/]{43}=$")]
+    roles: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = []
+
+
+class SourceConfig(_Strict):
+    """Configuration management of the application source that `build` packages."""
+
+    allow_dirty: bool = False
+    tag: bool = False
+    tag_prefix: str = "v"
+
+
+class Config(_Strict):
+    project: Annotated[str, Field(pattern=NAME_PATTERN)]
+    promotion_path: list[str]
+    environments: dict[str, EnvironmentConfig]
+    people: list[Person] = []
+    store: StoreConfig = StoreConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    deploy: DeployConfig = DeployConfig()
+    source: SourceConfig = SourceConfig()
+
+    @model_validator(mode="after")
+    def _path_is_a_path(self) -> Config:
+        defined = set(self.environments)
+        seen: set[str] = set()
+        for index, name in enumerate(self.promotion_path):
+            if name in seen:
+                raise _PathError(
+                    f"promotion_path.{index}",
+                    f"'{name}' appears twice, so the order is not a path; list each environment once",
+                )
+            seen.add(name)
+            if name not in defined:
+                raise _PathError(
+                    f"promotion_path.{index}",
+                    f"'{name}' is not defined; add it under environments or remove it from promotion_path",
+                )
+        for name in sorted(defined - seen):
+            raise _PathError(
+                "promotion_path",
+                f"environment '{name}' is defined but not on the path; add it to promotion_path",
+            )
+        if not self.promotion_path:
+            raise _PathError("promotion_path", "is empty; list the environments in promotion order, e.g. [qa, deployment, production]")
+        names = [p.name for p in self.people]
+        for name in names:
+            if names.count(name) > 1:
+                raise _PathError("people", f"'{name}' is listed twice; keep one entry per person")
+        keys = [p.key for p in self.people]
+        for person in self.people:
+            if keys.count(person.key) > 1:
+                raise _PathError("people", f"the key of '{person.name}' is shared with another person; give each person their own key")
+        return self
+
+    # ---- derived views (no I/O) ----
+    def environment(self, name: str) -> EnvironmentConfig:
+        if name not in self.environments:
+            raise BadInput(
+                f"unknown environment '{name}'; known environments: {', '.join(self.promotion_path)}"
+            )
+        return self.environments[name]
+
+    def previous_environment(self, name: str) -> str | None:
+        index = self.promotion_path.index(name)
+        return self.promotion_path[index - 1] if index > 0 else None
+
+    def deploy_for(self, name: str) -> DeployConfig:
+        return self.environment(name).deploy or self.deploy
+
+    def person_by_key(self, key: str) -> Person | None:
+        return next((p for p in self.people if p.key == key), None)
+
+
+class _PathError(ValueError):
+    """A cross-field error that names its own key, so the message points at the right place."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Validate config text; `source` names the file in messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{source}: {_yaml_problem(exc)}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: expected a mapping of settings at the top level; see `relpromote init` for an example")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"{source}: {_first_problem(exc)}") from None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(
+            f"{path}: no such config; run `relpromote init DIR`, or pass --config FILE or set RELPROMOTE_CONFIG"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the config ({exc}); check the file and its permissions") from None
+    return parse_config(text, str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}malformed YAML ({problem}); fix the indentation or quote the value"
+
+
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # An unknown key usually explains a missing one next to it (a typo), so report it first.
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(error["loc"])
+    context = error.get("ctx") or {}
+    original = context.get("error")
+    if isinstance(original, _PathError):
+        return f"{original.key}: {original.message}"
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(Config, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(sorted(allowed))}"
+        return f"{key}: unknown key; {hint}"
+    if kind == "missing":
+        return f"{key}: required key is missing; add it"
+    if kind == "string_pattern_mismatch" and loc[-1] == "key":
+        return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed"
+    if kind == "string_pattern_mismatch":
+        return f"{key}: {error['input']!r} is not a valid name; use lower-case letters, digits, '-' and '_'"
+    return f"{key}: {error['msg'].rstrip('.')} (got {error.get('input')!r}); fix the value"
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found at `loc` (dict keys and list indexes are stepped over)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0]
+        else:
+            return annotation

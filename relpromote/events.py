@@ -1,0 +1,14 @@
+"""The vocabulary of the ledger: the kind of every entry relpromote records.
+
+These strings are part of the ledger's documented contract; never rename one.
+"""
+
+RELEASE_BUILT = "release.built"
+PROMOTION_FINISHED = "promotion.finished"
+VERDICT_ACCEPTED = "verdict.accepted"
+VERDICT_REJECTED = "verdict.rejected"
+APPROVAL_GRANTED = "approval.granted"
+ROLLBACK_FINISHED = "rollback.finished"
+LOCK_RELEASED = "lock.released"
+REFRESH_FINISHED = "refresh.finished"
+RELEASE_REVISED = "release.revised"

@@ -1,0 +1,107 @@
+"""The release manifest: the planned changes of one release and the documentation each must carry.
+
+A change is documented when it says what it is (id, type, title), who made it (owner), why and how.
+`parse_manifest` refuses anything less with one line naming the change and the missing field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from relpromote.errors import BadInput
+
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+CommitId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4,64}$")]
+DOCUMENTED_FIELDS = ("id", "type", "title", "owner", "why", "how")
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    type: Literal["enhancement", "fix", "other"]
+    title: Text
+    owner: Text
+    why: Text
+    how: Text
+    commits: tuple[CommitId, ...] = ()
+
+
+class DroppedChange(BaseModel):
+    """A change a revision left out, and why (written by `revise`, kept for the record)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    reason: Text
+    from_version: str
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+    changes: Annotated[tuple[Change, ...], Field(min_length=1)]
+    dropped: tuple[DroppedChange, ...] = ()
+
+    def change(self, change_id: str) -> Change | None:
+        return next((c for c in self.changes if c.id == change_id), None)
+
+    def as_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def parse_manifest(text: str, source: str) -> Manifest:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise BadInput(f"{source}: {where}malformed YAML; fix the indentation or quote the value") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: expected a mapping with 'version' and 'changes'")
+    if isinstance(data.get("version"), (int, float)):
+        raise BadInput(f"{source}: version: write the version as a quoted string, e.g. version: \"{data['version']}\"")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"{source}: {_describe(exc, data)}") from None
+    ids = [c.id for c in manifest.changes]
+    for change_id in ids:
+        if ids.count(change_id) > 1:
+            raise BadInput(f"{source}: change {change_id} is listed twice; give each change its own id")
+    return manifest
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    if len(loc) >= 2 and loc[0] == "changes" and isinstance(loc[1], int):
+        changes = data.get("changes") or []
+        entry = changes[loc[1]] if loc[1] < len(changes) else {}
+        name = entry.get("id") if isinstance(entry, dict) and entry.get("id") else f"#{loc[1] + 1}"
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+        if error["type"] == "missing" and field in DOCUMENTED_FIELDS:
+            return (
+                f"change {name} has no '{field}'; documentation standards require "
+                f"{', '.join(DOCUMENTED_FIELDS)} for every change"
+            )
+        if error["type"] == "string_too_short":
+            return f"change {name}: '{field}' is empty; describe it"
+        if error["type"] == "literal_error":
+            return f"change {name}: type must be enhancement, fix or other (got {error['input']!r})"
+        if error["type"] == "extra_forbidden":
+            return f"change {name}: unknown key '{field}'; allowed: {', '.join(Change.model_fields)}"
+        return f"change {name}: {field}: {error['msg'].rstrip('.')}"
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "missing":
+        return f"{key}: required; add it"
+    if error["type"] == "too_short" and key == "changes":
+        return "changes: a release needs at least one change"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed: version, changes"
+    return f"{key}: {error['msg'].rstrip('.')}"

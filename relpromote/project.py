@@ -1,0 +1,81 @@
+"""A promotion project: its directory, validated config, ledger, artifact store and acting identity."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relpromote.adapters.artifact_store import LocalArtifactStore
+from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
+from relpromote.errors import BadInput, Refused
+from relpromote.identity import DEFAULT_IDENTITY, Identity, load_identity
+from relpromote.ledger import LedgerStore
+from relpromote.state import ProjectState, fold
+
+
+def config_path_from(option: str | None) -> Path:
+    return Path(option or os.environ.get("RELPROMOTE_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def identity_path_from(option: str | None) -> Path:
+    return Path(option or os.environ.get("RELPROMOTE_IDENTITY") or DEFAULT_IDENTITY).expanduser()
+
+
+@dataclass
+class Project:
+    root: Path
+    config_path: Path
+    config: Config
+    _ledger: LedgerStore | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, config_path: Path) -> Project:
+        config = load_config(config_path)
+        return cls(config_path.resolve().parent, config_path, config)
+
+    def resolve(self, configured: str) -> Path:
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def ledger(self) -> LedgerStore:
+        if self._ledger is None:
+            self._ledger = open_ledger(self.config.ledger.url, self.root)
+        return self._ledger
+
+    @property
+    def store(self) -> LocalArtifactStore:
+        return LocalArtifactStore(self.resolve(self.config.store.path))
+
+    def state(self) -> ProjectState:
+        return fold(self.ledger.entries(), self.config)
+
+    def actor(self, identity: Identity) -> Person:
+        """The person the identity belongs to; anyone else is refused before anything happens."""
+        person = self.config.person_by_key(identity.public_key)
+        if person is None:
+            raise Refused(
+                f"identity {identity.public_key[:20]}… is not among the people of {self.config_path}; "
+                "ask for your public key line to be added to the config's people list"
+            )
+        return person
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+
+def open_ledger(url: str, root: Path) -> LedgerStore:
+    if url.startswith("sqlite:///"):
+        from relpromote.adapters.sqlite_ledger import SqliteLedger
+
+        path = Path(url.removeprefix("sqlite:///"))
+        return SqliteLedger(path if path.is_absolute() else root / path)
+    raise BadInput(f"ledger url {url.split(':')[0]}:… is not supported yet; use sqlite:///PATH")
+
+
+def load_actor(project: Project, identity_option: str | None) -> tuple[Identity, Person]:
+    identity = load_identity(identity_path_from(identity_option))
+    return identity, project.actor(identity)

@@ -1,0 +1,71 @@
+"""What the ledger says now: the releases and where each environment stands, folded from entries.
+
+Pure: a function of the ledger's entries and the config, so status can be recomputed anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from relpromote import events
+from relpromote.config import Config
+from relpromote.errors import BadInput
+from relpromote.ledger import Entry
+from relpromote.release import Release
+
+
+@dataclass
+class EnvironmentState:
+    name: str
+    current: str | None = None  # version live on the hosts, as far as the ledger knows
+    current_digest: str | None = None
+    since: str | None = None
+    by: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_data(self) -> dict[str, Any]:
+        return {"environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by}
+
+
+@dataclass
+class ProjectState:
+    releases: dict[str, Release]
+    environments: dict[str, EnvironmentState]
+
+    def release(self, version: str) -> Release:
+        if version not in self.releases:
+            known = ", ".join(self.releases) or "none yet"
+            raise BadInput(f"unknown version {version}; built releases: {known} (see `relpromote releases`)")
+        return self.releases[version]
+
+    def where(self, version: str) -> list[str]:
+        return [env.name for env in self.environments.values() if env.current == version]
+
+
+def _release_built(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    state.releases[p["version"]] = Release(
+        version=p["version"],
+        digest=p["digest"],
+        size=p["size"],
+        built_by=entry.actor,
+        built_at=entry.recorded_at,
+        manifest=p["manifest"],
+        source=p.get("source", {}),
+    )
+
+
+FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
+    events.RELEASE_BUILT: _release_built,
+}
+
+
+def fold(entries: Iterable[Entry], config: Config) -> ProjectState:
+    state = ProjectState({}, {name: EnvironmentState(name) for name in config.promotion_path})
+    for entry in entries:
+        handler = FOLDS.get(entry.kind)
+        if handler is not None:
+            handler(state, entry)
+    return state

@@ -1,0 +1,107 @@
+"""Build a release once: package, digest, store, record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relpromote import events
+from relpromote.adapters import git
+from relpromote.artifact import build_artifact, read_artifact
+from relpromote.config import Person
+from relpromote.errors import BadInput, Refused
+from relpromote.identity import Identity
+from relpromote.manifest import Manifest, parse_manifest
+from relpromote.project import Project
+from relpromote.release import BuildOutcome, Release, decide_build
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    release: Release
+    outcome: BuildOutcome
+    path: Path
+
+    def as_data(self) -> dict[str, Any]:
+        return {**self.release.as_data(), "outcome": self.outcome.value, "artifact": str(self.path)}
+
+
+def read_manifest(path: Path, version: str) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such manifest; pass --manifest FILE with the release's changes") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the manifest ({exc})") from None
+    manifest = parse_manifest(text, str(path))
+    if manifest.version != version:
+        raise BadInput(f"{path}: manifest is for version {manifest.version}, not {version}; build the version the manifest plans")
+    return manifest
+
+
+def build_release(
+    project: Project,
+    identity: Identity,
+    actor: Person,
+    version: str,
+    source: Path,
+    manifest: Manifest,
+    *,
+    allow_dirty: bool | None = None,
+    tag: bool | None = None,
+    extra_source: dict[str, Any] | None = None,
+) -> BuildResult:
+    if not source.is_dir():
+        raise BadInput(f"{source}: source is not a directory; pass --source DIR with the application to package")
+    allow_dirty = project.config.source.allow_dirty if allow_dirty is None else allow_dirty
+    tag = project.config.source.tag if tag is None else tag
+    source_record: dict[str, Any] = {"path": str(source.resolve())}
+    files = None
+    mtime = 0
+    if git.is_work_tree(source) and git.has_commits(source):
+        state = git.source_state(source)
+        if state.dirty and not allow_dirty:
+            raise Refused(
+                f"{source}: the git work tree has uncommitted changes; commit them, or pass --allow-dirty "
+                "(recorded in the ledger)"
+            )
+        source_record.update(commit=state.commit, dirty=state.dirty)
+        files, mtime = list(state.files), state.commit_time
+    elif tag:
+        raise BadInput(f"{source}: not a git work tree, so it cannot be tagged; drop --tag")
+    for change in manifest.changes:
+        if change.commits and "commit" not in source_record:
+            raise BadInput(f"change {change.id} lists commits, but {source} is not a git work tree")
+    source_record.update(extra_source or {})
+
+    release_info = {"project": project.config.project, "version": version, "source_commit": source_record.get("commit")}
+    known = project.state().releases.get(version)
+    digest, path = project.store.write(
+        lambda out: build_artifact(source, manifest, release_info, out, files=files, mtime=mtime)
+    )
+    read_artifact(path)  # what we stored must pass the same checks a host will apply
+    try:
+        outcome = decide_build(known, version, digest)
+    except Refused:
+        if digest not in {r.digest for r in project.state().releases.values()}:
+            path.unlink()  # bytes no release owns
+        raise
+    if outcome is BuildOutcome.SAME:
+        assert known is not None
+        return BuildResult(known, outcome, path)
+    if tag and "commit" in source_record:
+        tag_name = f"{project.config.source.tag_prefix}{version}"
+        git.tag_commit(source, tag_name, source_record["commit"], f"release {version} sha256:{digest}")
+        source_record["tag"] = tag_name
+    payload = {
+        "version": version,
+        "digest": digest,
+        "size": path.stat().st_size,
+        "manifest": manifest.as_data(),
+        "source": source_record,
+    }
+    entry = project.ledger.append(events.RELEASE_BUILT, actor.name, identity, payload)
+    release = project.state().releases[version]
+    assert release.digest == entry.payload["digest"]
+    return BuildResult(release, outcome, path)
