@@ -44,6 +44,10 @@ class Session:
         else:
             human(self.console)
 
+    def note(self, text: str) -> None:
+        """A remark for the person at the terminal, never mixed into what scripts read on stdout."""
+        Console(file=sys.stderr, highlight=False, soft_wrap=True).print(text, markup=False, style="dim")
+
     def close(self) -> None:
         if self._project is not None:
             self._project.close()

@@ -29,7 +29,7 @@ def build(session: Session, version: str, source: Path, manifest_path: Path, all
     def human(console: Console) -> None:
         console.print(result.release.digest, markup=False)
         if result.outcome is BuildOutcome.SAME:
-            console.print(f"# {version} was already built with these exact bytes: nothing to do", markup=False, style="dim")
+            session.note(f"{version} was already built with these exact bytes: nothing to do")
 
     session.emit(result.as_data(), human)
 

@@ -21,7 +21,8 @@ def demo(ctx: click.Context, session: Session, workdir: Path) -> None:
     """Run the whole process end to end on a built-in sandbox."""
     console = Console(stderr=session.json_output, highlight=False)
     result = run_demo(workdir.resolve(), lambda line: console.print(f"[cyan]demo[/] {line}", soft_wrap=True))
-    console.print(f"\n[bold]the demo project is in {workdir}[/]: try  cd {workdir} && relpromote --identity .relpromote/demo-keys/alice.key releases", soft_wrap=True)
+    hint = f"cd {workdir} && relpromote --identity .relpromote/demo-keys/alice.key releases"
+    console.print(f"\n[bold]the demo project is in {workdir}[/]: try  {hint}", soft_wrap=True)
     session.config_option = str(result.project.config_path)
     ctx.invoke(status, env_name=None)
 

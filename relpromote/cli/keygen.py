@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -19,8 +20,6 @@ from relpromote.identity import generate_identity
 @pass_session
 def keygen(session: Session, name: str, out: Path) -> None:
     """Create a new ed25519 identity; print the public key line for the config's people list."""
-    import re
-
     if not re.match(NAME_PATTERN, name):
         raise BadInput(f"'{name}' is not a valid person name; use lower-case letters, digits, '-' and '_'")
     identity = generate_identity(out.expanduser())
@@ -28,7 +27,7 @@ def keygen(session: Session, name: str, out: Path) -> None:
 
     def human(console: Console) -> None:
         console.print(line, markup=False)
-        console.print(f"# private key written to {out} (0600); add the line above to people: and give it roles", markup=False, style="dim")
+        session.note(f"private key written to {out} (0600); add the line above to people: and give it roles")
 
     session.emit({"name": name, "key": identity.public_key, "keyfile": str(out), "people_line": line}, human)
 

@@ -54,8 +54,8 @@ def history(session: Session, env_name: str | None, version: str | None) -> None
 
     def human(console: Console) -> None:
         table = Table("#", "at", "what", "who", "version", "environment", box=None)
-        for row in rows:
-            table.add_row(str(row["seq"]), row["at"][:19], row["kind"], row["actor"], row["version"] or "-", row["environment"] or "-")
+        for e in entries:
+            table.add_row(str(e.seq), e.recorded_at[:19], e.kind, e.actor, e.payload.get("version") or "-", e.payload.get("environment") or "-")
         console.print(table)
 
     session.emit({"entries": rows}, human)

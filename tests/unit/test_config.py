@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from relpromote.config import parse_config
+from relpromote.errors import BadInput, ExitCode
+
+BASE = """\
+project: shop
+promotion_path: [qa, deployment, production]
+environments:
+  qa: {inventory: inventories/qa}
+  deployment: {inventory: inventories/deployment}
+  production: {inventory: inventories/production, protected: true}
+"""
+
+
+def problem(text: str) -> str:
+    with pytest.raises(BadInput) as caught:
+        parse_config(text, "relpromote.yml")
+    assert caught.value.code == ExitCode.BAD_INPUT
+    assert "\n" not in caught.value.message
+    return caught.value.message
+
+
+def test_valid_config_gives_the_path_and_defaults() -> None:
+    config = parse_config(BASE, "relpromote.yml")
+    assert config.promotion_path == ["qa", "deployment", "production"]
+    assert config.previous_environment("production") == "deployment"
+    assert config.previous_environment("qa") is None
+    assert config.deploy_for("qa").keep_releases == 5
+    assert config.environments["production"].protected
+
+
+def test_unknown_key_names_file_key_and_suggests_the_fix() -> None:
+    message = problem(BASE.replace("inventory: inventories/qa", "inventroy: inventories/qa"))
+    assert message == "relpromote.yml: environments.qa.inventroy: unknown key; did you mean 'inventory'?"
+
+
+def test_unknown_top_level_key_lists_allowed_keys() -> None:
+    assert "foo: unknown key; allowed keys here:" in problem(BASE + "foo: 1\n")
+
+
+def test_wrong_type() -> None:
+    message = problem(BASE + "deploy: {keep_releases: many}\n")
+    assert message.startswith("relpromote.yml: deploy.keep_releases:")
+    assert "integer" in message
+
+
+def test_environment_on_path_but_not_defined() -> None:
+    message = problem(BASE.replace("[qa, deployment, production]", "[qa, staging, production]"))
+    assert "promotion_path.1: 'staging' is not defined" in message
+
+
+def test_defined_environment_missing_from_path() -> None:
+    message = problem(BASE.replace("[qa, deployment, production]", "[qa, production]"))
+    assert "environment 'deployment' is defined but not on the path" in message
+
+
+def test_order_that_is_not_a_path() -> None:
+    message = problem(BASE.replace("[qa, deployment, production]", "[qa, deployment, production, qa]"))
+    assert "appears twice, so the order is not a path" in message
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    assert problem("project: shop\nenvironments: [\n").startswith("relpromote.yml: line 3, column 1: malformed YAML")
+
+
+def test_bad_public_key_line() -> None:
+    message = problem(BASE + "people: [{name: alice, key: ssh-rsa AAAA}]\n")
+    assert "people.0.key: not an ed25519 public key line" in message
+
+
+def test_people_share_a_key() -> None:
+    key = "ed25519:" + "A" * 43 + "="
+    message = problem(BASE + f"people: [{{name: a, key: '{key}'}}, {{name: b, key: '{key}'}}]\n")
+    assert "shared with another person" in message
+
+
+def test_unknown_environment_lookup() -> None:
+    config = parse_config(BASE, "relpromote.yml")
+    with pytest.raises(BadInput, match="unknown environment 'prod'"):
+        config.environment("prod")
