@@ -44,21 +44,16 @@ class LedgerConfig(_Strict):
         return value
 
 
-class DeployConfig(_Strict):
-    """How a release is laid out and checked on every host of an environment."""
+class RunsConfig(_Strict):
+    """ansible-runner's run folders under .relpromote/runs: how many to keep for inspection."""
 
-    base_dir: str = "/opt/app"
-    keep_releases: Annotated[int, Field(ge=2, le=100)] = 5
-    service_port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    restart_command: str = ""
-    health_path: str = "/health"
-    health_timeout: Annotated[int, Field(ge=1, le=3600)] = 30
+    keep: Annotated[int, Field(ge=1, le=10000)] = 20
 
 
 class EnvironmentConfig(_Strict):
     inventory: str
     protected: bool = False
-    deploy: DeployConfig | None = None
+    hosts: str = "app"  # the inventory group (or pattern) a release goes to
 
 
 class Person(_Strict):
@@ -82,7 +77,7 @@ class Config(_Strict):
     people: list[Person] = []
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
-    deploy: DeployConfig = DeployConfig()
+    runs: RunsConfig = RunsConfig()
     source: SourceConfig = SourceConfig()
 
     @model_validator(mode="after")
@@ -129,9 +124,6 @@ class Config(_Strict):
     def previous_environment(self, name: str) -> str | None:
         index = self.promotion_path.index(name)
         return self.promotion_path[index - 1] if index > 0 else None
-
-    def deploy_for(self, name: str) -> DeployConfig:
-        return self.environment(name).deploy or self.deploy
 
     def person_by_key(self, key: str) -> Person | None:
         return next((p for p in self.people if p.key == key), None)

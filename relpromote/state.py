@@ -57,8 +57,19 @@ def _release_built(state: ProjectState, entry: Entry) -> None:
     )
 
 
+def _promotion_finished(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    env = state.environments.get(p["environment"])
+    if env is None or p.get("check"):
+        return
+    env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
+    if p["result"] == "succeeded" and not p.get("limit"):
+        env.current, env.current_digest, env.since, env.by = p["version"], p["digest"], entry.recorded_at, entry.actor
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
+    events.PROMOTION_FINISHED: _promotion_finished,
 }
 
 

@@ -28,7 +28,7 @@ def test_valid_config_gives_the_path_and_defaults() -> None:
     assert config.promotion_path == ["qa", "deployment", "production"]
     assert config.previous_environment("production") == "deployment"
     assert config.previous_environment("qa") is None
-    assert config.deploy_for("qa").keep_releases == 5
+    assert config.environment("qa").hosts == "app"
     assert config.environments["production"].protected
 
 
@@ -42,8 +42,8 @@ def test_unknown_top_level_key_lists_allowed_keys() -> None:
 
 
 def test_wrong_type() -> None:
-    message = problem(BASE + "deploy: {keep_releases: many}\n")
-    assert message.startswith("relpromote.yml: deploy.keep_releases:")
+    message = problem(BASE + "runs: {keep: many}\n")
+    assert message.startswith("relpromote.yml: runs.keep:")
     assert "integer" in message
 
 

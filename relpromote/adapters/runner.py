@@ -1,0 +1,183 @@
+"""ansible-runner, behind a typed seam.
+
+Every run gets a fresh private data dir under the project's runs folder (ansible-runner lets a
+stale `env/` override what we pass), `suppress_env_files=True`, no secret in envvars or extravars,
+and the `artifacts/<id>/command` file — which holds the whole process environment — removed after
+the run. Run folders are kept for inspection up to a retention count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from relpromote.errors import BadInput
+
+EventHandler = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    playbook: Path
+    inventory: Path
+    project_dir: Path  # holds ansible.cfg; the run's working directory
+    runs_dir: Path
+    extravars: Mapping[str, Any] = field(default_factory=dict)  # never secrets: they land on a command line
+    envvars: Mapping[str, str] = field(default_factory=dict)  # never secrets: ansible-runner records them
+    limit: str | None = None
+    check: bool = False
+    vault_ids: tuple[str, ...] = ()
+    label: str = "run"
+    keep_runs: int = 20
+
+
+@dataclass(frozen=True)
+class HostResult:
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    message: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.failed and not self.unreachable
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "host": self.host, "ok": self.ok, "changed": self.changed, "failed": self.failed,
+            "unreachable": self.unreachable, "skipped": self.skipped, "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    ident: str
+    rc: int
+    status: str  # successful | failed | canceled | timeout
+    duration: float
+    hosts: dict[str, HostResult]
+    custom_stats: dict[str, Any]
+    private_data_dir: Path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.rc == 0 and self.status == "successful" and all(h.succeeded for h in self.hosts.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+
+def new_ident(label: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{label}"
+
+
+def run_playbook(
+    run: PlaybookRun,
+    on_event: EventHandler | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunResult:
+    if not run.playbook.is_file():
+        raise BadInput(f"{run.playbook}: no such playbook; restore it from `relpromote init` or check the project")
+    if not run.inventory.exists():
+        raise BadInput(f"{run.inventory}: no such inventory; create it or fix the environment's inventory in the config")
+    ident = new_ident(run.label)
+    private = run.runs_dir / ident
+    private.mkdir(parents=True)
+    os.chmod(private, 0o700)
+    cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
+    if run.check:
+        cmdline.append("--check")
+    envvars = {"ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", **run.envvars}
+    last_messages: dict[str, str] = {}
+
+    def handle(event: Mapping[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and data.get("host"):
+            result = data.get("res") or {}
+            last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
+        if on_event is not None:
+            on_event(event)
+        return True
+
+    started = time.monotonic()
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(run.project_dir),
+            playbook=str(run.playbook),
+            inventory=str(run.inventory),
+            extravars=dict(run.extravars),
+            envvars=envvars,
+            limit=run.limit,
+            cmdline=" ".join(cmdline) or None,
+            binary=_ansible_playbook(),
+            ident=ident,
+            quiet=True,
+            suppress_env_files=True,
+            suppress_output_file=False,
+            event_handler=handle,
+            cancel_callback=should_cancel,
+        )
+    finally:
+        _scrub(private)
+        _prune_runs(run.runs_dir, run.keep_runs)
+    duration = time.monotonic() - started
+    stats = runner.stats or {}
+    hosts: dict[str, HostResult] = {}
+    names = set().union(*(set(stats.get(key, {})) for key in ("ok", "changed", "failures", "dark", "skipped", "processed")))
+    for host in sorted(names | set(last_messages)):
+        hosts[host] = HostResult(
+            host=host,
+            ok=stats.get("ok", {}).get(host, 0),
+            changed=stats.get("changed", {}).get(host, 0),
+            failed=stats.get("failures", {}).get(host, 0),
+            unreachable=stats.get("dark", {}).get(host, 0),
+            skipped=stats.get("skipped", {}).get(host, 0),
+            rescued=stats.get("rescued", {}).get(host, 0),
+            message=last_messages.get(host, ""),
+        )
+    return RunResult(ident, int(runner.rc), str(runner.status), duration, hosts, _custom_stats(runner), private)
+
+
+def _ansible_playbook() -> str:
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise BadInput("ansible-playbook is not installed; install relpromote with its dependencies (pip install relpromote)")
+    return found
+
+
+def _custom_stats(runner: Any) -> dict[str, Any]:
+    for event in runner.events:
+        if event.get("event") == "playbook_on_stats":
+            return dict(event.get("event_data", {}).get("artifact_data") or {})
+    return {}
+
+
+def _scrub(private: Path) -> None:
+    """Remove what ansible-runner writes that may hold the environment."""
+    for command in private.glob("artifacts/*/command"):
+        command.unlink()
+    shutil.rmtree(private / "env", ignore_errors=True)
+
+
+def _prune_runs(runs_dir: Path, keep: int) -> None:
+    runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+    for old in runs[: max(0, len(runs) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""`relpromote promote VERSION --to ENV [--check] [--limit PATTERN] [--batch N|N%]`."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from relpromote.cli._common import Session, pass_session
+from relpromote.cli.progress import Progress
+from relpromote.promotion import PromotionOutcome
+from relpromote.usecases.promote import PromoteRequest, promote
+
+
+def render_hosts(console: Console, outcome: PromotionOutcome) -> None:
+    table = Table("host", "result", "changed", "before", "after", box=None)
+    for host in outcome.hosts:
+        result = "ok" if host.result.succeeded else ("unreachable" if host.result.unreachable else "failed")
+        table.add_row(host.host, result, str(host.result.changed), host.previous or "-", host.current or "-")
+    console.print(table)
+
+
+@click.command("promote")
+@click.argument("version")
+@click.option("--to", "environment", required=True, metavar="ENV", help="The environment to promote to.")
+@click.option("--check", is_flag=True, help="Dry run: Ansible check mode, nothing changes on the hosts.")
+@click.option("--limit", metavar="PATTERN", help="Only these hosts (Ansible limit pattern).")
+@click.option("--batch", metavar="N|N%", help="Roll out in batches of N hosts or N% of hosts.")
+@pass_session
+def promote_command(session: Session, version: str, environment: str, check: bool, limit: str | None, batch: str | None) -> None:
+    """Put VERSION live on every host of ENV."""
+    project = session.project
+    identity, actor = session.actor()
+    mode = " (check mode: nothing changes)" if check else ""
+    outcome = promote(
+        project, identity, actor, PromoteRequest(version, environment, check, limit, batch),
+        on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
+    )
+
+    def human(console: Console) -> None:
+        render_hosts(console, outcome)
+        verb = "would change" if check else "changed"
+        console.print(
+            f"{version} is live on {len(outcome.hosts)} host(s) of {environment}" if not check else f"check of {version} on {environment} passed",
+            f"in {outcome.duration:.1f}s; {outcome.changed} task(s) {verb}",
+        )
+
+    session.emit(outcome.as_data(), human)
+
+
+COMMANDS = [promote_command]
