@@ -1,0 +1,1 @@
+"""Test helpers shipped for users of relpromote (real sshd hosts for integration tests)."""
