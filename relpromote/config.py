@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from relpromote.errors import BadInput
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
 DEFAULT_CONFIG_NAME = "relpromote.yml"
 
 
@@ -50,10 +52,100 @@ class RunsConfig(_Strict):
     keep: Annotated[int, Field(ge=1, le=10000)] = 20
 
 
+Roles = list[Annotated[str, Field(pattern=NAME_PATTERN)]]
+
+
+class AllowConfig(_Strict):
+    """Which roles may act on one environment. Unset acts use the defaults in relpromote.policy."""
+
+    promote: Roles | None = None
+    accept: Roles | None = None
+    reject: Roles | None = None
+    approve: Roles | None = None
+    rollback: Roles | None = None
+    break_glass: Roles | None = None
+    lock_release: Roles | None = None
+    refresh: Roles | None = None
+
+
+class GlobalAllowConfig(_Strict):
+    build: Roles | None = None
+
+
+class ApprovalConfig(_Strict):
+    required: bool = True
+    max_validity: Annotated[str, Field(pattern=DURATION_PATTERN)] = "7d"
+    separation_of_duties: bool = True  # the approver is neither the builder nor the requester
+
+
+class FreezeWindow(_Strict):
+    """A period with no promotions: a date range (`start`..`end`, inclusive) or a cron-like
+    expression (`cron`: minute hour day-of-month month day-of-week, UTC) matching frozen minutes."""
+
+    reason: str
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FreezeWindow:
+        if self.cron is None and (self.start is None or self.end is None):
+            raise ValueError("give either start and end, or cron")
+        if self.cron is not None:
+            from relpromote.freeze import parse_cron
+
+            parse_cron(self.cron)
+        return self
+
+
+class SecretSource(_Strict):
+    """Where a secret is read at run time: a 0600 file owned by the user, or a command's stdout."""
+
+    file: str | None = None
+    command: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.command is None):
+            raise ValueError("give exactly one of file or command")
+        return self
+
+
+class VaultConfig(_Strict):
+    id: Annotated[str, Field(pattern=NAME_PATTERN)]
+    password: SecretSource
+
+
+class TestStep(_Strict):
+    """An automated test run right after a release goes live; its JUnit result becomes evidence."""
+
+    kind: Annotated[str, Field(pattern=NAME_PATTERN)]
+    playbook: str | None = None
+    command: str | None = None
+    timeout: Annotated[int, Field(ge=1, le=86400)] = 600
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TestStep:
+        if (self.playbook is None) == (self.command is None):
+            raise ValueError("give exactly one of playbook or command")
+        return self
+
+
 class EnvironmentConfig(_Strict):
     inventory: str
     protected: bool = False
     hosts: str = "app"  # the inventory group (or pattern) a release goes to
+    allow: AllowConfig = AllowConfig()
+    approval: ApprovalConfig | None = None  # protected environments require one unless `required: false`
+    evidence: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = []  # kinds of test evidence acceptance needs
+    tests: list[TestStep] = []
+    freeze: list[FreezeWindow] = []
+    vault: VaultConfig | None = None
+
+    def approval_policy(self) -> ApprovalConfig | None:
+        if self.approval is not None:
+            return self.approval if self.approval.required else None
+        return ApprovalConfig() if self.protected else None
 
 
 class Person(_Strict):
@@ -78,6 +170,7 @@ class Config(_Strict):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
     runs: RunsConfig = RunsConfig()
+    allow: GlobalAllowConfig = GlobalAllowConfig()
     source: SourceConfig = SourceConfig()
 
     @model_validator(mode="after")
@@ -193,6 +286,8 @@ def _first_problem(exc: ValidationError) -> str:
         return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed"
     if kind == "string_pattern_mismatch":
         return f"{key}: {error['input']!r} is not a valid name; use lower-case letters, digits, '-' and '_'"
+    if kind == "value_error":
+        return f"{key}: {error['msg'].removeprefix('Value error, ')}"
     return f"{key}: {error['msg'].rstrip('.')} (got {error.get('input')!r}); fix the value"
 
 

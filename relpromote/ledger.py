@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from relpromote.identity import Identity, verify_signature
+from relpromote.lock import Lock
 
 GENESIS_HASH = "0" * 64
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def canonical_json(value: Any) -> bytes:
@@ -136,3 +137,10 @@ class LedgerStore(Protocol):
     def entries(self, kinds: Sequence[str] | None = None) -> list[Entry]: ...
 
     def close(self) -> None: ...
+
+    # Environment locks live beside the ledger so every process sharing the ledger sees them.
+    def acquire(self, lock: Lock) -> Lock: ...
+
+    def release(self, environment: str, lock_id: str) -> bool: ...
+
+    def current(self, environment: str) -> Lock | None: ...

@@ -24,15 +24,52 @@ class EnvironmentState:
     since: str | None = None
     by: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # recorded by promotions' automated tests
 
     def as_data(self) -> dict[str, Any]:
         return {"environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by}
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    version: str
+    environment: str
+    actor: str
+    at: str
+    evidence: tuple[dict[str, Any], ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    version: str
+    environment: str
+    actor: str
+    at: str
+    changes: tuple[str, ...]  # empty: the whole release
+    reason: str
+
+
+@dataclass(frozen=True)
+class Approval:
+    version: str
+    digest: str
+    environment: str
+    ticket: str
+    approver: str
+    at: str
+    expires_at: str
 
 
 @dataclass
 class ProjectState:
     releases: dict[str, Release]
     environments: dict[str, EnvironmentState]
+    promoted: set[tuple[str, str]] = field(default_factory=set)  # (version, environment) that went live
+    accepted: dict[tuple[str, str], Acceptance] = field(default_factory=dict)
+    rejections: dict[str, list[Rejection]] = field(default_factory=dict)
+    approvals: list[Approval] = field(default_factory=list)
+    failed_verification: dict[str, str] = field(default_factory=dict)  # version -> why it was rolled back
 
     def release(self, version: str) -> Release:
         if version not in self.releases:
@@ -65,11 +102,37 @@ def _promotion_finished(state: ProjectState, entry: Entry) -> None:
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
     if p["result"] == "succeeded" and not p.get("limit"):
         env.current, env.current_digest, env.since, env.by = p["version"], p["digest"], entry.recorded_at, entry.actor
+        state.promoted.add((p["version"], p["environment"]))
+    env.evidence.extend({**e, "version": p["version"]} for e in p.get("evidence", []))
+
+
+def _accepted(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    state.accepted[(p["version"], p["environment"])] = Acceptance(
+        p["version"], p["environment"], entry.actor, entry.recorded_at, tuple(p.get("evidence", [])), p.get("note", "")
+    )
+
+
+def _rejected(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    state.rejections.setdefault(p["version"], []).append(
+        Rejection(p["version"], p["environment"], entry.actor, entry.recorded_at, tuple(p.get("changes", [])), p["reason"])
+    )
+
+
+def _approved(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    state.approvals.append(
+        Approval(p["version"], p["digest"], p["environment"], p["ticket"], entry.actor, entry.recorded_at, p["expires_at"])
+    )
 
 
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
+    events.VERDICT_ACCEPTED: _accepted,
+    events.VERDICT_REJECTED: _rejected,
+    events.APPROVAL_GRANTED: _approved,
 }
 
 

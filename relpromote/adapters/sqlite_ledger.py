@@ -16,6 +16,7 @@ from typing import Any
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
 from relpromote.ledger import SCHEMA_VERSION, Entry, seal, utc_now
+from relpromote.lock import Lock
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -36,8 +37,20 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
         BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
     """,
+    2: """
+    CREATE TABLE locks (
+        environment TEXT PRIMARY KEY,
+        lock_id     TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        purpose     TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        hostname    TEXT NOT NULL
+    );
+    """,
 }
 
+_LOCK_COLUMNS = "environment, lock_id, holder, purpose, since, pid, hostname"
 _COLUMNS = "seq, recorded_at, kind, actor, public_key, payload, prev_hash, hash, signature"
 
 
@@ -107,6 +120,33 @@ class SqliteLedger:
         else:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
         return [_entry(row) for row in rows]
+
+    # ---- environment locks (not part of the chain: the ledger records their manual release) ----
+    def acquire(self, lock: Lock) -> Lock:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE environment = ?", (lock.environment,)).fetchone()
+            if row is not None:
+                self._db.execute("ROLLBACK")
+                return Lock(*row)
+            self._db.execute(
+                f"INSERT INTO locks ({_LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (lock.environment, lock.lock_id, lock.holder, lock.purpose, lock.since, lock.pid, lock.hostname),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return lock
+
+    def release(self, environment: str, lock_id: str) -> bool:
+        cursor = self._db.execute("DELETE FROM locks WHERE environment = ? AND lock_id = ?", (environment, lock_id))
+        return cursor.rowcount == 1
+
+    def current(self, environment: str) -> Lock | None:
+        row = self._db.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE environment = ?", (environment,)).fetchone()
+        return Lock(*row) if row else None
 
     def close(self) -> None:
         self._db.close()

@@ -8,8 +8,16 @@ from rich.table import Table
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.progress import Progress
+from relpromote.policy import Verdict
 from relpromote.promotion import PromotionOutcome
 from relpromote.usecases.promote import PromoteRequest, promote
+
+
+def render_gates(console: Console, verdict: Verdict) -> None:
+    for gate in verdict.gates:
+        mark = "[green]pass[/]" if gate.passed else "[red]FAIL[/]"
+        console.print(f"  {mark}  {gate.rule:<22} ", end="")
+        console.print(gate.reason, markup=False)
 
 
 def render_hosts(console: Console, outcome: PromotionOutcome) -> None:
@@ -26,15 +34,24 @@ def render_hosts(console: Console, outcome: PromotionOutcome) -> None:
 @click.option("--check", is_flag=True, help="Dry run: Ansible check mode, nothing changes on the hosts.")
 @click.option("--limit", metavar="PATTERN", help="Only these hosts (Ansible limit pattern).")
 @click.option("--batch", metavar="N|N%", help="Roll out in batches of N hosts or N% of hosts.")
+@click.option("--break-glass", "break_glass", metavar="REASON", help="Promote during a freeze window (allowed roles only; flagged in the ledger).")
 @pass_session
-def promote_command(session: Session, version: str, environment: str, check: bool, limit: str | None, batch: str | None) -> None:
+def promote_command(
+    session: Session, version: str, environment: str, check: bool, limit: str | None, batch: str | None, break_glass: str | None
+) -> None:
     """Put VERSION live on every host of ENV."""
     project = session.project
     identity, actor = session.actor()
     mode = " (check mode: nothing changes)" if check else ""
+
+    def show_plan(verdict: Verdict) -> None:
+        if check:
+            render_gates(session.console if not session.json_output else Console(stderr=True), verdict)
+
     outcome = promote(
-        project, identity, actor, PromoteRequest(version, environment, check, limit, batch),
+        project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
         on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
+        on_plan=show_plan,
     )
 
     def human(console: Console) -> None:

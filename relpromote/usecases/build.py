@@ -13,6 +13,7 @@ from relpromote.config import Person
 from relpromote.errors import BadInput, Refused
 from relpromote.identity import Identity
 from relpromote.manifest import Manifest, parse_manifest
+from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.release import BuildOutcome, Release, decide_build
 
@@ -52,6 +53,7 @@ def build_release(
     tag: bool | None = None,
     extra_source: dict[str, Any] | None = None,
 ) -> BuildResult:
+    require_role(project.config, actor, "build")
     if not source.is_dir():
         raise BadInput(f"{source}: source is not a directory; pass --source DIR with the application to package")
     allow_dirty = project.config.source.allow_dirty if allow_dirty is None else allow_dirty

@@ -1,22 +1,28 @@
-"""Promote a release to an environment: check the artifact and the project, run the playbook, record."""
+"""Promote a release to an environment: gates, lock, artifact check, the playbook, automated tests, record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
 from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
+from relpromote.adapters.vault import vault_access
 from relpromote.artifact import read_artifact
 from relpromote.config import Person
-from relpromote.errors import BadInput, Refused, RunFailed
+from relpromote.errors import BadInput, RunFailed
 from relpromote.identity import Identity
+from relpromote.ledger import utc_now
+from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
 from relpromote.promotion import PromotionOutcome, host_outcomes
+from relpromote.usecases.autotest import run_test_steps
+from relpromote.usecases.locking import environment_lock
 
 PROMOTE_PLAYBOOK = "playbooks/promote.yml"
-# The paths a promotion applies: what must be committed for a protected environment.
+# The paths a promotion applies besides the inventory: what must be committed for a protected environment.
 APPLIED_PATHS = ("playbooks", "roles", "ansible.cfg")
 
 
@@ -27,6 +33,7 @@ class PromoteRequest:
     check: bool = False
     limit: str | None = None
     batch: str | None = None
+    break_glass: str | None = None
 
 
 def project_revision(project: Project, environment: str) -> tuple[str | None, list[str]]:
@@ -48,27 +55,38 @@ def validate_batch(batch: str | None) -> str | None:
     return text
 
 
+def plan_promotion(project: Project, actor: Person, request: PromoteRequest) -> Verdict:
+    """Every gate the promotion must pass, evaluated now, without touching anything."""
+    state = project.state()
+    release = state.release(request.version)
+    env = project.config.environment(request.environment)
+    verdict = promotion_verdict(project.config, state, release, request.environment, actor, utc_now(), request.break_glass)
+    commit, dirty = project_revision(project, request.environment)
+    return Verdict((*verdict.gates, committed_gate(request.environment, env.protected, commit, dirty)))
+
+
 def promote(
     project: Project,
     identity: Identity,
     actor: Person,
     request: PromoteRequest,
     on_event: EventHandler | None = None,
+    on_plan: Callable[[Verdict], None] | None = None,
 ) -> PromotionOutcome:
     env = project.config.environment(request.environment)
     batch = validate_batch(request.batch)
+    verdict = plan_promotion(project, actor, request)
+    if on_plan is not None:
+        on_plan(verdict)
+    verdict.enforce(f"promotion of {request.version} to {request.environment}")
     state = project.state()
     release = state.release(request.version)
-    commit, dirty = project_revision(project, request.environment)
-    if env.protected and dirty:
-        raise Refused(
-            f"{request.environment} is protected and the project has uncommitted changes in {', '.join(dirty[:3])}; "
-            "commit them so what is applied can be reproduced"
-        )
     artifact = project.store.verified_path(release.digest)
     contents = read_artifact(artifact)
     if contents.manifest.version != release.version:
         raise BadInput(f"artifact {release.digest[:12]} holds version {contents.manifest.version}, not {release.version}; restore the store")
+    approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now())
+    commit, dirty = project_revision(project, request.environment)
 
     extravars: dict[str, Any] = {
         "relpromote_environment": request.environment,
@@ -79,41 +97,63 @@ def promote(
     }
     if batch:
         extravars["relpromote_batch"] = batch
-    run = run_playbook(
-        PlaybookRun(
-            playbook=project.root / PROMOTE_PLAYBOOK,
-            inventory=project.resolve(env.inventory),
-            project_dir=project.root,
-            runs_dir=project.root / ".relpromote" / "runs",
-            extravars=extravars,
-            limit=request.limit,
-            check=request.check,
-            label=f"promote-{request.environment}",
-            keep_runs=project.config.runs.keep,
-        ),
-        on_event=on_event,
-    )
-    if not run.hosts:
-        raise BadInput(
-            f"no hosts matched '{env.hosts}'{f' limited to {request.limit!r}' if request.limit else ''} "
-            f"in {env.inventory}; check the inventory or --limit"
+    purpose = f"{'check of ' if request.check else ''}promotion of {release.version}"
+    with environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+        run = run_playbook(
+            PlaybookRun(
+                playbook=project.root / PROMOTE_PLAYBOOK,
+                inventory=project.resolve(env.inventory),
+                project_dir=project.root,
+                runs_dir=project.root / ".relpromote" / "runs",
+                extravars=extravars,
+                envvars=access.envvars,
+                vault_ids=access.vault_ids,
+                limit=request.limit,
+                check=request.check,
+                label=f"promote-{request.environment}",
+                keep_runs=project.config.runs.keep,
+            ),
+            on_event=on_event,
         )
-    outcome = PromotionOutcome(
-        version=release.version,
-        digest=release.digest,
-        environment=request.environment,
-        check=request.check,
-        succeeded=run.succeeded,
-        duration=run.duration,
-        hosts=host_outcomes(run, "release_deploy"),
-        run_id=run.ident,
-        project_commit=commit,
-        project_dirty=bool(dirty),
-        extra={"requested_by": actor.name, "limit": request.limit, "batch": batch},
-    )
-    if not request.check:
-        project.ledger.append(events.PROMOTION_FINISHED, actor.name, identity, outcome.as_data())
+        if not run.hosts:
+            raise BadInput(
+                f"no hosts matched '{env.hosts}'{f' limited to {request.limit!r}' if request.limit else ''} "
+                f"in {env.inventory}; check the inventory or --limit"
+            )
+        evidence = run_test_steps(project, request.environment, release, access, on_event) if run.succeeded and not request.check else []
+        tests_failed = [e for e in evidence if e["failed"] or e["errors"]]
+        outcome = PromotionOutcome(
+            version=release.version,
+            digest=release.digest,
+            environment=request.environment,
+            check=request.check,
+            succeeded=run.succeeded and not tests_failed,
+            duration=run.duration,
+            hosts=host_outcomes(run, "release_deploy"),
+            run_id=run.ident,
+            project_commit=commit,
+            project_dirty=bool(dirty),
+            extra={
+                "requested_by": actor.name,
+                "limit": request.limit,
+                "batch": batch,
+                "gates": verdict.as_data(),
+                "approval": {"ticket": approval.ticket, "approver": approval.approver} if approval else None,
+                "break_glass": request.break_glass,
+                "evidence": evidence,
+                "lock_id": lock.lock_id,
+            },
+        )
+        if not request.check:
+            project.ledger.append(events.PROMOTION_FINISHED, actor.name, identity, outcome.as_data())
     if not outcome.succeeded:
+        if tests_failed:
+            bad = tests_failed[0]
+            raise RunFailed(
+                f"{release.version} went live in {request.environment} but its {bad['kind']} tests failed "
+                f"({bad['failed'] + bad['errors']} of {bad['tests']})",
+                detail=outcome.as_data(),
+            )
         failed = [h.host for h in outcome.hosts if not h.result.succeeded]
         raise RunFailed(
             f"promotion of {release.version} to {request.environment} failed on {', '.join(failed) or 'the run'}: "
@@ -121,5 +161,3 @@ def promote(
             detail=outcome.as_data(),
         )
     return outcome
-
-

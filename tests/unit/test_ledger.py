@@ -81,7 +81,7 @@ def test_sqlite_ledger_appends_and_is_append_only(tmp_path: Path) -> None:
         db.execute("UPDATE entries SET actor = 'mallory' WHERE seq = 2")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM entries WHERE seq = 3")
-    assert db.execute("SELECT version FROM schema_version").fetchone() == (1,)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (2,)
 
 
 def test_reopening_keeps_the_chain(tmp_path: Path) -> None:

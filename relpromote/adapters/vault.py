@@ -1,0 +1,46 @@
+"""Hand an environment's vault password to Ansible through a vault client executable.
+
+relpromote never reads the password itself: it writes a small client script (no secret in it) into
+a private temporary folder and passes `--vault-id ID@CLIENT`; the client reads the configured
+source when Ansible asks. Call only after the identity and the gates were checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from relpromote.adapters.secrets import check_source
+from relpromote.config import VaultConfig
+
+CLIENT_NAME = "relpromote-vault-client"  # Ansible treats an executable named *-client as a vault-id client
+
+
+@dataclass(frozen=True)
+class VaultAccess:
+    vault_ids: tuple[str, ...]
+    envvars: dict[str, str]
+
+
+@contextmanager
+def vault_access(vault: VaultConfig | None) -> Iterator[VaultAccess]:
+    if vault is None:
+        yield VaultAccess((), {})
+        return
+    check_source(vault.password, f"vault {vault.id}")
+    folder = Path(tempfile.mkdtemp(prefix="relpromote-vault-"))
+    try:
+        client = folder / CLIENT_NAME
+        client.write_text(f"#!/bin/sh\nexec {sys.executable} -m relpromote.vault_client \"$@\"\n")
+        os.chmod(client, 0o700)
+        spec = json.dumps({vault.id: vault.password.model_dump(exclude_none=True)})
+        yield VaultAccess((f"{vault.id}@{client}",), {"RELPROMOTE_VAULT_SOURCE": spec, "ANSIBLE_SSH_AGENT": "auto"})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

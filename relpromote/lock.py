@@ -1,0 +1,40 @@
+"""Environment locks: one run per environment at a time, never silently expiring while their run lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from relpromote.errors import Busy
+
+
+@dataclass(frozen=True)
+class Lock:
+    environment: str
+    lock_id: str
+    holder: str
+    purpose: str
+    since: str
+    pid: int
+    hostname: str
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment, "lock_id": self.lock_id, "holder": self.holder, "purpose": self.purpose,
+            "since": self.since, "pid": self.pid, "hostname": self.hostname,
+        }
+
+    def busy(self) -> Busy:
+        return Busy(
+            f"{self.environment} is locked by {self.holder} ({self.purpose}) since {self.since[:19]}Z, lock id {self.lock_id}, "
+            f"pid {self.pid} on {self.hostname}; wait for it, or if that run crashed: relpromote lock release {self.environment} --lock-id {self.lock_id}",
+            detail={"lock": self.as_data()},
+        )
+
+
+class LockStore(Protocol):
+    def acquire(self, lock: Lock) -> Lock: ...  # returns the holder's lock if taken (compare lock_id)
+
+    def release(self, environment: str, lock_id: str) -> bool: ...
+
+    def current(self, environment: str) -> Lock | None: ...

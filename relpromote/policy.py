@@ -1,0 +1,253 @@
+"""The gates of change management: pure functions from facts to a verdict with reasons.
+
+Nothing here reads a file, a clock or a database; callers pass the config, the ledger's state,
+the acting person and the time. Each gate names its rule, so a refusal can say which rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from relpromote.config import Config, Person
+from relpromote.errors import Refused
+from relpromote.freeze import active_freeze
+from relpromote.ledger import parse_time
+from relpromote.release import Release
+from relpromote.state import Approval, ProjectState
+
+Act = Literal["build", "promote", "accept", "reject", "approve", "rollback", "break_glass", "lock_release", "refresh"]
+
+DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
+    "build": ("release_manager",),
+    "promote": ("operator", "release_manager"),
+    "promote_protected": ("release_manager",),
+    "accept": ("qa",),
+    "reject": ("qa", "change_manager"),
+    "approve": ("change_manager",),
+    "rollback": ("release_manager",),
+    "break_glass": ("release_manager",),
+    "lock_release": ("release_manager", "operator"),
+    "refresh": ("data_refresher",),
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    rule: str
+    passed: bool
+    reason: str
+
+    def as_data(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    gates: tuple[Gate, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def first_failure(self) -> Gate | None:
+        return next((g for g in self.gates if not g.passed), None)
+
+    def enforce(self, what: str) -> None:
+        failed = self.first_failure()
+        if failed is not None:
+            raise Refused(f"{what} refused by rule '{failed.rule}': {failed.reason}", detail={"gates": [g.as_data() for g in self.gates]})
+
+    def as_data(self) -> list[dict[str, Any]]:
+        return [g.as_data() for g in self.gates]
+
+
+def allowed_roles(config: Config, act: Act, environment: str | None) -> tuple[str, ...]:
+    if act == "build":
+        configured = config.allow.build
+        return tuple(configured) if configured is not None else DEFAULT_ROLES["build"]
+    assert environment is not None
+    env = config.environment(environment)
+    configured = getattr(env.allow, act)
+    if configured is not None:
+        return tuple(configured)
+    if act == "promote" and env.protected:
+        return DEFAULT_ROLES["promote_protected"]
+    return DEFAULT_ROLES[act]
+
+
+def role_gate(config: Config, person: Person, act: Act, environment: str | None = None) -> Gate:
+    roles = allowed_roles(config, act, environment)
+    where = f" in {environment}" if environment else ""
+    held = [r for r in person.roles if r in roles]
+    if held:
+        return Gate("role", True, f"{person.name} holds {held[0]}, which may {act.replace('_', ' ')}{where}")
+    held_text = ", ".join(person.roles) or "no roles"
+    return Gate("role", False, f"{person.name} ({held_text}) may not {act.replace('_', ' ')}{where}; allowed roles: {', '.join(roles)}")
+
+
+def require_role(config: Config, person: Person, act: Act, environment: str | None = None) -> None:
+    Verdict((role_gate(config, person, act, environment),)).enforce(act.replace("_", " "))
+
+
+def _not_rejected(state: ProjectState, release: Release) -> Gate:
+    rejections = state.rejections.get(release.version, [])
+    if rejections:
+        last = rejections[-1]
+        what = f"changes {', '.join(last.changes)}" if last.changes else "the release"
+        reason = f"{release.version} was rejected in {last.environment} by {last.actor} ({what}: {last.reason})"
+        return Gate("not-rejected", False, f"{reason}; build a new version (relpromote revise)")
+    if release.version in state.failed_verification:
+        why = state.failed_verification[release.version]
+        return Gate("not-rejected", False, f"{release.version} failed verification and was rolled back ({why}); build a new version")
+    return Gate("not-rejected", True, f"{release.version} has no rejection")
+
+
+def _order(config: Config, state: ProjectState, release: Release, environment: str) -> Gate:
+    previous = config.previous_environment(environment)
+    if previous is None:
+        return Gate("order", True, f"{environment} is the first environment")
+    if (release.version, previous) not in state.promoted:
+        return Gate("order", False, f"{release.version} was never promoted to {previous}; promote it to {previous} and accept it there first")
+    if (release.version, previous) not in state.accepted:
+        return Gate("order", False, f"{release.version} was not accepted in {previous}; record `relpromote accept {release.version} --env {previous}` first")
+    return Gate("order", True, f"{release.version} was promoted to and accepted in {previous}")
+
+
+def valid_approval(
+    config: Config, state: ProjectState, release: Release, environment: str, requester: Person, now: datetime
+) -> tuple[Approval | None, str]:
+    """The approval that lets `requester` promote `release` now, or why none does."""
+    policy = config.environment(environment).approval_policy()
+    why = "no approval recorded for these bytes"
+    for approval in reversed(state.approvals):
+        if approval.environment != environment or approval.version != release.version:
+            continue
+        if approval.digest != release.digest:
+            why = f"approval {approval.ticket} is for other bytes ({approval.digest[:12]})"
+            continue
+        if parse_time(approval.expires_at) <= now:
+            why = f"approval {approval.ticket} expired at {approval.expires_at[:16]}"
+            continue
+        approver = next((p for p in config.people if p.name == approval.approver), None)
+        if approver is None or not role_gate(config, approver, "approve", environment).passed:
+            why = f"approval {approval.ticket} was given by {approval.approver}, who may no longer approve"
+            continue
+        if policy is not None and policy.separation_of_duties:
+            if approval.approver == release.built_by:
+                why = f"approval {approval.ticket} was given by the release's builder {approval.approver}"
+                continue
+            if approval.approver == requester.name:
+                why = f"approval {approval.ticket} was given by {requester.name}, who requests this promotion"
+                continue
+        return approval, f"approved by {approval.approver} under {approval.ticket} until {approval.expires_at[:16]}"
+    return None, why
+
+
+def promotion_verdict(
+    config: Config,
+    state: ProjectState,
+    release: Release,
+    environment: str,
+    requester: Person,
+    now: datetime,
+    break_glass: str | None = None,
+) -> Verdict:
+    env = config.environment(environment)
+    gates = [role_gate(config, requester, "promote", environment), _not_rejected(state, release), _order(config, state, release, environment)]
+    if env.approval_policy() is not None:
+        approval, reason = valid_approval(config, state, release, environment, requester, now)
+        gates.append(Gate("approval", approval is not None, reason if approval else f"{environment} needs a valid approval: {reason}"))
+    window = active_freeze(env.freeze, now)
+    if window is None:
+        gates.append(Gate("freeze", True, f"{environment} is not frozen"))
+    elif break_glass:
+        glass = role_gate(config, requester, "break_glass", environment)
+        why = f"break-glass by {requester.name}: {break_glass}" if glass.passed else glass.reason
+        gates.append(Gate("freeze", glass.passed, f"frozen ({window.reason}); {why}"))
+    else:
+        gates.append(Gate("freeze", False, f"{environment} is frozen ({window.reason}); wait, or break glass with --break-glass REASON"))
+    return Verdict(tuple(gates))
+
+
+def acceptance_verdict(
+    config: Config, state: ProjectState, release: Release, environment: str, actor: Person, evidence: Sequence[dict[str, Any]]
+) -> Verdict:
+    env = config.environment(environment)
+    gates = [role_gate(config, actor, "accept", environment), _not_rejected(state, release)]
+    live = state.environments[environment].current == release.version
+    where = "is live" if live else "is not live"
+    gates.append(Gate("live", live, f"{release.version} {where} in {environment}" + ("" if live else "; promote it there first")))
+    failing = [e for e in evidence if e["failed"] or e["errors"]]
+    if failing:
+        bad = failing[0]
+        why = f"evidence {bad['kind']} ({bad['file']}) has {bad['failed']} failed and {bad['errors']} errored tests"
+        gates.append(Gate("evidence-passes", False, why))
+    else:
+        gates.append(Gate("evidence-passes", True, "all evidence passes"))
+    have = {e["kind"] for e in evidence} | {e["kind"] for e in automatic_evidence(state, release.version, environment)}
+    missing = [kind for kind in env.evidence if kind not in have]
+    if missing:
+        why = f"{environment} requires evidence of kind {', '.join(missing)}; pass --evidence {missing[0]}=FILE.xml"
+        gates.append(Gate("evidence-complete", False, why))
+    else:
+        gates.append(Gate("evidence-complete", True, f"evidence {', '.join(sorted(have)) or 'none'} covers what {environment} requires"))
+    return Verdict(tuple(gates))
+
+
+def automatic_evidence(state: ProjectState, version: str, environment: str) -> list[dict[str, Any]]:
+    """Evidence the promotion's own test steps recorded (smoke tests, system tests)."""
+    return [e for e in state.environments[environment].evidence if e.get("version") == version]
+
+
+def rejection_verdict(config: Config, state: ProjectState, release: Release, environment: str, actor: Person, changes: Sequence[str]) -> Verdict:
+    gates = [role_gate(config, actor, "reject", environment)]
+    known = {c["id"] for c in release.changes}
+    unknown = [c for c in changes if c not in known]
+    if unknown:
+        gates.append(Gate("changes-exist", False, f"{release.version} has no change {unknown[0]}; its changes: {', '.join(sorted(known))}"))
+    tried = (release.version, environment) in state.promoted
+    if not tried:
+        gates.append(Gate("was-tested", False, f"{release.version} was never promoted to {environment}, so it cannot be judged there"))
+    return Verdict(tuple(gates))
+
+
+def approval_verdict(
+    config: Config, state: ProjectState, release: Release, environment: str, actor: Person, validity: timedelta
+) -> Verdict:
+    env = config.environment(environment)
+    policy = env.approval_policy() or ApprovalPolicyDefault
+    gates = [role_gate(config, actor, "approve", environment), _not_rejected(state, release)]
+    if policy.separation_of_duties:
+        own = actor.name == release.built_by
+        why = f"{actor.name} built {release.version} and may not approve it; another change manager must"
+        gates.append(Gate("separation-of-duties", not own, why if own else f"{actor.name} did not build {release.version}"))
+    limit = parse_duration(policy.max_validity)
+    fits = validity <= limit
+    gates.append(Gate("validity", fits, f"valid for {validity}" if fits else f"an approval may last at most {policy.max_validity}; shorten --expires"))
+    gates.append(_order(config, state, release, environment))
+    return Verdict(tuple(gates))
+
+
+def parse_duration(text: str) -> timedelta:
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in units or int(number) < 1:
+        raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
+    return timedelta(**{units[unit]: int(number)})
+
+
+class ApprovalPolicyDefault:
+    separation_of_duties = True
+    max_validity = "7d"
+
+
+def committed_gate(environment: str, protected: bool, commit: str | None, dirty: Sequence[str]) -> Gate:
+    """A protected environment is only changed from committed playbooks, roles and inventory."""
+    if not dirty:
+        return Gate("committed", True, f"project at commit {commit[:12] if commit else '?'} with no uncommitted changes")
+    if not protected:
+        return Gate("committed", True, f"uncommitted changes in {', '.join(dirty[:3])} (recorded; {environment} is not protected)")
+    return Gate("committed", False, f"{environment} is protected and the project has uncommitted changes in {', '.join(dirty[:3])}; commit them")
