@@ -101,11 +101,22 @@ def run_playbook(
     cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
     if run.check:
         cmdline.append("--check")
-    envvars = {"ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", **run.envvars}
+    envvars = {
+        "ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        # ansible-runner finds ansible-playbook through PATH: the one installed beside us comes first.
+        "PATH": f"{_ansible_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+        **run.envvars,
+    }
     last_messages: dict[str, str] = {}
+    per_host_stats: dict[str, dict[str, Any]] = {}
 
     def handle(event: Mapping[str, Any]) -> bool:
         data = event.get("event_data") or {}
+        published = (data.get("res") or {}).get("ansible_stats") if event.get("event") == "runner_on_ok" else None
+        if published and published.get("per_host") and data.get("host"):
+            # ansible-runner's stats event carries only global set_stats data; per-host data is read here.
+            per_host_stats.setdefault(data["host"], {}).update(published.get("data") or {})
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and data.get("host"):
             result = data.get("res") or {}
             last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
@@ -124,7 +135,6 @@ def run_playbook(
             envvars=envvars,
             limit=run.limit,
             cmdline=" ".join(cmdline) or None,
-            binary=_ansible_playbook(),
             ident=ident,
             quiet=True,
             suppress_env_files=True,
@@ -150,17 +160,21 @@ def run_playbook(
             rescued=stats.get("rescued", {}).get(host, 0),
             message=last_messages.get(host, ""),
         )
-    return RunResult(ident, int(runner.rc), str(runner.status), duration, hosts, _custom_stats(runner), private)
+    custom = _custom_stats(runner)
+    for host, published in per_host_stats.items():
+        for key, value in published.items():
+            custom.setdefault(key, {})[host] = value
+    return RunResult(ident, int(runner.rc), str(runner.status), duration, hosts, custom, private)
 
 
-def _ansible_playbook() -> str:
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    if beside.exists():
+def _ansible_bin_dir() -> str:
+    beside = Path(sys.executable).parent
+    if (beside / "ansible-playbook").exists():
         return str(beside)
     found = shutil.which("ansible-playbook")
     if found is None:
         raise BadInput("ansible-playbook is not installed; install relpromote with its dependencies (pip install relpromote)")
-    return found
+    return str(Path(found).parent)
 
 
 def _custom_stats(runner: Any) -> dict[str, Any]:
