@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.status import status
@@ -20,8 +21,8 @@ from relpromote.usecases.demo import run_demo
 def demo(ctx: click.Context, session: Session, workdir: Path) -> None:
     """Run the whole process end to end on a built-in sandbox."""
     console = Console(stderr=session.json_output, highlight=False)
-    result = run_demo(workdir.resolve(), lambda line: console.print(f"[cyan]demo[/] {line}", soft_wrap=True))
-    hint = f"cd {workdir} && relpromote --identity .relpromote/demo-keys/alice.key releases"
+    result = run_demo(workdir.resolve(), lambda line: console.print("[cyan]demo[/] " + escape(line), soft_wrap=True))
+    hint = f"cd {workdir} && relpromote history  (or: releases, show 1.1.0, audit verify)"
     console.print(f"\n[bold]the demo project is in {workdir}[/]: try  {hint}", soft_wrap=True)
     session.config_option = str(result.project.config_path)
     ctx.invoke(status, env_name=None)

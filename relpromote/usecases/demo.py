@@ -1,32 +1,44 @@
 """`relpromote demo`: the whole process, end to end, on a built-in sandbox.
 
-Leaves the work directory a promotion project that every other command can inspect.
+The sandbox: six simulated hosts (two per environment), each a folder under DIR/hosts/ reached
+with Ansible's local connection, each running the example app on its own loopback address. The
+work directory is left a promotion project that every other command can inspect.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from relpromote.errors import BadInput
+from relpromote.config import Person
+from relpromote.errors import BadInput, Refused
+from relpromote.evidence import junit_report
 from relpromote.identity import Identity, generate_identity
 from relpromote.project import Project
 from relpromote.resources import TEMPLATES, bundled
+from relpromote.usecases import verdicts
 from relpromote.usecases.build import build_release, read_manifest
 from relpromote.usecases.init import init_project
+from relpromote.usecases.promote import PromoteRequest, promote
 
 MARKER = ".relpromote-demo"
 PEOPLE = {
-    "alice": ["release_manager"],
+    "alice": ["release_manager", "change_manager"],  # a small team: she wears both hats
     "oscar": ["operator"],
     "quinn": ["qa"],
     "carol": ["change_manager"],
 }
+HOSTS = {"qa": ("qa-app-1", "qa-app-2"), "deployment": ("deploy-app-1", "deploy-app-2"), "production": ("prod-app-1", "prod-app-2")}
+ADDRESS_BASE = "127.0.79"  # loopback addresses of the simulated hosts; tests use 127.0.77.x
+DEMO_PORT = 8080
 
 Say = Callable[[str], None]
 
@@ -38,15 +50,32 @@ class DemoProject:
     identities: dict[str, Identity] = field(default_factory=dict)
     app_source: Path = Path()
 
-    def as_(self, name: str) -> tuple[Identity, object]:
+    def who(self, name: str) -> tuple[Identity, Person]:
         identity = self.identities[name]
         return identity, self.project.actor(identity)
+
+
+def host_addresses() -> dict[str, str]:
+    names = [name for hosts in HOSTS.values() for name in hosts]
+    return {name: f"{ADDRESS_BASE}.{index + 11}" for index, name in enumerate(names)}
+
+
+def stop_demo_apps(workdir: Path) -> None:
+    """Stop the example apps a previous demo left running in `workdir`'s simulated hosts."""
+    for pid_file in workdir.glob("hosts/*/opt/shop/run/app.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+            if str(workdir) in Path(f"/proc/{pid}/cmdline").read_text():
+                os.kill(pid, signal.SIGTERM)
+        except (ValueError, OSError):
+            continue
 
 
 def prepare_workdir(workdir: Path) -> None:
     if workdir.exists() and any(workdir.iterdir()):
         if not (workdir / MARKER).exists():
             raise BadInput(f"{workdir}: exists and is not a relpromote demo; pass --workdir with a new or empty directory")
+        stop_demo_apps(workdir)
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -58,30 +87,56 @@ def _git(directory: Path, *args: str) -> None:
     )
 
 
+def _demo_config(identities: dict[str, Identity]) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load((TEMPLATES / "relpromote.yml").read_text())
+    config["project"] = "shop"
+    config["environments"]["qa"].update(evidence=["unit"], tests=[{"kind": "smoke", "playbook": "playbooks/smoke_test.yml"}])
+    config["environments"]["deployment"].update(evidence=["system"], tests=[{"kind": "system", "playbook": "playbooks/system_test.yml"}])
+    config["people"] = [{"name": n, "key": identities[n].public_key, "roles": roles} for n, roles in PEOPLE.items()]
+    return config
+
+
+def _write_sandbox_inventories(workdir: Path) -> None:
+    addresses = host_addresses()
+    for environment, names in HOSTS.items():
+        folder = workdir / "inventories" / environment
+        inventory = {"all": {"children": {"app": {"hosts": {n: {"release_service_host": addresses[n]} for n in names}}}}}
+        header = "# Simulated hosts of the demo: folders under hosts/, local connection.\n"
+        (folder / "hosts.yml").write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+        settings = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "release_base_dir": f"{workdir}/hosts/{{{{ inventory_hostname }}}}/opt/shop",
+            "release_keep": 3,
+            "release_service_port": DEMO_PORT,
+            "release_health_timeout": 20,
+        }
+        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
 def create_project(workdir: Path, say: Say) -> DemoProject:
     prepare_workdir(workdir)
     (workdir / MARKER).write_text("created by relpromote demo; safe to delete\n")
     keys = workdir / ".relpromote" / "demo-keys"
     identities = {name: generate_identity(keys / f"{name}.key") for name in PEOPLE}
-    config = yaml.safe_load((TEMPLATES / "relpromote.yml").read_text())
-    config["project"] = "shop"
-    config["people"] = [{"name": n, "key": identities[n].public_key, "roles": roles} for n, roles in PEOPLE.items()]
-    project_dir = workdir
-    init_project(project_dir, yaml.safe_dump(config, sort_keys=False))
-    say(f"created a promotion project in {project_dir} with people {', '.join(PEOPLE)} (keys in {keys})")
+    init_project(workdir, yaml.safe_dump(_demo_config(identities), sort_keys=False))
+    _write_sandbox_inventories(workdir)
+    _git(workdir, "add", "-A")
+    _git(workdir, "commit", "-q", "-m", "demo: simulated hosts for qa, deployment and production")
+    say(f"promotion project in {workdir}: people {', '.join(PEOPLE)} (keys in .relpromote/demo-keys), "
+        f"{sum(len(h) for h in HOSTS.values())} simulated hosts under hosts/")
 
     app = workdir / "app-source"
     shutil.copytree(bundled("examples") / "app", app)
     subprocess.run(["git", "init", "-q", "-b", "main", str(app)], check=True)
     _git(app, "add", "-A")
     _git(app, "commit", "-q", "-m", "shop 1.0.0: health endpoint")
-    demo = DemoProject(workdir, Project.open(project_dir / "relpromote.yml"), identities, app)
-    return demo
+    return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), identities, app)
 
 
 def build_two_releases(demo: DemoProject, say: Say) -> None:
     manifests = bundled("examples") / "manifests"
-    identity, actor = demo.identities["alice"], demo.project.actor(demo.identities["alice"])
+    identity, actor = demo.who("alice")
     first = build_release(demo.project, identity, actor, "1.0.0", demo.app_source, read_manifest(manifests / "1.0.0.yml", "1.0.0"), tag=True)
     say(f"alice built 1.0.0 from commit {first.release.source['commit'][:12]}: sha256 {first.release.digest[:16]}…")
     (demo.app_source / "greeting.txt").write_text("Welcome back to the shop, friend\n")
@@ -92,7 +147,58 @@ def build_two_releases(demo: DemoProject, say: Say) -> None:
     say(f"building 1.1.0 again from the same commit gives the same bytes: {again.outcome.value}, nothing recorded")
 
 
+def _promote(demo: DemoProject, say: Say, who: str, version: str, environment: str) -> None:
+    identity, actor = demo.who(who)
+    outcome = promote(demo.project, identity, actor, PromoteRequest(version, environment))
+    tests = ", ".join(f"{e['kind']} {e['passed']}/{e['tests']}" for e in outcome.as_data()["evidence"])
+    say(f"{who} promoted {version} to {environment}: {len(outcome.switched)} of {len(outcome.hosts)} hosts switched, "
+        f"{outcome.changed} changes, {outcome.duration:.1f}s" + (f"; automated tests: {tests}" if tests else ""))
+
+
+def _refused(say: Say, what: str, attempt: Callable[[], object]) -> None:
+    try:
+        attempt()
+    except Refused as refusal:
+        say(f"REFUSED (exit 3) {what}: {refusal.message}")
+    else:
+        raise AssertionError(f"the demo expected a refusal: {what}")
+
+
+def walk_the_process(demo: DemoProject, say: Say) -> None:
+    project = demo.project
+    _promote(demo, say, "oscar", "1.0.0", "qa")
+    unit = demo.workdir / "evidence" / "unit.xml"
+    unit.parent.mkdir(exist_ok=True)
+    unit.write_bytes(junit_report("unit", [("test_health_answers_version", None), ("test_greeting", None), ("test_export", None)]))
+    identity, quinn = demo.who("quinn")
+    verdicts.accept(project, identity, quinn, "1.0.0", "qa", [f"unit={unit}"], "functional and regression runs green")
+    say("quinn accepted 1.0.0 in qa with unit test evidence (the smoke tests were recorded by the promotion)")
+
+    oscar_identity, oscar = demo.who("oscar")
+    _refused(say, "oscar tries to skip qa with 1.1.0",
+             lambda: promote(project, oscar_identity, oscar, PromoteRequest("1.1.0", "deployment")))
+    _promote(demo, say, "oscar", "1.0.0", "deployment")
+    verdicts.accept(project, identity, quinn, "1.0.0", "deployment", [], "system tests green on the production mirror")
+    say("quinn accepted 1.0.0 in deployment (system test evidence from the promotion)")
+
+    alice_identity, alice = demo.who("alice")
+    _refused(say, "alice, who built 1.0.0, tries to approve it",
+             lambda: verdicts.approve(project, alice_identity, alice, "1.0.0", "production", "CHG-1001", "4h"))
+    carol_identity, carol = demo.who("carol")
+    verdicts.approve(project, carol_identity, carol, "1.0.0", "production", "CHG-1001", "4h")
+    say("carol (change manager) approved 1.0.0 for production under CHG-1001, valid 4h, bound to its sha256")
+    _promote(demo, say, "alice", "1.0.0", "production")
+
+    _promote(demo, say, "oscar", "1.1.0", "qa")
+    _promote(demo, say, "oscar", "1.1.0", "qa")
+    say("re-promoting the live version changed nothing on the hosts")
+    addresses = host_addresses()
+    say(f"the apps answer: curl http://{addresses['prod-app-1']}:{DEMO_PORT}/health  (production, 1.0.0)  "
+        f"curl http://{addresses['qa-app-1']}:{DEMO_PORT}/health  (qa, 1.1.0)")
+
+
 def run_demo(workdir: Path, say: Say) -> DemoProject:
     demo = create_project(workdir, say)
     build_two_releases(demo, say)
+    walk_the_process(demo, say)
     return demo
