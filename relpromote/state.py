@@ -25,9 +25,19 @@ class EnvironmentState:
     by: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)  # recorded by promotions' automated tests
+    live_history: list[str] = field(default_factory=list)  # versions in the order they went live here
+    attention: list[str] = field(default_factory=list)  # hosts a failed rollback left for a person
+
+    def went_live(self, version: str, digest: str, at: str, by: str) -> None:
+        self.current, self.current_digest, self.since, self.by = version, digest, at, by
+        self.live_history.append(version)
+        self.attention = []
 
     def as_data(self) -> dict[str, Any]:
-        return {"environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by}
+        return {
+            "environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by,
+            "needs_a_person": self.attention,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,13 @@ def _promotion_finished(state: ProjectState, entry: Entry) -> None:
         return
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
     if p["result"] == "succeeded" and not p.get("limit"):
-        env.current, env.current_digest, env.since, env.by = p["version"], p["digest"], entry.recorded_at, entry.actor
+        env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
         state.promoted.add((p["version"], p["environment"]))
+    if p.get("verification_failed"):
+        state.failed_verification[p["version"]] = f"in {p['environment']}, rolled back"
+    rollback = p.get("rollback") or {}
+    if rollback and not rollback.get("succeeded"):
+        env.attention = list(rollback.get("need_a_person", []))
     env.evidence.extend({**e, "version": p["version"]} for e in p.get("evidence", []))
 
 
@@ -127,12 +142,25 @@ def _approved(state: ProjectState, entry: Entry) -> None:
     )
 
 
+def _rolled_back(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    env = state.environments.get(p["environment"])
+    if env is None:
+        return
+    env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
+    if p["result"] == "succeeded":
+        env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
+    else:
+        env.attention = list(p.get("need_a_person", []))
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
     events.VERDICT_ACCEPTED: _accepted,
     events.VERDICT_REJECTED: _rejected,
     events.APPROVAL_GRANTED: _approved,
+    events.ROLLBACK_FINISHED: _rolled_back,
 }
 
 

@@ -50,6 +50,7 @@ class HostResult:
     skipped: int = 0
     rescued: int = 0
     message: str = ""
+    failed_task: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -58,7 +59,7 @@ class HostResult:
     def as_data(self) -> dict[str, Any]:
         return {
             "host": self.host, "ok": self.ok, "changed": self.changed, "failed": self.failed,
-            "unreachable": self.unreachable, "skipped": self.skipped, "message": self.message,
+            "unreachable": self.unreachable, "skipped": self.skipped, "message": self.message, "failed_task": self.failed_task,
         }
 
 
@@ -109,6 +110,7 @@ def run_playbook(
         **run.envvars,
     }
     last_messages: dict[str, str] = {}
+    failed_tasks: dict[str, str] = {}
     per_host_stats: dict[str, dict[str, Any]] = {}
 
     def handle(event: Mapping[str, Any]) -> bool:
@@ -120,6 +122,8 @@ def run_playbook(
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and data.get("host"):
             result = data.get("res") or {}
             last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
+            if not data.get("ignore_errors"):
+                failed_tasks[data["host"]] = str(data.get("task", "")).strip()
         if on_event is not None:
             on_event(event)
         return True
@@ -159,6 +163,7 @@ def run_playbook(
             skipped=stats.get("skipped", {}).get(host, 0),
             rescued=stats.get("rescued", {}).get(host, 0),
             message=last_messages.get(host, ""),
+            failed_task=failed_tasks.get(host, ""),
         )
     custom = _custom_stats(runner)
     for host, published in per_host_stats.items():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,3 +57,21 @@ class Session:
 
 
 pass_session = click.make_pass_decorator(Session)
+
+
+@contextmanager
+def interruptible() -> Iterator[Callable[[], bool]]:
+    """SIGINT/SIGTERM ask the run to stop cleanly (roll back, release the lock, record) instead of killing it."""
+    asked = threading.Event()
+
+    def ask(signum: int, frame: object) -> None:
+        if not asked.is_set():
+            sys.stderr.write(f"relpromote: {signal.Signals(signum).name} received: stopping the run, rolling back what switched\n")
+        asked.set()
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from relpromote.cli._common import Session, pass_session
+from relpromote.cli._common import Session, interruptible, pass_session
 from relpromote.cli.progress import Progress
 from relpromote.policy import Verdict
 from relpromote.promotion import PromotionOutcome
@@ -48,11 +48,13 @@ def promote_command(
         if check:
             render_gates(session.console if not session.json_output else Console(stderr=True), verdict)
 
-    outcome = promote(
-        project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
-        on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
-        on_plan=show_plan,
-    )
+    with interruptible() as stop_asked:
+        outcome = promote(
+            project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
+            on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
+            on_plan=show_plan,
+            should_cancel=stop_asked,
+        )
 
     def human(console: Console) -> None:
         render_hosts(console, outcome)

@@ -21,9 +21,10 @@ def status(session: Session, env_name: str | None) -> None:
     rows = [state.environments[name].as_data() for name in names if name]
 
     def human(console: Console) -> None:
-        table = Table("environment", "release", "digest", "since", "by", box=None)
+        table = Table("environment", "release", "digest", "since", "by", "attention", box=None)
         for row in rows:
-            table.add_row(row["environment"], row["current"] or "-", (row["digest"] or "-")[:12], (row["since"] or "-")[:19], row["by"] or "-")
+            attention = f"needs a person: {', '.join(row['needs_a_person'])}" if row["needs_a_person"] else ""
+            table.add_row(row["environment"], row["current"] or "-", (row["digest"] or "-")[:12], (row["since"] or "-")[:19], row["by"] or "-", attention)
         console.print(table)
 
     session.emit({"project": project.config.project, "environments": rows, "releases": len(state.releases)}, human)

@@ -12,14 +12,16 @@ from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
 from relpromote.adapters.vault import vault_access
 from relpromote.artifact import read_artifact
 from relpromote.config import Person
-from relpromote.errors import BadInput, RunFailed
+from relpromote.errors import BadInput, NeedsPerson, RunFailed
 from relpromote.identity import Identity
 from relpromote.ledger import utc_now
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
 from relpromote.promotion import PromotionOutcome, host_outcomes
+from relpromote.rollback import RollbackReport, verification_failed
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.rollback import automatic_rollback
 
 PROMOTE_PLAYBOOK = "playbooks/promote.yml"
 # The paths a promotion applies besides the inventory: what must be committed for a protected environment.
@@ -72,6 +74,7 @@ def promote(
     request: PromoteRequest,
     on_event: EventHandler | None = None,
     on_plan: Callable[[Verdict], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> PromotionOutcome:
     env = project.config.environment(request.environment)
     batch = validate_batch(request.batch)
@@ -114,26 +117,36 @@ def promote(
                 keep_runs=project.config.runs.keep,
             ),
             on_event=on_event,
+            should_cancel=should_cancel,
         )
-        if not run.hosts:
+        interrupted = run.status == "canceled"
+        if not run.hosts and not interrupted:
             raise BadInput(
                 f"no hosts matched '{env.hosts}'{f' limited to {request.limit!r}' if request.limit else ''} "
                 f"in {env.inventory}; check the inventory or --limit"
             )
-        evidence = run_test_steps(project, request.environment, release, access, on_event) if run.succeeded and not request.check else []
+        hosts = host_outcomes(run, "release_deploy")
+        live = run.succeeded and not interrupted
+        evidence = run_test_steps(project, request.environment, release, access, on_event) if live and not request.check else []
         tests_failed = [e for e in evidence if e["failed"] or e["errors"]]
+        succeeded = live and not tests_failed
+        report = None
+        if not succeeded and not request.check and any(h.switched for h in hosts):
+            report = automatic_rollback(project, request.environment, hosts, access, on_event)
+        result = _result(succeeded, interrupted, report)
         outcome = PromotionOutcome(
             version=release.version,
             digest=release.digest,
             environment=request.environment,
             check=request.check,
-            succeeded=run.succeeded and not tests_failed,
+            succeeded=succeeded,
             duration=run.duration,
-            hosts=host_outcomes(run, "release_deploy"),
+            hosts=hosts,
             run_id=run.ident,
             project_commit=commit,
             project_dirty=bool(dirty),
             extra={
+                "result": result,
                 "requested_by": actor.name,
                 "limit": request.limit,
                 "batch": batch,
@@ -142,22 +155,46 @@ def promote(
                 "break_glass": request.break_glass,
                 "evidence": evidence,
                 "lock_id": lock.lock_id,
+                "rollback": report.as_data() if report else None,
+                "verification_failed": bool(report) and verification_failed(hosts, bool(tests_failed)),
             },
         )
         if not request.check:
             project.ledger.append(events.PROMOTION_FINISHED, actor.name, identity, outcome.as_data())
-    if not outcome.succeeded:
-        if tests_failed:
-            bad = tests_failed[0]
-            raise RunFailed(
-                f"{release.version} went live in {request.environment} but its {bad['kind']} tests failed "
-                f"({bad['failed'] + bad['errors']} of {bad['tests']})",
-                detail=outcome.as_data(),
-            )
-        failed = [h.host for h in outcome.hosts if not h.result.succeeded]
-        raise RunFailed(
-            f"promotion of {release.version} to {request.environment} failed on {', '.join(failed) or 'the run'}: "
-            f"{next((h.result.message for h in outcome.hosts if h.result.message), run.status)}",
+    if not succeeded:
+        raise _failure(outcome, run.status, tests_failed, report, interrupted)
+    return outcome
+
+
+def _result(succeeded: bool, interrupted: bool, report: RollbackReport | None) -> str:
+    if succeeded:
+        return "succeeded"
+    if report is not None and not report.succeeded:
+        return "rollback_failed"
+    if interrupted:
+        return "interrupted"
+    return "rolled_back" if report is not None else "failed"
+
+
+def _failure(
+    outcome: PromotionOutcome, status: str, tests_failed: list[dict[str, Any]], report: RollbackReport | None, interrupted: bool
+) -> RunFailed | NeedsPerson:
+    where = f"{outcome.version} to {outcome.environment}"
+    if interrupted:
+        what = f"promotion of {where} was interrupted"
+    elif tests_failed:
+        bad = tests_failed[0]
+        what = f"{outcome.version} went live in {outcome.environment} but its {bad['kind']} tests failed ({bad['failed'] + bad['errors']} of {bad['tests']})"
+    else:
+        failed = [h for h in outcome.hosts if not h.result.succeeded]
+        message = next((h.result.message for h in failed if h.result.message), status)
+        what = f"promotion of {where} failed on {', '.join(h.host for h in failed) or 'the run'}: {message}"
+    if report is None:
+        return RunFailed(f"{what}; no host had switched, nothing changed", detail=outcome.as_data())
+    if not report.succeeded:
+        return NeedsPerson(
+            f"{what}; the automatic rollback failed on {', '.join(report.need_a_person)}: these hosts need a person",
             detail=outcome.as_data(),
         )
-    return outcome
+    back = ", ".join(f"{h['host']}→{h['target'] or 'out of service'}" for h in report.hosts)
+    return RunFailed(f"{what}; rolled back {back}", detail=outcome.as_data())

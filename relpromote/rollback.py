@@ -1,0 +1,83 @@
+"""Rollbacks: which release an environment goes back to, and which hosts an automatic rollback moves.
+
+Pure decisions; the rollback use case runs them with roles/release_rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relpromote.errors import BadInput, Refused
+from relpromote.promotion import HostOutcome
+from relpromote.release import Release
+from relpromote.state import ProjectState
+
+# Tasks of roles/release_deploy whose failure means the release itself failed verification (not the
+# infrastructure): such a release is marked and can never be promoted again.
+VERIFICATION_TASKS = ("Check that the application answers the release's version",)
+
+
+def unusable(state: ProjectState, version: str) -> str | None:
+    if version in state.failed_verification:
+        return f"failed verification ({state.failed_verification[version]})"
+    if state.rejections.get(version):
+        last = state.rejections[version][-1]
+        return f"was rejected in {last.environment} ({last.reason})"
+    return None
+
+
+def rollback_target(state: ProjectState, environment: str, requested: str | None) -> Release:
+    """The release to put back: the one named, or the last one live before the current one."""
+    env = state.environments[environment]
+    if env.current is None:
+        raise BadInput(f"{environment} runs no recorded release; nothing to roll back")
+    if requested is not None:
+        release = state.release(requested)
+        if requested == env.current:
+            raise BadInput(f"{environment} already runs {requested}; name an earlier release with --to")
+        if requested not in env.live_history:
+            raise Refused(f"{requested} was never live in {environment}; roll back only to a release that ran there")
+        why = unusable(state, requested)
+        if why:
+            raise Refused(f"{requested} {why}; roll back to another release")
+        return release
+    for version in reversed(env.live_history):
+        if version != env.current and unusable(state, version) is None:
+            return state.releases[version]
+    raise BadInput(f"{environment} has no earlier accepted release to go back to; name one with --to")
+
+
+@dataclass(frozen=True)
+class RollbackGroup:
+    """Hosts that go back to the same release ("" when they ran nothing before)."""
+
+    target: str
+    hosts: tuple[str, ...]
+
+
+def automatic_rollback_groups(hosts: Sequence[HostOutcome]) -> list[RollbackGroup]:
+    """Every host that switched goes back to what it ran before, grouped by that release."""
+    groups: dict[str, list[str]] = {}
+    for host in hosts:
+        if host.switched:
+            groups.setdefault(host.previous or "", []).append(host.host)
+    return [RollbackGroup(target, tuple(sorted(names))) for target, names in sorted(groups.items())]
+
+
+def verification_failed(hosts: Sequence[HostOutcome], tests_failed: bool) -> bool:
+    return tests_failed or any(h.result.failed_task in VERIFICATION_TASKS for h in hosts)
+
+
+@dataclass(frozen=True)
+class RollbackReport:
+    succeeded: bool
+    hosts: tuple[dict[str, Any], ...]
+
+    @property
+    def need_a_person(self) -> list[str]:
+        return [h["host"] for h in self.hosts if not h["ok"]]
+
+    def as_data(self) -> dict[str, Any]:
+        return {"succeeded": self.succeeded, "hosts": list(self.hosts), "need_a_person": self.need_a_person}
