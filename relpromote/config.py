@@ -154,12 +154,20 @@ class Person(_Strict):
     roles: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = []
 
 
+class RevisePolicy(_Strict):
+    """The source rollback policy: when rejected changes may still be dropped, and what must follow."""
+
+    deadline: Annotated[str, Field(pattern=DURATION_PATTERN)] = "2d"  # before the manifest's planned_release
+    retest: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = ["regression"]  # evidence the revision's first acceptance needs
+
+
 class SourceConfig(_Strict):
     """Configuration management of the application source that `build` packages."""
 
     allow_dirty: bool = False
     tag: bool = False
     tag_prefix: str = "v"
+    revise: RevisePolicy = RevisePolicy()
 
 
 class Config(_Strict):

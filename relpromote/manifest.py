@@ -6,6 +6,7 @@ A change is documented when it says what it is (id, type, title), who made it (o
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -45,6 +46,7 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+    planned_release: date | None = None  # the date production should get it: the revise deadline counts back from it
     changes: Annotated[tuple[Change, ...], Field(min_length=1)]
     dropped: tuple[DroppedChange, ...] = ()
 
@@ -103,5 +105,5 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     if error["type"] == "too_short" and key == "changes":
         return "changes: a release needs at least one change"
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key; allowed: version, changes"
+        return f"{key}: unknown key; allowed: version, planned_release, changes"
     return f"{key}: {error['msg'].rstrip('.')}"

@@ -188,7 +188,11 @@ def acceptance_verdict(
     else:
         gates.append(Gate("evidence-passes", True, "all evidence passes"))
     have = {e["kind"] for e in evidence} | {e["kind"] for e in automatic_evidence(state, release.version, environment)}
-    missing = [kind for kind in env.evidence if kind not in have]
+    required = list(env.evidence)
+    if release.manifest.get("dropped") and environment == config.promotion_path[0]:
+        # After a source rollback the policy asks for a full re-test before the revision is accepted.
+        required += [kind for kind in config.source.revise.retest if kind not in required]
+    missing = [kind for kind in required if kind not in have]
     if missing:
         why = f"{environment} requires evidence of kind {', '.join(missing)}; pass --evidence {missing[0]}=FILE.xml"
         gates.append(Gate("evidence-complete", False, why))
@@ -237,6 +241,38 @@ def parse_duration(text: str) -> timedelta:
     if not number.isdigit() or unit not in units or int(number) < 1:
         raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
     return timedelta(**{units[unit]: int(number)})
+
+
+def revise_verdict(
+    config: Config, state: ProjectState, release: Release, actor: Person, drop: Sequence[str], new_version: str, now: datetime
+) -> Verdict:
+    gates = [role_gate(config, actor, "build")]
+    changes = {c["id"]: c for c in release.changes}
+    unknown = [c for c in drop if c not in changes]
+    if unknown:
+        gates.append(Gate("changes-exist", False, f"{release.version} has no change {unknown[0]}; its changes: {', '.join(sorted(changes))}"))
+    rejected = {c for r in state.rejections.get(release.version, []) for c in (r.changes or tuple(changes))}
+    unrejected = [c for c in drop if c in changes and c not in rejected]
+    gates.append(Gate("rejected-first", not unrejected, "every dropped change was rejected" if not unrejected
+                      else f"{unrejected[0]} was not rejected; record `relpromote reject {release.version} --env ENV --change {unrejected[0]}` first"))
+    uncommitted = [c for c in drop if c in changes and not changes[c].get("commits")]
+    if uncommitted:
+        gates.append(Gate("revertible", False, f"change {uncommitted[0]} lists no commits, so it cannot be reverted in source; add them to the manifest"))
+    kept = [c for c in changes if c not in drop]
+    if not kept:
+        gates.append(Gate("something-left", False, "dropping every change leaves nothing to release"))
+    if new_version in state.releases:
+        gates.append(Gate("new-version", False, f"{new_version} already exists; choose a new version"))
+    planned = release.manifest.get("planned_release")
+    if planned:
+        deadline = datetime.fromisoformat(str(planned)).replace(tzinfo=now.tzinfo) - parse_duration(config.source.revise.deadline)
+        late = now > deadline
+        gates.append(Gate("deadline", not late, f"changes may be dropped until {deadline:%Y-%m-%d %H:%M}" if not late
+                          else f"too late to drop changes: the deadline was {deadline:%Y-%m-%d %H:%M}, "
+                          f"{config.source.revise.deadline} before the planned release on {planned}"))
+    else:
+        gates.append(Gate("deadline", True, "the release plans no date, so no deadline applies"))
+    return Verdict(tuple(gates))
 
 
 class ApprovalPolicyDefault:
