@@ -1,0 +1,164 @@
+#!/usr/bin/python
+"""Point the `current` link at a release atomically and record the switch in `.history`.
+
+Owns the host's notion of "live": the link is replaced with rename(2), never removed first, so a
+reader sees the old release or the new one and nothing in between.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_switch
+short_description: Switch the current release link atomically and append it to the history
+description:
+  - Makes O(path) a symbolic link to O(target) by creating a temporary link beside it and renaming
+    it over O(path) (C(rename(2))), so the link is never missing.
+  - Changes nothing when O(path) already points to O(target).
+  - After a switch, appends O(version) to O(history), one version per line, in the order the
+    releases went live. When the link is already right but the last line of O(history) is not
+    O(version) (a history that was lost or never kept), the line is appended too.
+  - Refuses to switch to a release that is not completely unpacked (no C(.release/DIGEST)).
+version_added: "1.0.0"
+author: relpromote
+options:
+  path:
+    description: The link, for example C(/opt/app/current).
+    type: path
+    required: true
+  target:
+    description:
+      - What the link points to, relative to the directory of O(path), for example C(releases/1.4.0).
+    type: str
+    required: true
+  version:
+    description: The version written to O(history); defaults to the last component of O(target).
+    type: str
+  history:
+    description: File the versions that went live are appended to; none when omitted.
+    type: path
+notes:
+  - Supports check mode.
+"""
+
+EXAMPLES = r"""
+- name: Put 1.4.0 live
+  release_switch:
+    path: /opt/app/current
+    target: releases/1.4.0
+    history: /opt/app/.history
+"""
+
+RETURN = r"""
+previous:
+  description: Version the link pointed to before, or an empty string.
+  returned: always
+  type: str
+current:
+  description: Version the link points to now (in check mode, would point to).
+  returned: always
+  type: str
+switched:
+  description: Whether the link was (or, in check mode, would be) replaced.
+  returned: always
+  type: bool
+history_appended:
+  description: Whether a line was (or would be) appended to the history.
+  returned: always
+  type: bool
+"""
+
+# Imports follow the documentation, as in every Ansible module.
+import os  # noqa: E402
+import posixpath  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+
+def version_of(target):
+    return posixpath.basename(posixpath.normpath(target)) if target else ""
+
+
+def last_line(path):
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def fsync_dir(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            target=dict(type="str", required=True),
+            version=dict(type="str"),
+            history=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"].rstrip("/")
+    target = module.params["target"]
+    version = module.params["version"] or version_of(target)
+    history = module.params["history"]
+    directory = os.path.dirname(path)
+
+    previous_target = None
+    if os.path.islink(path):
+        previous_target = os.readlink(path)
+    elif os.path.lexists(path):
+        module.fail_json(msg=f"{path} exists and is not a symbolic link; move it away by hand")
+
+    switched = previous_target != target
+    history_appended = bool(history) and (switched or last_line(history) != version)
+    result = dict(
+        changed=switched or history_appended,
+        previous=version_of(previous_target),
+        current=version,
+        switched=switched,
+        history_appended=history_appended,
+    )
+
+    release_dir = os.path.join(directory, target)
+    if switched and not os.path.isfile(os.path.join(release_dir, ".release", "DIGEST")):
+        if module.check_mode:
+            module.exit_json(msg=f"{release_dir} is not unpacked yet (check mode)", **result)
+        result.update(changed=False, switched=False, history_appended=False)
+        module.fail_json(msg=f"{release_dir} is not a completely unpacked release (no .release/DIGEST)", **result)
+
+    if module.check_mode:
+        module.exit_json(**result)
+
+    if switched:
+        temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(target, temporary)
+        try:
+            os.rename(temporary, path)
+        except OSError as exc:
+            os.unlink(temporary)
+            result.update(changed=False, switched=False, history_appended=False)
+            module.fail_json(msg=f"could not replace {path}: {exc}", **result)
+        fsync_dir(directory)
+
+    if history_appended:
+        with open(history, "a") as handle:
+            handle.write(version + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+#!/usr/bin/python
+"""Verify a release artifact's sha256 on the host and unpack it safely and atomically.
+
+Owns the host-side half of the artifact contract: nothing is unpacked before the digest matches,
+no member may write outside the release, and `releases/<version>` appears all at once (or not at all).
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_unpack
+short_description: Verify and unpack a relpromote release artifact atomically
+description:
+  - Computes the sha256 of the uploaded artifact on the host and refuses to go on (removing the
+    upload) when it is not O(digest).
+  - Reads the tar.gz member by member and refuses absolute paths, C(..) components, hard links,
+    device files, FIFOs, members below a symbolic link, and symbolic links that resolve outside
+    the release.
+  - Extracts into a hidden sibling C(.<version>.partial), writes C(.release/DIGEST), then renames
+    it to O(dest) in one C(rename(2)), so O(dest) is either complete or absent.
+  - Idempotent, O(dest) whose C(.release/DIGEST) already holds O(digest) is left alone.
+  - Uses only the Python standard library on the host.
+version_added: "1.0.0"
+author: relpromote
+options:
+  src:
+    description: Path of the uploaded artifact (C(.tar.gz)) on the host.
+    type: path
+    required: true
+  dest:
+    description:
+      - Directory the release ends up in, for example C(/opt/app/releases/1.4.0).
+      - Its parent directory must exist.
+    type: path
+    required: true
+  digest:
+    description: Expected sha256 of O(src), 64 lowercase hexadecimal digits.
+    type: str
+    required: true
+  version:
+    description:
+      - When set, the artifact's C(.release/VERSION) must hold this version.
+    type: str
+  remove_src:
+    description: Remove O(src) once it is unpacked, or once it has been refused.
+    type: bool
+    default: true
+notes:
+  - Supports check mode, the artifact is verified and read but nothing is written.
+  - File modes are normalised to 0755 (any execute bit set) or 0644; directories to 0755; owners
+    are whoever runs the module.
+"""
+
+EXAMPLES = r"""
+- name: Unpack release 1.4.0
+  release_unpack:
+    src: /opt/app/.incoming/3f0c...e9.tar.gz
+    dest: /opt/app/releases/1.4.0
+    digest: 3f0c...e9
+    version: 1.4.0
+"""
+
+RETURN = r"""
+dest:
+  description: The release directory.
+  returned: always
+  type: str
+digest:
+  description: The sha256 recorded in C(.release/DIGEST).
+  returned: always
+  type: str
+members:
+  description: Number of members unpacked (or that would be, in check mode).
+  returned: when the artifact was read
+  type: int
+src_removed:
+  description: Whether the upload was removed.
+  returned: always
+  type: bool
+"""
+
+# Imports follow the documentation, as in every Ansible module.
+import errno  # noqa: E402
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import posixpath  # noqa: E402
+import shutil  # noqa: E402
+import tarfile  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+DIGEST_MEMBER = ".release/DIGEST"
+VERSION_MEMBER = ".release/VERSION"
+CHUNK = 1 << 20
+
+
+class Refused(Exception):
+    """The artifact is unsafe or inconsistent; the message says why."""
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_digest(release_dir):
+    try:
+        with open(os.path.join(release_dir, DIGEST_MEMBER)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def member_name(member):
+    """The member's path relative to the release root, or '' for the root itself."""
+    name = member.name
+    if name.startswith("/"):
+        raise Refused(f"member {name!r} has an absolute path")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise Refused(f"member {name!r} has a '..' component")
+    return "/".join(parts)
+
+
+def check_link(name, target):
+    if not target or target.startswith("/"):
+        raise Refused(f"symbolic link {name!r} points to {target!r}, outside the release")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise Refused(f"symbolic link {name!r} points to {target!r}, outside the release")
+
+
+def kind_of(member, name):
+    if member.isfile():
+        return "file"
+    if member.isdir():
+        return "dir"
+    if member.issym():
+        check_link(name, member.linkname)
+        return "link"
+    if member.islnk():
+        raise Refused(f"member {name!r} is a hard link")
+    if member.ischr() or member.isblk():
+        raise Refused(f"member {name!r} is a device file")
+    if member.isfifo():
+        raise Refused(f"member {name!r} is a FIFO")
+    raise Refused(f"member {name!r} has an unsupported type {member.type!r}")
+
+
+def below_link(name, links):
+    parent = posixpath.dirname(name)
+    while parent:
+        if parent in links:
+            return parent
+        parent = posixpath.dirname(parent)
+    return None
+
+
+def write_file(tar, member, path):
+    source = tar.extractfile(member)
+    if source is None:
+        raise Refused(f"member {member.name!r} has no readable data")
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, mode)
+    with os.fdopen(descriptor, "wb") as target:
+        shutil.copyfileobj(source, target, CHUNK)
+    os.chmod(path, mode)
+    os.utime(path, (member.mtime, member.mtime))
+
+
+def unpack(src, root, version, write):
+    """Check every member (and, when `write`, extract it under `root`); return the member count."""
+    seen = {}
+    links = {}
+    count = 0
+    with tarfile.open(src, mode="r|gz") as tar:
+        for member in tar:
+            name = member_name(member)
+            if name == "":
+                if not member.isdir():
+                    raise Refused(f"the artifact's root entry {member.name!r} is not a directory")
+                continue
+            kind = kind_of(member, name)
+            if name == DIGEST_MEMBER:
+                raise Refused(f"member {name!r} is reserved for the host's record of the digest")
+            if name in seen and not (kind == "dir" and seen[name] == "dir"):
+                raise Refused(f"member {name!r} appears twice")
+            seen[name] = kind
+            parent_link = below_link(name, links)
+            if parent_link is not None:
+                raise Refused(f"member {name!r} lies below the symbolic link {parent_link!r}")
+            if kind == "link":
+                prefix = name + "/"
+                if any(other.startswith(prefix) for other in seen):
+                    raise Refused(f"symbolic link {name!r} replaces a directory of the release")
+                links[name] = member.linkname
+            count += 1
+            if not write:
+                continue
+            path = os.path.join(root, name)
+            if kind == "dir":
+                if not os.path.isdir(path):
+                    os.makedirs(path, 0o755)
+                os.chmod(path, 0o755)
+            elif kind == "file":
+                parent = os.path.dirname(path)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, 0o755)
+                write_file(tar, member, path)
+    if version is not None and seen.get(VERSION_MEMBER) != "file":
+        raise Refused(f"the artifact has no {VERSION_MEMBER}; it was not built by relpromote")
+    if write:
+        # Links last: no file was ever written through one, and each must still resolve inside.
+        real_root = os.path.realpath(root)
+        for name, target in sorted(links.items()):
+            path = os.path.join(root, name)
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):
+                os.makedirs(parent, 0o755)
+            os.symlink(target, path)
+        for name in sorted(links):
+            resolved = os.path.realpath(os.path.join(root, name))
+            if resolved != real_root and not resolved.startswith(real_root + os.sep):
+                raise Refused(f"symbolic link {name!r} resolves to {resolved}, outside the release")
+    return count
+
+
+def check_version(root, version):
+    with open(os.path.join(root, VERSION_MEMBER)) as handle:
+        found = handle.read().strip()
+    if found != version:
+        raise Refused(f"the artifact's {VERSION_MEMBER} says {found!r}, not {version!r}")
+
+
+def write_digest(root, digest):
+    meta = os.path.join(root, ".release")
+    if not os.path.isdir(meta):
+        os.makedirs(meta, 0o755)
+    path = os.path.join(root, DIGEST_MEMBER)
+    with open(path, "w") as handle:
+        handle.write(digest + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o644)
+
+
+def fsync_dir(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+        return True
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            dest=dict(type="path", required=True),
+            digest=dict(type="str", required=True),
+            version=dict(type="str"),
+            remove_src=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    src = module.params["src"]
+    dest = module.params["dest"].rstrip("/")
+    digest = module.params["digest"].strip().lower()
+    version = module.params["version"]
+    remove_src = module.params["remove_src"] and not module.check_mode
+    result = dict(changed=False, dest=dest, digest=digest, src_removed=False)
+
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        module.fail_json(msg=f"digest {digest!r} is not a sha256 (64 hexadecimal digits)", **result)
+
+    present = read_digest(dest)
+    if present == digest:
+        if remove_src:
+            result["src_removed"] = result["changed"] = remove(src)
+        module.exit_json(**result)
+    if os.path.lexists(dest):
+        module.fail_json(
+            msg=(
+                f"{dest} already exists holding digest {present or '(none: no .release/DIGEST)'}, not {digest}: "
+                "a release's content never changes, so this is a different artifact under the same version; "
+                "move it away by hand if it is not live"
+            ),
+            **result,
+        )
+
+    result["changed"] = True
+    if not os.path.exists(src):
+        if module.check_mode:
+            module.exit_json(msg=f"would upload and unpack {dest} (not uploaded in check mode)", **result)
+        module.fail_json(msg=f"artifact {src} is not on the host", **result)
+
+    actual = sha256_of(src)
+    if actual != digest:
+        result["changed"] = False
+        if not module.check_mode:
+            result["src_removed"] = result["changed"] = remove(src)
+        module.fail_json(
+            msg=(
+                f"artifact {src} has sha256 {actual}, expected {digest}; refusing to unpack it "
+                f"(the upload was {'removed' if result['src_removed'] else 'kept'})"
+            ),
+            expected=digest,
+            actual=actual,
+            **result,
+        )
+
+    parent = os.path.dirname(dest)
+    partial = os.path.join(parent, f".{os.path.basename(dest)}.partial")
+    try:
+        if module.check_mode:
+            result["members"] = unpack(src, partial, version, write=False)
+            module.exit_json(**result)
+        if os.path.lexists(partial):
+            shutil.rmtree(partial)
+        os.mkdir(partial, 0o755)
+        os.chmod(partial, 0o755)
+        result["members"] = unpack(src, partial, version, write=True)
+        if version is not None:
+            check_version(partial, version)
+        write_digest(partial, digest)
+        os.rename(partial, dest)
+        fsync_dir(parent)
+    except (Refused, tarfile.TarError, EOFError, OSError) as exc:
+        if not module.check_mode:
+            shutil.rmtree(partial, ignore_errors=True)
+            if remove_src:
+                result["src_removed"] = remove(src)
+        kind = "refusing to unpack it" if isinstance(exc, Refused) else "could not unpack it"
+        module.fail_json(msg=f"artifact {src}: {exc}; {kind}", **result)
+
+    if remove_src:
+        result["src_removed"] = remove(src)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
