@@ -1,0 +1,403 @@
+"""Masking rules for production data copied to QA, and the PostgreSQL expressions that apply them.
+
+This module owns what a rule *means*: its configuration shape, which column types it fits, the SQL
+expression production evaluates so that only masked values ever leave it, how QA proves afterwards
+that no production value survived, and which unlisted columns look personal. It is pure: no I/O.
+
+Rules, per table and column, in the config (shorthand on the left, full form on the right):
+
+    email: fake_email                 {kind: fake_email, domain: example.invalid}
+    full_name: fake_name              {kind: fake_name}
+    phone: fake_phone                 {kind: fake_phone}
+    card_number: {partial: 4}         {kind: partial, keep_last: 4, mask_char: "*"}
+    customer_ref: pseudonym           {kind: pseudonym}
+    notes: null                       {kind: "null"}
+    country: {fixed: XX}              {kind: fixed, value: XX}
+    status: keep                      {kind: keep}
+
+Every rule but `keep` turns NULL into NULL (nullness is shape, not content). Rules that derive a
+value from the original (pseudonym, fake_*) are keyed with a secret salt the database session
+reads with `current_setting('relpromote.salt')`, so the salt is never part of the SQL text and
+the same input gives the same output on every refresh: keys, joins and unique constraints keep
+working. The salt is read once per statement (an InitPlan), not once per row.
+
+The expressions use only what every PostgreSQL >= 12 has (md5, hashtextextended, translate,
+substring, encode): no extension to install on production. They are chosen for speed — regular
+expressions and per-character loops cost 5-15 µs a row, these 1-2 µs (measured, 300k rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+SALT_SETTING = "relpromote.salt"
+# A scalar subquery is an InitPlan: evaluated once per statement, where a bare current_setting()
+# (STABLE) would be called again for every row.
+SALT_SQL = f"(SELECT current_setting('{SALT_SETTING}'))"
+
+RULE_KINDS = ("keep", "null", "fixed", "pseudonym", "fake_email", "fake_name", "fake_phone", "partial")
+
+# Base types (after resolving domains) whose values are character strings.
+TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
+# Types that commonly hold personal data when nobody wrote a rule for them.
+PERSONAL_TYPES = TEXT_TYPES | frozenset({"json", "jsonb", "bytea", "inet", "cidr", "macaddr", "macaddr8", "xml", "hstore"})
+# Column names that suggest personal data whatever their type (matched on word parts: "billing_email").
+PERSONAL_NAME = re.compile(
+    r"(^|_)(e?mail|phone|mobile|tel|fax|name|first|last|surname|address|addr|street|city|zip|post(al)?code|birth|dob"
+    r"|ssn|social|passport|licen[cs]e|iban|bic|account|card|pan|cvv|tax|salary|gender|ip|geo|lat|lon|note|notes"
+    r"|comment|comments|description|remark|remarks|message|body)(_|$)",
+    re.IGNORECASE,
+)
+# Domains reserved for documentation and testing (RFC 2606, RFC 6761): mail to them goes nowhere.
+RESERVED_DOMAINS = ("invalid", "test", "example", "localhost", "example.com", "example.net", "example.org")
+
+
+class MaskingError(ValueError):
+    """A rule does not fit the column it is written for."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- rules ----
+class KeepRule(_Model):
+    """Copy the value as it is: for columns that hold nothing personal."""
+
+    kind: Literal["keep"] = "keep"
+
+
+class NullRule(_Model):
+    """Replace every value with NULL (the column must be nullable)."""
+
+    kind: Literal["null"] = "null"
+
+
+class FixedRule(_Model):
+    """Replace every non-NULL value with one constant (cast to the column's type)."""
+
+    kind: Literal["fixed"] = "fixed"
+    value: str | int | float | bool
+
+
+class PseudonymRule(_Model):
+    """Salted, deterministic stand-in: same input, same output, so keys and joins still match."""
+
+    kind: Literal["pseudonym"] = "pseudonym"
+
+
+class FakeEmailRule(_Model):
+    """A valid-looking address on a reserved domain; deterministic, so unique emails stay unique."""
+
+    kind: Literal["fake_email"] = "fake_email"
+    domain: str = "example.invalid"
+
+    @field_validator("domain")
+    @classmethod
+    def _reserved(cls, value: str) -> str:
+        value = value.lower().strip(".")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a domain name")
+        if not any(value == reserved or value.endswith("." + reserved) for reserved in RESERVED_DOMAINS):
+            raise ValueError(f"{value!r} could deliver mail; use a reserved domain such as example.invalid or qa.test")
+        return value
+
+
+class FakeNameRule(_Model):
+    """An invented "Given Family" name (made-up words, so it cannot be a real customer's name)."""
+
+    kind: Literal["fake_name"] = "fake_name"
+
+
+class FakePhoneRule(_Model):
+    """Same length and punctuation, every digit replaced by a keyed pseudo-random digit."""
+
+    kind: Literal["fake_phone"] = "fake_phone"
+
+
+class PartialRule(_Model):
+    """Keep the last `keep_last` characters, mask all the others (a value no longer than that is masked whole)."""
+
+    kind: Literal["partial"] = "partial"
+    keep_last: Annotated[int, Field(ge=1, le=64)] = 4
+    mask_char: Annotated[str, Field(min_length=1, max_length=1)] = "*"
+
+
+def _normalize_rule(value: Any) -> Any:
+    """Accept the config's shorthands: `notes: null`, `email: fake_email`, `card: {partial: 4}`, `x: {fixed: 0}`."""
+    if value is None:
+        return {"kind": "null"}
+    if isinstance(value, str):
+        if value == "fixed":
+            raise ValueError("fixed needs a value: write {fixed: VALUE}")
+        if value not in RULE_KINDS:
+            raise ValueError(f"unknown masking rule {value!r}; use one of {', '.join(RULE_KINDS)}")
+        return {"kind": value}
+    if isinstance(value, Mapping) and "kind" not in value and len(value) == 1:
+        ((kind, argument),) = value.items()
+        if kind not in RULE_KINDS:
+            raise ValueError(f"unknown masking rule {kind!r}; use one of {', '.join(RULE_KINDS)}")
+        if isinstance(argument, Mapping):
+            return {"kind": kind, **argument}
+        if kind == "partial":
+            return {"kind": kind, "keep_last": argument}
+        if kind == "fixed":
+            return {"kind": kind, "value": argument}
+        if kind == "fake_email":
+            return {"kind": kind, "domain": argument}
+        if argument is None:
+            return {"kind": kind}
+        raise ValueError(f"{kind} takes no argument; write just {kind}")
+    return value
+
+
+ColumnRule = Annotated[
+    Annotated[
+        KeepRule | NullRule | FixedRule | PseudonymRule | FakeEmailRule | FakeNameRule | FakePhoneRule | PartialRule,
+        Field(discriminator="kind"),
+    ],
+    BeforeValidator(_normalize_rule),
+]
+# table ("customers" or "schema.customers") -> column -> rule
+MaskingRules = dict[str, dict[str, ColumnRule]]
+
+
+# ---- what the rules apply to ----
+class Column(_Model):
+    """One column of a production table, as the catalog describes it."""
+
+    name: str
+    type: str  # format_type(): what CAST(... AS type) needs, e.g. "character varying(200)"
+    base_type: str  # pg_type.typname of the type, or of a domain's base type: "varchar", "int8", "_text"
+    not_null: bool = False
+    max_length: int | None = None  # character columns with a declared length
+
+    @property
+    def is_text(self) -> bool:
+        return self.base_type in TEXT_TYPES
+
+
+class Check(_Model):
+    """How QA proves a masked column holds no production value.
+
+    fingerprint: no non-empty value's keyed hash is among production's hashes of the column;
+    all_null: every value is NULL; fixed_or_null: every value is NULL or the fixed one;
+    `repair` is an expression over the masked value and a round number that re-masks the rare
+    value that collided with a real one (fake phones live in a dense space: real numbers).
+    """
+
+    column: str
+    kind: Literal["fingerprint", "all_null", "fixed_or_null"]
+    fixed_sql: str | None = None
+    repair_sql: str | None = None  # a str.format template: {value} is the column, {round} an SQL text expression
+
+
+class PersonalDataWarning(_Model):
+    table: str
+    column: str
+    type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column} ({self.type}) has no masking rule and {self.reason}; add a rule (keep if it is safe)"
+
+
+# ---- SQL quoting ----
+def quote_ident(name: str) -> str:
+    """Always quoted, so catalog names with capitals, spaces or keywords need no special case."""
+    if "\x00" in name:
+        raise MaskingError("identifiers cannot contain NUL")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """An E'' literal: correct whatever standard_conforming_strings says."""
+    if "\x00" in value:
+        raise MaskingError("text values cannot contain NUL")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def qualified_name(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+# ---- rules to SQL ----
+def _keyed_seed(purpose: str) -> str:
+    """A 64-bit key for hashtextextended(), derived from the salt once per statement."""
+    return f"(SELECT ('x' || left(md5(current_setting('{SALT_SETTING}') || {quote_literal(':' + purpose)}), 16))::bit(64)::bigint)"
+
+
+def _md5_of(value_sql: str) -> str:
+    return f"md5({SALT_SQL} || {value_sql})"
+
+
+def _word_table(kind: str, width: int) -> tuple[str, int]:
+    """256 invented, capitalised words padded to `width` bytes, as the hex of one bytea constant.
+
+    Made-up syllable words, never dictionary names, so a fake name cannot be a real customer's.
+    A bytea lets substring() jump to word i directly (text substr walks the string: 4 s vs 0.4 s
+    for 300k rows). Generated from sha256, so every relpromote version masks the same way.
+    """
+    onsets = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "st", "tr", "sh"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
+    codas = ["", "", "n", "r", "l", "s", "k", "m"]
+    syllables = 2 if kind == "given" else 3
+    words: list[str] = []
+    counter = 0
+    while len(words) < 256:
+        digest = hashlib.sha256(f"relpromote:{kind}:{counter}".encode()).digest()
+        counter += 1
+        parts = [onsets[digest[2 * i] % len(onsets)] + vowels[digest[2 * i + 1] % len(vowels)] for i in range(syllables)]
+        word = ("".join(parts) + codas[digest[10] % len(codas)]).capitalize()[:width]
+        if word not in words:
+            words.append(word)
+    return "".join(word.ljust(width) for word in words).encode("ascii").hex(), width
+
+
+_GIVEN_WORDS = _word_table("given", 8)
+_FAMILY_WORDS = _word_table("family", 10)
+
+
+def _pick_word(table: tuple[str, int], value_sql: str, purpose: str) -> str:
+    hex_words, width = table
+    index = f"hashtextextended({value_sql}, {_keyed_seed(purpose)}) & 255"
+    return f"rtrim(encode(substring(decode('{hex_words}', 'hex') from 1 + {width} * ({index})::int for {width}), 'escape'))"
+
+
+def _fake_digits(value_sql: str, key_sql: str) -> str:
+    """Replace each digit of a value with its own pseudo-random digit, keeping every other character.
+
+    The digits become format() placeholders, filled from 18 keyed-hash digits (36 for values longer
+    than 18 characters), so equal digits of the original do not map to equal digits of the fake.
+    Splitting into as few array elements as the value needs is what keeps this near 3 µs a row.
+    """
+
+    def digits(count: int) -> str:
+        return " || ".join(
+            f"lpad(((hashtextextended({value_sql}, {key_sql} + {n}) & 9223372036854775807) % 1000000000000000000)::text, 18, '0')"
+            for n in range(count)
+        )
+
+    template = f"replace(translate(replace({value_sql}, '%', '%%'), '0123456789', repeat(chr(1), 10)), chr(1), '%s')"
+    return (
+        f"CASE WHEN length({value_sql}) <= 18 THEN format({template}, VARIADIC string_to_array({digits(1)}, NULL)) "
+        f"WHEN length({value_sql}) <= 36 THEN format({template}, VARIADIC string_to_array({digits(2)}, NULL)) "
+        f"ELSE translate({value_sql}, '123456789', '000000000') END"
+    )
+
+
+def mask_expression(rule: ColumnRule, column: Column) -> str:
+    """The SQL production evaluates for `column` under `rule`, cast back to the column's type.
+
+    Raises MaskingError when the rule cannot fit the column (a fake email in an integer, a
+    pseudonym too long for a varchar(8), NULL in a NOT NULL column).
+    """
+    value = quote_ident(column.name)
+    text = f"{value}::text"
+    where = f"column {column.name} ({column.type})"
+    if isinstance(rule, KeepRule):
+        return value
+    if isinstance(rule, NullRule):
+        if column.not_null:
+            raise MaskingError(f"{where} is NOT NULL, so it cannot be masked with null; use fixed or pseudonym")
+        return f"NULL::{column.type}"
+    if isinstance(rule, FixedRule):
+        literal = quote_literal(str(rule.value).lower() if isinstance(rule.value, bool) else str(rule.value))
+        return f"CASE WHEN {value} IS NULL THEN NULL ELSE CAST({literal} AS {column.type}) END"
+    if isinstance(rule, PseudonymRule):
+        if column.is_text:
+            _needs_length(column, 17, "pseudonym")
+            return f"CAST('p' || left({_md5_of(text)}, 16) AS {column.type})"
+        if column.base_type == "int8":
+            # 60 bits: positive, and collisions stay below one in a billion for ten million keys.
+            return f"CAST(('x' || left({_md5_of(text)}, 15))::bit(60)::bigint AS {column.type})"
+        if column.base_type == "uuid":
+            return f"CAST({_md5_of(text)}::uuid AS {column.type})"
+        raise MaskingError(
+            f"{where}: pseudonym needs a text, bigint or uuid column (a 32-bit integer has too few values to stay unique); "
+            "surrogate keys hold nothing personal: keep them"
+        )
+    _needs_text(rule, column)
+    if isinstance(rule, FakeEmailRule):
+        _needs_length(column, 18 + len(rule.domain), "fake_email")
+        return f"CAST('u' || left({_md5_of(text)}, 16) || {quote_literal('@' + rule.domain)} AS {column.type})"
+    if isinstance(rule, FakeNameRule):
+        given = _pick_word(_GIVEN_WORDS, text, "fake_name:given")
+        family = _pick_word(_FAMILY_WORDS, text, "fake_name:family")
+        return f"CAST({given} || ' ' || {family} AS {column.type})"
+    if isinstance(rule, FakePhoneRule):
+        return f"CAST({_fake_digits(text, _keyed_seed('fake_phone'))} AS {column.type})"
+    if isinstance(rule, PartialRule):
+        keep = rule.keep_last
+        mask = quote_literal(rule.mask_char)
+        return (
+            f"CAST(CASE WHEN length({text}) > {keep} THEN repeat({mask}, length({text}) - {keep}) || right({text}, {keep}) "
+            f"ELSE repeat({mask}, length({text})) END AS {column.type})"
+        )
+    raise MaskingError(f"{where}: unsupported rule {rule!r}")  # pragma: no cover - the union is exhaustive
+
+
+def check_for(rule: ColumnRule, column: Column) -> Check | None:
+    """How QA verifies `column` after the copy; None for keep."""
+    if isinstance(rule, KeepRule):
+        return None
+    if isinstance(rule, NullRule):
+        return Check(column=column.name, kind="all_null")
+    if isinstance(rule, FixedRule):
+        literal = quote_literal(str(rule.value).lower() if isinstance(rule.value, bool) else str(rule.value))
+        return Check(column=column.name, kind="fixed_or_null", fixed_sql=f"CAST({literal} AS {column.type})")
+    repair = None
+    if isinstance(rule, FakePhoneRule):
+        # Re-mask a fake number that happens to be a real one; keyed by the (already masked) value and the
+        # round, so it needs no salt and two refreshes of the same data agree.
+        masked = "{value}::text"
+        keyed = masked + " || ':' || {round}"
+        repair = f"CAST({_fake_digits(f'({keyed})', '0')} AS {column.type})"
+    return Check(column=column.name, kind="fingerprint", repair_sql=repair)
+
+
+def fingerprint_sql(value_sql: str, seed: int) -> str:
+    """A 64-bit keyed hash of a value's text, the same on production and QA for equal values."""
+    return f"hashtextextended(({value_sql})::text, {int(seed)})"
+
+
+def _needs_text(rule: ColumnRule, column: Column) -> None:
+    if not column.is_text:
+        raise MaskingError(f"column {column.name} ({column.type}): {rule.kind} needs a character column (text, varchar, char)")
+
+
+def _needs_length(column: Column, length: int, kind: str) -> None:
+    if column.max_length is not None and column.max_length < length:
+        raise MaskingError(
+            f"column {column.name} ({column.type}) is shorter than the {length} characters {kind} needs; "
+            "use partial, fixed or null"
+        )
+
+
+# ---- what nobody wrote a rule for ----
+def personal_data_reason(column: Column) -> str | None:
+    """Why an unlisted column might hold personal data, or None."""
+    match = PERSONAL_NAME.search(column.name)
+    if match:
+        return f"its name suggests personal data ({match.group(2).lower()})"
+    base = column.base_type.removeprefix("_")  # arrays: _text is text[]
+    if base in PERSONAL_TYPES:
+        return f"its type ({column.type}) commonly holds personal data"
+    return None
+
+
+def unlisted_personal_columns(table: str, columns: list[Column] | tuple[Column, ...], rules: Mapping[str, ColumnRule]) -> list[PersonalDataWarning]:
+    """The columns of `table` without a rule that look like they may hold personal data (for --dry-run)."""
+    warnings = []
+    for column in columns:
+        if column.name in rules:
+            continue
+        reason = personal_data_reason(column)
+        if reason is not None:
+            warnings.append(PersonalDataWarning(table=table, column=column.name, type=column.type, reason=reason))
+    return warnings
