@@ -44,7 +44,7 @@ def rollback_target(state: ProjectState, environment: str, requested: str | None
             raise Refused(f"{requested} {why}; roll back to another release")
         return release
     for version in reversed(env.live_history):
-        if version != env.current and unusable(state, version) is None:
+        if version != env.current and version not in env.withdrawn and unusable(state, version) is None:
             return state.releases[version]
     raise BadInput(f"{environment} has no earlier accepted release to go back to; name one with --to")
 

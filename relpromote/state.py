@@ -27,6 +27,7 @@ class EnvironmentState:
     evidence: list[dict[str, Any]] = field(default_factory=list)  # recorded by promotions' automated tests
     live_history: list[str] = field(default_factory=list)  # versions in the order they went live here
     attention: list[str] = field(default_factory=list)  # hosts a failed rollback left for a person
+    withdrawn: set[str] = field(default_factory=set)  # versions rolled back from here: never a default rollback target
 
     def went_live(self, version: str, digest: str, at: str, by: str) -> None:
         self.current, self.current_digest, self.since, self.by = version, digest, at, by
@@ -149,6 +150,8 @@ def _rolled_back(state: ProjectState, entry: Entry) -> None:
         return
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
     if p["result"] == "succeeded":
+        if p.get("from_version"):
+            env.withdrawn.add(p["from_version"])
         env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
     else:
         env.attention = list(p.get("need_a_person", []))

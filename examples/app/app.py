@@ -19,11 +19,17 @@ def release_version() -> str:
     return marker.read_text().strip() if marker.exists() else "unreleased"
 
 
+def broken() -> bool:
+    """Fault injection for demos and tests: a BROKEN file in the release, or BROKEN-<version> in the
+    base dir (releases/<version>/../..) of one host, makes this version fail its health check."""
+    return (HERE / "BROKEN").exists() or (HERE.parent.parent / f"BROKEN-{VERSION}").exists()
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path == "/health":
             body = {"status": "ok", "version": VERSION, "pid": os.getpid()}
-            if (HERE / "BROKEN").exists():
+            if broken():
                 self.send_response(500)
                 body["status"] = "broken"
             else:
