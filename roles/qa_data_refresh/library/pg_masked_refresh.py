@@ -146,6 +146,7 @@ CHUNK_MIN_PAGES = 2000
 # Index builds sort in memory instead of in temp files: post-data is most of the restore's own time.
 MAINTENANCE_WORK_MEM = "256MB"
 MARKER_KEY = "relpromote_refresh"
+WORKDIR_PREFIX = "relpromote-refresh-"
 PR_SET_PDEATHSIG = 1
 
 CATALOG_SQL = r"""
@@ -465,6 +466,22 @@ def find_bin_dir(configured: str) -> str:
     if found:
         return os.path.dirname(found)
     raise RefreshError("pg_dump not found: install the PostgreSQL client (apt-get install postgresql-client) or set pg_bin_dir")
+
+
+def sweep_stale_workdirs() -> None:
+    """Remove the work folders of runs that were killed (SIGKILL leaves no chance to clean up): schema dumps only."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        if not name.startswith(WORKDIR_PREFIX):
+            continue
+        path = os.path.join(base, name)
+        try:
+            with open(os.path.join(path, "pid"), encoding="ascii") as handle:
+                pid = int(handle.read())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def names_for(database: str, stamp: str) -> dict[str, str]:
@@ -1024,7 +1041,10 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _raise_interrupted)
     children = Children()
-    workdir = tempfile.mkdtemp(prefix="relpromote-refresh-")  # 0700: the schema dump and error output only
+    sweep_stale_workdirs()
+    workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)  # 0700: the schema dump and error output only
+    with open(os.path.join(workdir, "pid"), "w", encoding="ascii") as handle:
+        handle.write(str(os.getpid()))
     refresh: Refresh | None = None
     try:
         bin_dir = find_bin_dir(params["pg_bin_dir"])
