@@ -1,0 +1,469 @@
+#!/usr/bin/python
+"""Put a host back on a release it still holds, in one module execution.
+
+Owns the fast path of a rollback: reading the `current` link, checking the target's recorded
+digest, switching the link with rename(2), recording the switch in `.history`, restarting the
+application and waiting until it answers the target version. Doing all of it in one execution is
+what makes a rollback one round trip per host instead of the deploy role's ten. Also owns taking a
+host out of service when there is no earlier release to go back to.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_rollback
+short_description: Switch a relpromote host back to a release it still holds, restart and verify
+description:
+  - Reads where C(<base_dir>/current) points. When it already points to C(releases/<version>) and
+    the application answers O(version) on its health endpoint, changes nothing.
+  - When C(<base_dir>/releases/<version>/.release/DIGEST) holds O(digest), replaces C(current) by
+    a link to C(releases/<version>) with one C(rename) system call (never missing in between), appends
+    O(version) to C(<base_dir>/.history), runs the restart command and polls the health endpoint
+    until it answers 200 with a JSON C(version) equal to O(version), or fails after
+    O(health_timeout) seconds saying what answered last.
+  - When C(current) already points to the target but the application does not answer it, restarts
+    and polls without switching.
+  - When C(releases/<version>) is not on the host (pruned), changes nothing and returns
+    RV(present=false), so that the caller can redeploy it from its artifact.
+  - Refuses a C(releases/<version>) whose recorded digest is not O(digest) - a different build
+    under the same version.
+  - With an empty O(version), takes the host out of service - removes C(current) (one C(unlink)
+    system call) and stops the application whose pid is in C(<base_dir>/run/app.pid), only if
+    that process's command line names O(base_dir).
+  - Uses only the Python standard library on the host.
+version_added: "1.0.0"
+author: relpromote
+options:
+  base_dir:
+    description: The application's base directory, holding C(releases/), C(current), C(run/) and C(.history).
+    type: path
+    required: true
+  version:
+    description:
+      - The release to put back live, or the empty string to take the host out of service.
+    type: str
+    required: true
+  digest:
+    description: sha256 recorded for the target, 64 lowercase hexadecimal digits; required unless O(version) is empty.
+    type: str
+    default: ""
+  service_host:
+    description: Address the application listens on, as seen from the host.
+    type: str
+    required: true
+  service_port:
+    description: Port the application listens on.
+    type: int
+    required: true
+  restart_command:
+    description:
+      - Command that restarts the application, split like a shell would but run without one.
+      - Empty means C(<base_dir>/current/bin/restart).
+      - Runs with C(RELEASE_BASE_DIR), C(RELEASE_DIR), C(RELEASE_VERSION), C(APP_HOST) and
+        C(APP_PORT) in its environment.
+    type: str
+    default: ""
+  health_path:
+    description: Path of the health endpoint.
+    type: str
+    default: /health
+  health_timeout:
+    description:
+      - Seconds to wait for the health endpoint to answer O(version) after the restart.
+      - When taking the host out of service, seconds the application is given to stop before it is killed.
+    type: int
+    default: 30
+notes:
+  - Supports check mode - reports what would be switched, restarted or stopped; it may ask the
+    health endpoint which version answers, which changes nothing.
+"""
+
+EXAMPLES = r"""
+- name: Put 1.3.0 back live
+  release_rollback:
+    base_dir: /opt/app
+    version: 1.3.0
+    digest: 5d41402abc4b2a76b9719d911017c592ae1bf5e3a6e8a5d1a7c5d2a9f0b1c2d3
+    service_host: 10.0.0.5
+    service_port: 8080
+  register: rollback
+
+- name: Take a host whose first deployment failed out of service
+  release_rollback:
+    base_dir: /opt/app
+    version: ""
+    service_host: 10.0.0.5
+    service_port: 8080
+"""
+
+RETURN = r"""
+previous:
+  description: Version C(current) pointed to before, or an empty string when there was no link.
+  returned: always
+  type: str
+current:
+  description:
+    - Version C(current) points to now (in check mode, would point to); an empty string when the
+      host is out of service.
+    - Equals RV(previous) when RV(present) is false.
+  returned: always
+  type: str
+switched:
+  description: Whether C(current) was (or, in check mode, would be) replaced or removed.
+  returned: always
+  type: bool
+present:
+  description:
+    - Whether the target release is on the host. False means nothing was changed and the target
+      must be redeployed from its artifact. Always true when taking the host out of service.
+  returned: always
+  type: bool
+restarted:
+  description: Whether the restart command ran (or would run, in check mode).
+  returned: always
+  type: bool
+stopped:
+  description: Whether the application was (or would be) stopped to take the host out of service.
+  returned: always
+  type: bool
+"""
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import signal
+import time
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.request import ProxyHandler, Request, build_opener
+
+from ansible.module_utils.basic import AnsibleModule
+
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# Short enough that a restarted app is seen within a tenth of a second of answering; each probe
+# is one local HTTP request.
+POLL_INTERVAL = 0.1
+# Upper bound of one health request, so that a hung application still leaves time to retry.
+PROBE_TIMEOUT = 5.0
+# How long a process that ignored SIGTERM (and then got SIGKILL) may take to disappear.
+KILL_GRACE = 5.0
+
+
+class Answer:
+    """What the health endpoint said: an HTTP status and a version, or why there was no answer."""
+
+    def __init__(self, status=None, version=None, error=None):
+        self.status = status
+        self.version = version
+        self.error = error
+
+    def is_version(self, version):
+        return self.status == 200 and self.version == version
+
+    def describe(self):
+        if self.status is None:
+            return "no answer (%s)" % self.error
+        note = " (%s)" % self.error if self.error else ""
+        return "status %d, version %s%s" % (self.status, json.dumps(self.version), note)
+
+
+class RollbackFailed(Exception):
+    """The rollback could not be completed; the message says why and what state the host is in."""
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.details = details
+
+
+def version_of(link_target):
+    return posixpath.basename(posixpath.normpath(link_target)) if link_target else ""
+
+
+def read_link(module, link):
+    """Where `current` points, or None when there is no link."""
+    if os.path.islink(link):
+        return os.readlink(link)
+    if os.path.lexists(link):
+        module.fail_json(msg="%s exists and is not a symbolic link; move it away by hand" % link)
+    return None
+
+
+def read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def fsync_dir(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def health_url(host, port, path):
+    if ":" in host and not host.startswith("["):
+        host = "[%s]" % host
+    return "http://%s:%d%s" % (host, port, path if path.startswith("/") else "/" + path)
+
+
+# The application runs on this very host: a proxy from the environment (http_proxy) must never
+# answer in its place.
+DIRECT = build_opener(ProxyHandler({}))
+
+
+def probe(url, timeout):
+    try:
+        response = DIRECT.open(Request(url, headers={"Accept": "application/json"}), timeout=timeout)
+        try:
+            status, body = response.getcode(), response.read(65536)
+        finally:
+            response.close()
+    except HTTPError as exc:
+        status, body = exc.code, exc.read(65536)
+    except (URLError, OSError, HTTPException, ValueError) as exc:
+        return Answer(error=str(getattr(exc, "reason", exc)))
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return Answer(status=status, error="the body is not JSON")
+    version = document.get("version") if isinstance(document, dict) else None
+    return Answer(status=status, version=version)
+
+
+def wait_until_answers(url, version, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        answer = probe(url, max(0.5, min(PROBE_TIMEOUT, remaining)))
+        if answer.is_version(version) or time.monotonic() >= deadline:
+            return answer
+        time.sleep(POLL_INTERVAL)
+
+
+def switch_link(base_dir, link, version):
+    """Point `current` at releases/<version>: a new link renamed over the old one, never a gap."""
+    temporary = os.path.join(base_dir, ".current.%d.tmp" % os.getpid())
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.symlink(posixpath.join("releases", version), temporary)
+    try:
+        os.rename(temporary, link)
+    except OSError:
+        os.unlink(temporary)
+        raise
+    fsync_dir(base_dir)
+
+
+def append_history(base_dir, version):
+    with open(os.path.join(base_dir, ".history"), "a") as handle:
+        handle.write(version + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def restart(module, params, release_dir):
+    command = params["restart_command"] or os.path.join(params["base_dir"], "current", "bin", "restart")
+    environment = {
+        "RELEASE_BASE_DIR": params["base_dir"],
+        "RELEASE_DIR": release_dir,
+        "RELEASE_VERSION": params["version"],
+        "APP_HOST": params["service_host"],
+        "APP_PORT": str(params["service_port"]),
+    }
+    rc, out, err = module.run_command(shlex.split(command), environ_update=environment)
+    if rc != 0:
+        raise RollbackFailed(
+            "the restart command %s exited with %d: %s" % (command, rc, (err or out).strip()[-2000:]),
+            restart_rc=rc,
+            restart_stdout=out,
+            restart_stderr=err,
+        )
+
+
+def process_state(pid):
+    """The one-letter state from /proc/<pid>/stat, or None when there is no such process."""
+    stat = read_text("/proc/%d/stat" % pid)
+    if stat is None:
+        return None
+    # The command name in parentheses may itself hold spaces or parentheses: the state follows the last ')'.
+    return stat[stat.rfind(")") + 2 :][:1]
+
+
+def is_gone(pid):
+    # A zombie has exited; only its parent (often an init that reaps lazily) can remove it.
+    return process_state(pid) in (None, "Z")
+
+
+def runs_from(pid, base_dir):
+    """Whether process `pid` is this host's application: one of its arguments lies in base_dir.
+
+    Several hosts (and other applications) may share a machine, and a stale pid file may name an
+    unrelated process by now: that one must not be killed.
+    """
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            arguments = handle.read().split(b"\0")
+    except OSError:
+        return False
+    base = base_dir.rstrip("/").encode()
+    return any(argument == base or argument.startswith(base + b"/") for argument in arguments)
+
+
+def wait_until_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while not is_gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+    return True
+
+
+def signal_process(pid, number):
+    with contextlib.suppress(ProcessLookupError):  # it exited by itself in the meantime
+        os.kill(pid, number)
+
+
+def stop_application(pid, timeout):
+    signal_process(pid, signal.SIGTERM)
+    if wait_until_gone(pid, timeout):
+        return
+    signal_process(pid, signal.SIGKILL)
+    if not wait_until_gone(pid, KILL_GRACE):
+        raise RollbackFailed("process %d is still running after SIGTERM and SIGKILL" % pid)
+
+
+def running_application(base_dir):
+    """The pid of this host's application when it runs, else None."""
+    text = read_text(os.path.join(base_dir, "run", "app.pid"))
+    if not text or not text.isdigit():
+        return None
+    pid = int(text)
+    return pid if not is_gone(pid) and runs_from(pid, base_dir) else None
+
+
+def take_out_of_service(module, result):
+    params = module.params
+    base_dir = params["base_dir"]
+    link = os.path.join(base_dir, "current")
+    linked = os.path.islink(link)
+    pid = running_application(base_dir)
+    if module.check_mode:
+        result.update(changed=linked or pid is not None, current="", switched=linked, stopped=pid is not None)
+        module.exit_json(**result)
+    if linked:
+        # unlink(2) is atomic: a reader finds the old link or no link. Done before the stop, so
+        # that a restart hook run meanwhile finds no release to bring back.
+        os.unlink(link)
+        fsync_dir(base_dir)
+        result.update(changed=True, current="", switched=True)
+    if pid is not None:
+        stop_application(pid, params["health_timeout"])
+        with contextlib.suppress(FileNotFoundError):  # the application removed it on the way out
+            os.unlink(os.path.join(base_dir, "run", "app.pid"))
+        result.update(changed=True, stopped=True)
+    module.exit_json(**result)
+
+
+def roll_back(module, result):
+    params = module.params
+    base_dir = params["base_dir"]
+    version = params["version"]
+    link = os.path.join(base_dir, "current")
+    release_dir = os.path.join(base_dir, "releases", version)
+    url = health_url(params["service_host"], params["service_port"], params["health_path"])
+
+    if not os.path.lexists(release_dir):
+        result["present"] = False
+        module.exit_json(**result)
+
+    recorded = read_text(os.path.join(release_dir, ".release", "DIGEST"))
+    if recorded != params["digest"]:
+        module.fail_json(
+            msg=(
+                "%s holds digest %s, not %s: a different build under the same version (or an "
+                "incomplete unpack); not switching to it" % (release_dir, recorded or "(none: no .release/DIGEST)", params["digest"])
+            ),
+            **result,
+        )
+
+    # Resolved, so that an absolute link to the same directory also counts as already there.
+    at_target = os.path.islink(link) and os.path.realpath(link) == os.path.realpath(release_dir)
+    if at_target and probe(url, PROBE_TIMEOUT).is_version(version):
+        module.exit_json(**result)
+
+    if module.check_mode:
+        result.update(changed=True, current=version, switched=not at_target, restarted=True)
+        module.exit_json(**result)
+
+    # The result follows each step as it happens, so that a failure reports the host's real state.
+    if not at_target:
+        switch_link(base_dir, link, version)
+        result.update(changed=True, current=version, switched=True)
+        append_history(base_dir, version)
+    result.update(changed=True, restarted=True)
+    restart(module, params, release_dir)
+    answer = wait_until_answers(url, version, params["health_timeout"])
+    if not answer.is_version(version):
+        raise RollbackFailed(
+            "%s did not answer 200 with version %s within %d s after the restart; last answer: %s" % (url, version, params["health_timeout"], answer.describe())
+        )
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            base_dir=dict(type="path", required=True),
+            version=dict(type="str", required=True),
+            digest=dict(type="str", default=""),
+            service_host=dict(type="str", required=True),
+            service_port=dict(type="int", required=True),
+            restart_command=dict(type="str", default=""),
+            health_path=dict(type="str", default="/health"),
+            health_timeout=dict(type="int", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    params["base_dir"] = params["base_dir"].rstrip("/") or "/"
+    version = params["version"]
+    if version and not VERSION_PATTERN.match(version):
+        module.fail_json(msg="version %s is not a plain version name (letters, digits, '.', '_', '+', '-')" % json.dumps(version))
+    if version and not DIGEST_PATTERN.match(params["digest"]):
+        module.fail_json(msg="digest %s is not a sha256 in lowercase hex (64 digits)" % json.dumps(params["digest"]))
+    if params["health_timeout"] < 1:
+        module.fail_json(msg="health_timeout must be at least 1 second, not %d" % params["health_timeout"])
+
+    previous = version_of(read_link(module, os.path.join(params["base_dir"], "current")))
+    result = dict(
+        changed=False,
+        previous=previous,
+        current=previous,
+        switched=False,
+        present=True,
+        restarted=False,
+        stopped=False,
+    )
+    try:
+        if version:
+            roll_back(module, result)
+        else:
+            take_out_of_service(module, result)
+    except RollbackFailed as exc:
+        result.update(exc.details)
+        module.fail_json(msg=str(exc), **result)
+    except OSError as exc:
+        module.fail_json(msg="rollback to %s failed: %s" % (json.dumps(version), exc), **result)
+
+
+if __name__ == "__main__":
+    main()
