@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from relpromote.config import Person
-from relpromote.errors import BadInput, Refused
+from relpromote.errors import BadInput, Refused, RunFailed
 from relpromote.evidence import junit_report
 from relpromote.identity import Identity, generate_identity
 from relpromote.project import Project
@@ -28,6 +28,7 @@ from relpromote.usecases import verdicts
 from relpromote.usecases.build import build_release, read_manifest
 from relpromote.usecases.init import init_project
 from relpromote.usecases.promote import PromoteRequest, promote
+from relpromote.usecases.rollback import rollback
 
 MARKER = ".relpromote-demo"
 PEOPLE = {
@@ -109,7 +110,7 @@ def _write_sandbox_inventories(workdir: Path) -> None:
             "release_base_dir": f"{workdir}/hosts/{{{{ inventory_hostname }}}}/opt/shop",
             "release_keep": 3,
             "release_service_port": DEMO_PORT,
-            "release_health_timeout": 20,
+            "release_health_timeout": 8,
         }
         (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
 
@@ -134,7 +135,7 @@ def create_project(workdir: Path, say: Say) -> DemoProject:
     return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), identities, app)
 
 
-def build_two_releases(demo: DemoProject, say: Say) -> None:
+def build_releases(demo: DemoProject, say: Say) -> None:
     manifests = bundled("examples") / "manifests"
     identity, actor = demo.who("alice")
     first = build_release(demo.project, identity, actor, "1.0.0", demo.app_source, read_manifest(manifests / "1.0.0.yml", "1.0.0"), tag=True)
@@ -145,6 +146,11 @@ def build_two_releases(demo: DemoProject, say: Say) -> None:
     say(f"alice built 1.1.0 from commit {second.release.source['commit'][:12]}: sha256 {second.release.digest[:16]}…")
     again = build_release(demo.project, identity, actor, "1.1.0", demo.app_source, read_manifest(manifests / "1.1.0.yml", "1.1.0"))
     say(f"building 1.1.0 again from the same commit gives the same bytes: {again.outcome.value}, nothing recorded")
+    (demo.app_source / "checkout.txt").write_text("one-page checkout\n")
+    _git(demo.app_source, "add", "checkout.txt")
+    _git(demo.app_source, "commit", "-q", "-m", "CH-103: one-page checkout")
+    third = build_release(demo.project, identity, actor, "1.2.0", demo.app_source, read_manifest(manifests / "1.2.0.yml", "1.2.0"), tag=True)
+    say(f"alice built 1.2.0 from commit {third.release.source['commit'][:12]}: sha256 {third.release.digest[:16]}…")
 
 
 def _promote(demo: DemoProject, say: Say, who: str, version: str, environment: str) -> None:
@@ -192,13 +198,48 @@ def walk_the_process(demo: DemoProject, say: Say) -> None:
     _promote(demo, say, "oscar", "1.1.0", "qa")
     _promote(demo, say, "oscar", "1.1.0", "qa")
     say("re-promoting the live version changed nothing on the hosts")
+    _accept_with_unit_evidence(demo, say, "1.1.0")
+    _promote(demo, say, "oscar", "1.1.0", "deployment")
+    verdicts.accept(project, identity, quinn, "1.1.0", "deployment", [], "system tests green")
+    verdicts.approve(project, carol_identity, carol, "1.1.0", "production", "CHG-1002", "4h")
+    say("quinn accepted 1.1.0 in deployment; carol approved it for production under CHG-1002")
+    _promote(demo, say, "alice", "1.1.0", "production")
+    result = rollback(project, alice_identity, alice, "production", None, "customers report checkout errors after 1.1.0")
+    say(f"alice rolled production back by hand: {result['from_version']} → {result['version']} on {len(result['hosts'])} hosts "
+        f"in {result['duration_s']:.1f}s (the release was still on the hosts: a link switch, a restart, a health check)")
+
+
+def show_automatic_rollback(demo: DemoProject, say: Say) -> None:
+    project = demo.project
+    _promote(demo, say, "oscar", "1.2.0", "qa")
+    _accept_with_unit_evidence(demo, say, "1.2.0")
+    # deploy-app-2 holds production-like data that 1.2.0's new session format chokes on.
+    (demo.workdir / "hosts" / "deploy-app-2" / "opt" / "shop" / "BROKEN-1.2.0").write_text("simulated fault: 1.2.0 fails here\n")
+    oscar_identity, oscar = demo.who("oscar")
+    try:
+        promote(project, oscar_identity, oscar, PromoteRequest("1.2.0", "deployment"))
+    except RunFailed as failure:
+        say(f"FAILED (exit 1) oscar promoted 1.2.0 to deployment: {failure.message}")
+    else:
+        raise AssertionError("the demo expected 1.2.0 to fail its health check in deployment")
+    _refused(say, "oscar tries 1.2.0 again", lambda: promote(project, oscar_identity, oscar, PromoteRequest("1.2.0", "deployment")))
     addresses = host_addresses()
     say(f"the apps answer: curl http://{addresses['prod-app-1']}:{DEMO_PORT}/health  (production, 1.0.0)  "
-        f"curl http://{addresses['qa-app-1']}:{DEMO_PORT}/health  (qa, 1.1.0)")
+        f"curl http://{addresses['qa-app-1']}:{DEMO_PORT}/health  (qa, 1.2.0)")
+
+
+def _accept_with_unit_evidence(demo: DemoProject, say: Say, version: str) -> None:
+    unit = demo.workdir / "evidence" / f"unit-{version}.xml"
+    unit.parent.mkdir(exist_ok=True)
+    unit.write_bytes(junit_report("unit", [("test_health_answers_version", None), ("test_greeting", None)]))
+    identity, quinn = demo.who("quinn")
+    verdicts.accept(demo.project, identity, quinn, version, "qa", [f"unit={unit}"], "")
+    say(f"quinn accepted {version} in qa with unit test evidence")
 
 
 def run_demo(workdir: Path, say: Say) -> DemoProject:
     demo = create_project(workdir, say)
-    build_two_releases(demo, say)
+    build_releases(demo, say)
     walk_the_process(demo, say)
+    show_automatic_rollback(demo, say)
     return demo
