@@ -186,14 +186,18 @@ class Check(_Model):
     """How QA proves a masked column holds no production value.
 
     fingerprint: no non-empty value's keyed hash is among production's hashes of the column;
-    all_null: every value is NULL; fixed_or_null: every value is NULL or the fixed one;
-    `repair` is an expression over the masked value and a round number that re-masks the rare
-    value that collided with a real one (fake phones live in a dense space: real numbers).
+    all_null: every value is NULL; fixed_or_null: every value is NULL or the fixed one.
+    `candidates_sql` is a predicate over a value's text that holds for *every* value the rule can
+    produce: only production values that satisfy it can equal a masked one, so only those are
+    hashed and sent (fake emails: almost none), and the check stays complete.
+    `repair_sql` re-masks the rare value that collided with a real one (fake phones live in a
+    dense space: real numbers).
     """
 
     column: str
     kind: Literal["fingerprint", "all_null", "fixed_or_null"]
     fixed_sql: str | None = None
+    candidates_sql: str | None = None  # a str.format template: {value} is a text expression
     repair_sql: str | None = None  # a str.format template: {value} is the column, {round} an SQL text expression
 
 
@@ -229,7 +233,9 @@ def qualified_name(schema: str, table: str) -> str:
 # ---- rules to SQL ----
 def _keyed_seed(purpose: str) -> str:
     """A 64-bit key for hashtextextended(), derived from the salt once per statement."""
-    return f"(SELECT ('x' || left(md5(current_setting('{SALT_SETTING}') || {quote_literal(':' + purpose)}), 16))::bit(64)::bigint)"
+    return (
+        f"(SELECT ('x' || left(md5(current_setting('{SALT_SETTING}') || {quote_literal(':' + purpose)}), 16))::bit(64)::bigint)"
+    )
 
 
 def _md5_of(value_sql: str) -> str:
@@ -351,14 +357,25 @@ def check_for(rule: ColumnRule, column: Column) -> Check | None:
     if isinstance(rule, FixedRule):
         literal = quote_literal(str(rule.value).lower() if isinstance(rule.value, bool) else str(rule.value))
         return Check(column=column.name, kind="fixed_or_null", fixed_sql=f"CAST({literal} AS {column.type})")
-    repair = None
+    repair = candidates = None
     if isinstance(rule, FakePhoneRule):
         # Re-mask a fake number that happens to be a real one; keyed by the (already masked) value and the
         # round, so it needs no salt and two refreshes of the same data agree.
         masked = "{value}::text"
         keyed = masked + " || ':' || {round}"
         repair = f"CAST({_fake_digits(f'({keyed})', '0')} AS {column.type})"
-    return Check(column=column.name, kind="fingerprint", repair_sql=repair)
+    elif isinstance(rule, FakeEmailRule):
+        suffix = "@" + rule.domain
+        candidates = (
+            f"length({{value}}) = {17 + len(suffix)} AND left({{value}}, 1) = 'u' "
+            f"AND right({{value}}, {len(suffix)}) = {quote_literal(suffix)}"
+        )
+    elif isinstance(rule, PseudonymRule) and column.is_text:
+        candidates = "length({value}) = 17 AND left({value}, 1) = 'p'"
+    elif isinstance(rule, PartialRule):
+        # Everything but the last keep_last characters is the mask character.
+        candidates = f"length(ltrim({{value}}, {quote_literal(rule.mask_char)})) <= {rule.keep_last}"
+    return Check(column=column.name, kind="fingerprint", candidates_sql=candidates, repair_sql=repair)
 
 
 def fingerprint_sql(value_sql: str, seed: int) -> str:
@@ -391,7 +408,9 @@ def personal_data_reason(column: Column) -> str | None:
     return None
 
 
-def unlisted_personal_columns(table: str, columns: list[Column] | tuple[Column, ...], rules: Mapping[str, ColumnRule]) -> list[PersonalDataWarning]:
+def unlisted_personal_columns(
+    table: str, columns: list[Column] | tuple[Column, ...], rules: Mapping[str, ColumnRule]
+) -> list[PersonalDataWarning]:
     """The columns of `table` without a rule that look like they may hold personal data (for --dry-run)."""
     warnings = []
     for column in columns:

@@ -110,7 +110,12 @@ def test_quoting_is_safe_for_any_name_and_value() -> None:
 
 
 def test_salted_rules_read_the_salt_from_the_session_never_from_the_sql() -> None:
-    salted: list[tuple[ColumnRule, Column]] = [(PseudonymRule(), NAME), (FakeEmailRule(), EMAIL), (FakeNameRule(), NAME), (FakePhoneRule(), PHONE)]
+    salted: list[tuple[ColumnRule, Column]] = [
+        (PseudonymRule(), NAME),
+        (FakeEmailRule(), EMAIL),
+        (FakeNameRule(), NAME),
+        (FakePhoneRule(), PHONE),
+    ]
     for rule, column in salted:
         sql = mask_expression(rule, column)
         assert f"current_setting('{SALT_SETTING}')" in sql
@@ -170,10 +175,29 @@ def test_only_fake_phone_can_be_redrawn_after_a_collision() -> None:
     assert phone is not None and phone.kind == "fingerprint" and phone.repair_sql is not None
     repaired = phone.repair_sql.format(value='"phone"', round="r::text")
     assert '"phone"::text' in repaired and "r::text" in repaired
-    others: list[tuple[ColumnRule, Column]] = [(FakeEmailRule(), EMAIL), (FakeNameRule(), NAME), (PseudonymRule(), ID), (PartialRule(), NAME)]
+    others: list[tuple[ColumnRule, Column]] = [
+        (FakeEmailRule(), EMAIL),
+        (FakeNameRule(), NAME),
+        (PseudonymRule(), ID),
+        (PartialRule(), NAME),
+    ]
     for rule, column in others:
         check = check_for(rule, column)
         assert check is not None and check.kind == "fingerprint" and check.repair_sql is None
+
+
+def test_shape_rules_narrow_what_production_sends_for_the_check() -> None:
+    email = check_for(FakeEmailRule(domain="qa.test"), EMAIL)
+    assert email is not None and email.candidates_sql is not None
+    assert email.candidates_sql.format(value="v") == "length(v) = 25 AND left(v, 1) = 'u' AND right(v, 8) = E'@qa.test'"
+    partial = check_for(PartialRule(keep_last=2, mask_char="#"), NAME)
+    assert partial is not None and partial.candidates_sql == "length(ltrim({value}, E'#')) <= 2"
+    text_pseudonym, key_pseudonym = check_for(PseudonymRule(), NAME), check_for(PseudonymRule(), ID)
+    assert text_pseudonym is not None and text_pseudonym.candidates_sql is not None
+    assert key_pseudonym is not None and key_pseudonym.candidates_sql is None  # any bigint can be a pseudonym
+    for rule in (FakeNameRule(), FakePhoneRule()):
+        check = check_for(rule, NAME)
+        assert check is not None and check.candidates_sql is None
 
 
 def test_fingerprints_are_keyed_by_the_run() -> None:
