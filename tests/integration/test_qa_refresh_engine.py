@@ -25,7 +25,7 @@ import ansible_runner
 import psycopg
 import pytest
 
-from relpromote.masking import SALT_SETTING, Column, mask_expression, quote_literal
+from relpromote.masking import SALT_SETTING, Column, check_for, mask_expression, quote_literal
 from relpromote.refresh import parse_masking
 from relpromote.testing.postgres import PostgresCluster, clusters
 
@@ -78,7 +78,8 @@ def seed_production(cluster: PostgresCluster, database: str, customers: int, ord
             INSERT INTO customers (email, full_name, phone, card_number)
             SELECT lower(f.name) || '.' || g || '@mail.example.com',
                    f.name || ' ' || l.name,
-                   CASE WHEN g %% 50 = 0 THEN NULL WHEN g %% 77 = 0 THEN '' ELSE '+44 20 7946 ' || lpad((g %% 10000)::text, 4, '0') END,
+                   CASE WHEN g %% 50 = 0 THEN NULL WHEN g %% 77 = 0 THEN ''
+                        ELSE '+44 20 7946 ' || lpad((g %% 10000)::text, 4, '0') END,
                    '4111 1111 1111 ' || lpad((g %% 10000)::text, 4, '0')
               FROM generate_series(1, %(n)s) g,
                    LATERAL (SELECT (%(first)s::text[])[1 + g %% 10] AS name) f,
@@ -90,7 +91,8 @@ def seed_production(cluster: PostgresCluster, database: str, customers: int, ord
             """
             INSERT INTO orders (customer_id, amount, status, notes)
             SELECT 1 + (g::bigint * 7919) %% %(n)s, (g %% 1000) / 10.0, (ARRAY['new', 'paid', 'shipped'])[1 + g %% 3],
-                   CASE WHEN g %% 2 = 0 THEN 'call ' || (SELECT full_name FROM customers WHERE id = 1 + (g::bigint * 7919) %% %(n)s) END
+                   CASE WHEN g %% 2 = 0
+                        THEN 'call ' || (SELECT full_name FROM customers WHERE id = 1 + (g::bigint * 7919) %% %(n)s) END
               FROM generate_series(1, %(orders)s) g
             """,
             {"n": customers, "orders": customers * orders_per_customer},
@@ -147,7 +149,11 @@ def runner_args(servers: Servers, database: str = "shop", **variables: Any) -> d
     servers.runs.mkdir(exist_ok=True)
     private = servers.runs / f"run-{time.monotonic_ns()}"
     private.mkdir()
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "vault_relpromote_reader_password": READER_PASSWORD}
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "vault_relpromote_reader_password": READER_PASSWORD,
+    }
     extravars = {
         "qa_data_refresh_database": database,
         "qa_data_refresh_source_host": "127.0.0.1",
@@ -196,10 +202,16 @@ def column(cluster: PostgresCluster, database: str, query: str) -> list[Any]:
 
 def fingerprint(cluster: PostgresCluster, database: str) -> dict[str, Any]:
     """Everything a refresh could change in one database, as md5s of each table's ordered contents."""
-    tables = column(cluster, database, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                                       "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")
-    return {table: cluster.scalar(database, f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t")
-            for table in tables}
+    tables = column(
+        cluster,
+        database,
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    return {
+        table: cluster.scalar(database, f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t")
+        for table in tables
+    }
 
 
 def qa_databases(servers: Servers) -> list[str]:
@@ -254,6 +266,26 @@ def test_fake_values_keep_the_format_of_the_column(servers: Servers) -> None:
     assert masked(servers, {"partial": 4}, "4111 1111 1111 1234") == "***************1234"
     assert masked(servers, {"partial": 4}, "123") == "***"
     assert masked(servers, {"fixed": 7}, "42", "integer", "int4") == 7
+
+
+def test_what_production_sends_for_the_check_covers_every_masked_value(servers: Servers) -> None:
+    """The candidates predicate must hold for every value a rule can produce, or the check would miss collisions."""
+    samples = ["alice@example.com", "A", "", "4111 1111 1111 1234", "12", "a'b\\c%d", "Zoë Ünïcode"]
+    for rule in ("fake_email", "pseudonym", {"partial": 4}, {"partial": {"keep_last": 1, "mask_char": "#"}}):
+        parsed = parse_masking({"t": {"v": rule}})["t"]["v"]
+        check = check_for(parsed, Column(name="v", type="text", base_type="text"))
+        assert check is not None and check.candidates_sql is not None
+        for sample in samples:
+            value = masked(servers, rule, sample)
+            holds = servers.qa.scalar("postgres", f"SELECT {check.candidates_sql.format(value=quote_literal(value))}")
+            assert holds is True, (rule, sample, value)
+    # ... and it rules out ordinary production values, which is what makes the check cheap.
+    email_check = check_for(parse_masking({"t": {"v": "fake_email"}})["t"]["v"], Column(name="v", type="text", base_type="text"))
+    assert email_check is not None and email_check.candidates_sql is not None
+    assert (
+        servers.qa.scalar("postgres", f"SELECT {email_check.candidates_sql.format(value=quote_literal('alice@example.com'))}")
+        is False
+    )
 
 
 def test_pseudonyms_fit_keys_and_stay_consistent_across_types(servers: Servers) -> None:
@@ -313,15 +345,23 @@ def test_no_original_personal_value_reaches_qa(servers: Servers, refreshed: Outc
     names = set(column(servers.prod, "shop", "SELECT full_name FROM customers"))
     phones = set(column(servers.prod, "shop", "SELECT phone FROM customers WHERE phone <> ''"))
     cards = set(column(servers.prod, "shop", "SELECT card_number FROM customers"))
-    everything_in_qa = set(column(servers.qa, "shop", """
+    everything_in_qa = set(
+        column(
+            servers.qa,
+            "shop",
+            """
         SELECT v FROM customers, LATERAL (VALUES (email), (full_name), (phone), (card_number)) x(v) WHERE v IS NOT NULL
-        UNION SELECT notes FROM orders WHERE notes IS NOT NULL"""))
+        UNION SELECT notes FROM orders WHERE notes IS NOT NULL""",
+        )
+    )
     assert not everything_in_qa & (emails | names | phones | cards)
     assert servers.qa.scalar("shop", "SELECT count(*) FROM orders WHERE notes IS NOT NULL") == 0
 
 
 def test_masked_values_keep_their_format(servers: Servers, refreshed: Outcome) -> None:
-    prod = {row[0]: row[1:] for row in rows(servers.prod, "shop", "SELECT id, email, full_name, phone, card_number FROM customers")}
+    prod = {
+        row[0]: row[1:] for row in rows(servers.prod, "shop", "SELECT id, email, full_name, phone, card_number FROM customers")
+    }
     qa = {row[0]: row[1:] for row in rows(servers.qa, "shop", "SELECT id, email, full_name, phone, card_number FROM customers")}
     assert prod.keys() == qa.keys()
     for key, (email, name, phone, card) in qa.items():
@@ -345,7 +385,10 @@ def test_joins_and_foreign_keys_still_match(servers: Servers, refreshed: Outcome
     assert servers.qa.scalar("shop", joined) == 6000
     constraints = column(servers.qa, "shop", "SELECT conname FROM pg_constraint WHERE conrelid = 'orders'::regclass ORDER BY 1")
     assert constraints == ["orders_customer_id_fkey", "orders_pkey"]
-    assert column(servers.qa, "shop", "SELECT indexname FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1") == ["orders_customer", "orders_pkey"]
+    assert column(servers.qa, "shop", "SELECT indexname FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1") == [
+        "orders_customer",
+        "orders_pkey",
+    ]
     # Sequences continue after production's last value, so QA can insert.
     assert servers.qa.scalar("shop", "SELECT last_value FROM customers_id_seq") == 2000
     servers.qa.execute("shop", "INSERT INTO customers (email, full_name) VALUES ('new@qa.test', 'New Tester')")
@@ -353,7 +396,10 @@ def test_joins_and_foreign_keys_still_match(servers: Servers, refreshed: Outcome
 
 
 def test_qa_tables_are_carried_over(servers: Servers, refreshed: Outcome) -> None:
-    assert rows(servers.qa, "shop", "SELECT id, label FROM qa_fixtures ORDER BY id") == [(1, "login as tester"), (2, "checkout with voucher")]
+    assert rows(servers.qa, "shop", "SELECT id, label FROM qa_fixtures ORDER BY id") == [
+        (1, "login as tester"),
+        (2, "checkout with voucher"),
+    ]
     assert column(servers.qa, "shop", "SELECT happened FROM audit_log ORDER BY id") == ["qa event 1", "qa event 2", "qa event 3"]
     assert refreshed.summary["carried_over"] == {"qa_fixtures": 2, "audit_log": 3}
     # Their sequences continue from QA's values, not production's.
@@ -448,8 +494,11 @@ def test_a_killed_refresh_leaves_qa_unchanged_and_the_next_one_cleans_up(servers
     deadline = time.monotonic() + 120
     copying = 0
     while time.monotonic() < deadline and not copying:
-        copying = servers.qa.scalar("postgres", "SELECT count(*) FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid "
-                                                f"WHERE d.datname LIKE '{big}\\_\\_incoming\\_%' AND p.tuples_processed > 0")
+        copying = servers.qa.scalar(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid "
+            f"WHERE d.datname LIKE '{big}\\_\\_incoming\\_%' AND p.tuples_processed > 0",
+        )
         time.sleep(0.02)
     assert copying, "the copy never started"
     victims = refresh_processes()

@@ -31,16 +31,23 @@ def _plain(value: Any) -> Any:
 
 def _need_relpromote() -> None:
     if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(f"the qa_data_refresh role needs relpromote on the controller ({IMPORT_ERROR}); pip install relpromote")
+        raise AnsibleFilterError(
+            f"the qa_data_refresh role needs relpromote on the controller ({IMPORT_ERROR}); pip install relpromote"
+        )
 
 
-def refresh_plan(catalog: dict[str, Any], masking: dict[str, Any] | None, carry_over: list[str] | None = None,
-                 qa_database: str | None = None) -> dict[str, Any]:
+def refresh_plan(
+    catalog: dict[str, Any], masking: dict[str, Any] | None, carry_over: list[str] | None = None, qa_database: str | None = None
+) -> dict[str, Any]:
     """catalog (the module's inspect result) + masking rules -> the plan the module executes."""
     _need_relpromote()
     try:
-        plan = plan_refresh(Catalog.model_validate(_plain(catalog)), parse_masking(_plain(masking)), carry_over=_plain(carry_over or []),
-                            qa_database=qa_database or None)
+        plan = plan_refresh(
+            Catalog.model_validate(_plain(catalog)),
+            parse_masking(_plain(masking)),
+            carry_over=_plain(carry_over or []),
+            qa_database=qa_database or None,
+        )
     except RelpromoteError as exc:
         raise AnsibleFilterError(f"qa_data_refresh: {exc.message}") from None
     return plan.for_module()

@@ -127,7 +127,9 @@ qa:
   returned: inspect
   type: dict
 summary:
-  description: (refresh) result, snapshot_time, started_at, duration_seconds, tables (rows), masked_columns, carried_over, previous_database.
+  description:
+    - (refresh) result, snapshot_time, started_at, duration_seconds, tables (rows), masked_columns, carried_over,
+      previous_database, remasked, phases.
   returned: refresh
   type: dict
 """
@@ -136,7 +138,9 @@ SALT_SETTING = "relpromote.salt"
 # Prepended to production sessions: even a bug in a plan cannot write, and sessions that wait on the
 # shared snapshot are not cut by the server's idle timeouts. row_security=off makes a filtered read an
 # error instead of a silently partial copy.
-PROD_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off"
+PROD_OPTIONS = (
+    "-c default_transaction_read_only=on -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off"
+)
 QA_OPTIONS = "-c statement_timeout=0 -c synchronous_commit=off"
 APPLICATION = "relpromote-refresh"
 SWAP_ATTEMPTS = 5
@@ -325,7 +329,9 @@ class Session:
         self.server = server
         self.what = what
         self.err = server.errfile("session")
-        self.process = server.popen(server.psql_argv("-A", "-t"), database, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        self.process = server.popen(
+            server.psql_argv("-A", "-t"), database, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err
+        )
 
     def ask(self, statement: str) -> str:
         """Run a statement whose result is one line (single-line JSON for anything with rows)."""
@@ -379,7 +385,38 @@ def _pgpass_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-class Pipeline:
+class Job:
+    """Something the scheduler runs in one of its slots."""
+
+    label = ""
+
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def output(self) -> str:
+        raise NotImplementedError
+
+
+class Statement(Job):
+    """One psql command on one database (ANALYZE of a table that has just been loaded)."""
+
+    def __init__(self, label: str, server: Server, database: str, argv: list[str]) -> None:
+        self.label = label
+        self.err = server.errfile("statement")
+        self.process = server.popen(argv, database, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
+
+    def done(self) -> bool:
+        if self.process.poll() is None:
+            return False
+        if self.process.returncode != 0:
+            raise RefreshError(f"{self.label} failed: {_tail(self.err)}")
+        return True
+
+    def output(self) -> str:
+        return ""
+
+
+class Pipeline(Job):
     """producer | consumer, the bytes going straight from one process to the other (no Python in between)."""
 
     def __init__(self, label: str, producer: tuple[Server, str, list[str], str], consumer: tuple[Server, str, list[str]]) -> None:
@@ -391,7 +428,9 @@ class Pipeline:
         self.consumer_err = target.errfile("consumer")
         read_end, write_end = os.pipe()
         try:
-            self.producer = source.popen(source_argv, source_db, stdin=subprocess.PIPE, stdout=write_end, stderr=self.producer_err)
+            self.producer = source.popen(
+                source_argv, source_db, stdin=subprocess.PIPE, stdout=write_end, stderr=self.producer_err
+            )
             self.consumer = target.popen(target_argv, target_db, stdin=read_end, stdout=self.out, stderr=self.consumer_err)
         finally:
             os.close(read_end)
@@ -418,17 +457,17 @@ class Pipeline:
         return self.out.read().decode()
 
 
-Starter = Callable[[], Pipeline]
-Finisher = Callable[[Pipeline], None]
+Starter = Callable[[], Job]
+Finisher = Callable[[Job], None]
 
 
 class Scheduler:
-    """Runs pipelines `jobs` at a time in the order given; a finished one may queue follow-ups."""
+    """Runs jobs `jobs` at a time in the order given; a finished one may queue follow-ups."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = max(1, jobs)
         self.pending: list[tuple[Starter, Finisher | None]] = []
-        self.running: list[tuple[Pipeline, Finisher | None, float]] = []
+        self.running: list[tuple[Job, Finisher | None, float]] = []
         self.timings: dict[str, float] = {}
 
     def add(self, start: Starter, finish: Finisher | None = None) -> None:
@@ -440,12 +479,12 @@ class Scheduler:
                 start, finish = self.pending.pop(0)
                 self.running.append((start(), finish, time.monotonic()))
             for entry in list(self.running):
-                pipeline, finish, started = entry
-                if pipeline.done():
+                job, finish, started = entry
+                if job.done():
                     self.running.remove(entry)
-                    self.timings[pipeline.label] = round(time.monotonic() - started, 3)
+                    self.timings[job.label] = round(time.monotonic() - started, 3)
                     if finish is not None:
-                        finish(pipeline)
+                        finish(job)
             time.sleep(0.01)
 
 
@@ -459,7 +498,9 @@ def find_bin_dir(configured: str) -> str:
         return configured
     root = "/usr/lib/postgresql"
     if os.path.isdir(root):
-        versions = sorted((v for v in os.listdir(root) if v.isdigit() and os.path.exists(os.path.join(root, v, "bin", "pg_dump"))), key=int)
+        versions = sorted(
+            (v for v in os.listdir(root) if v.isdigit() and os.path.exists(os.path.join(root, v, "bin", "pg_dump"))), key=int
+        )
         if versions:
             return os.path.join(root, versions[-1], "bin")
     found = shutil.which("pg_dump")
@@ -496,7 +537,10 @@ def names_for(database: str, stamp: str) -> dict[str, str]:
 
 def read_marker(control: Session, database: str) -> dict[str, Any] | None:
     """What the last refresh wrote on QA's database (a COMMENT, so it survives the rename)."""
-    raw = control.ask(f"SELECT coalesce((SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {literal(database)}), '')")
+    raw = control.ask(
+        "SELECT coalesce((SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+        f"WHERE datname = {literal(database)}), '')"
+    )
     try:
         marker = json.loads(raw).get(MARKER_KEY) if raw else None
     except (ValueError, AttributeError):
@@ -512,7 +556,8 @@ def leftovers(control: Session, database: str) -> list[str]:
     names = names_for(database, "")
     raw = control.ask(
         "SELECT coalesce(json_agg(datname ORDER BY datname)::jsonb, '[]') FROM pg_database "
-        f"WHERE starts_with(datname, {literal(names['incoming_prefix'])}) OR starts_with(datname, {literal(names['retired_prefix'])})"
+        f"WHERE starts_with(datname, {literal(names['incoming_prefix'])}) "
+        f"OR starts_with(datname, {literal(names['retired_prefix'])})"
     )
     return [str(name) for name in json.loads(raw)]
 
@@ -527,8 +572,10 @@ def count_sql(tables: list[tuple[str, str]]) -> str:
 
 
 def columns_sql(table: str) -> str:
-    return ("SELECT coalesce(json_agg(attname ORDER BY attnum)::jsonb, '[]') FROM pg_attribute "
-            f"WHERE attrelid = {literal(table)}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''")
+    return (
+        "SELECT coalesce(json_agg(attname ORDER BY attnum)::jsonb, '[]') FROM pg_attribute "
+        f"WHERE attrelid = {literal(table)}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''"
+    )
 
 
 def inspect(params: Params, bin_dir: str, children: Children, workdir: str) -> dict[str, Any]:
@@ -620,15 +667,28 @@ class Refresh:
         self._mark = now
 
     def _restore(self, archive: str, section: str, jobs: int = 1, single_transaction: bool = False) -> None:
-        argv = [self.qa.program("pg_restore"), "-w", "--no-owner", "--no-privileges", "--exit-on-error", f"--section={section}", "-d", self.incoming]
+        argv = [
+            self.qa.program("pg_restore"),
+            "-w",
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            f"--section={section}",
+            "-d",
+            self.incoming,
+        ]
         if self.owner:
             argv.append(f"--role={self.owner}")
         if jobs > 1:
             argv.append(f"--jobs={jobs}")
         if single_transaction:
             argv.append("--single-transaction")
-        self.qa.run([*argv, archive], self.incoming, f"restoring the {section} of {os.path.basename(archive)}",
-                    options=f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}")
+        self.qa.run(
+            [*argv, archive],
+            self.incoming,
+            f"restoring the {section} of {os.path.basename(archive)}",
+            options=f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}",
+        )
 
     def _snapshot_prelude(self) -> str:
         return f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {literal(self.snapshot)};\n"
@@ -647,30 +707,57 @@ class Refresh:
         if marker and self.params["min_interval"] > 0:
             age = (utcnow() - datetime.fromisoformat(marker["refreshed_at"])).total_seconds()
             if age < self.params["min_interval"]:
-                return self._summary("skipped", tables=marker.get("tables", {}), snapshot_time=marker.get("snapshot_time"),
-                                     message=f"QA was refreshed {age:.0f} s ago (min_interval {self.params['min_interval']} s)")
+                return self._summary(
+                    "skipped",
+                    tables=marker.get("tables", {}),
+                    snapshot_time=marker.get("snapshot_time"),
+                    message=f"QA was refreshed {age:.0f} s ago (min_interval {self.params['min_interval']} s)",
+                )
 
         # One exported snapshot: the schema dump, every table copy, every check and the row counts see
         # production at the same instant, however long the copy takes.
         holder = self._session(self.prod, self.source_db, "holding production's snapshot")
         holder.do("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        exported = holder.ask("SELECT pg_export_snapshot() || ' ' || to_char(statement_timestamp() AT TIME ZONE 'UTC', "
-                              "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
+        exported = holder.ask(
+            "SELECT pg_export_snapshot() || ' ' || to_char(statement_timestamp() AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
+        )
         self.snapshot, self.snapshot_time = exported.split(" ", 1)
         tables = json.loads(holder.ask(CATALOG_SQL))
         self._check_drift(tables)
         self.pages = {key_of(t["schema"], t["name"]): int(t["pages"]) for t in tables}
-        database = json.loads(holder.ask("SELECT to_jsonb(d) || jsonb_build_object('encoding', pg_encoding_to_char(d.encoding)) "
-                                         "FROM pg_database d WHERE datname = current_database()"))
-        sequences = json.loads(holder.ask(
-            "SELECT coalesce(json_agg(json_build_array(quote_ident(schemaname) || '.' || quote_ident(sequencename), last_value))::jsonb, '[]') "
-            "FROM pg_sequences WHERE last_value IS NOT NULL"))
+        database = json.loads(
+            holder.ask(
+                "SELECT to_jsonb(d) || jsonb_build_object('encoding', pg_encoding_to_char(d.encoding)) "
+                "FROM pg_database d WHERE datname = current_database()"
+            )
+        )
+        sequences = json.loads(
+            holder.ask(
+                "SELECT coalesce(json_agg(json_build_array(quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+                "last_value))::jsonb, '[]') "
+                "FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        )
         self._phase("snapshot")
 
         archive = os.path.join(self.workdir, "schema.dump")
-        self.prod.run([self.prod.program("pg_dump"), "-w", "--schema-only", "--format=custom", "--no-sync", f"--snapshot={self.snapshot}",
-                       "--no-publications", "--no-subscriptions", "--no-tablespaces", f"--file={archive}"], self.source_db,
-                      "dumping production's schema")
+        self.prod.run(
+            [
+                self.prod.program("pg_dump"),
+                "-w",
+                "--schema-only",
+                "--format=custom",
+                "--no-sync",
+                f"--snapshot={self.snapshot}",
+                "--no-publications",
+                "--no-subscriptions",
+                "--no-tablespaces",
+                f"--file={archive}",
+            ],
+            self.source_db,
+            "dumping production's schema",
+        )
         self._create_incoming(control, database)
         # Tables, types and functions first; indexes, constraints and triggers only after the data (post-data).
         self._restore(archive, "pre-data", single_transaction=True)
@@ -702,12 +789,20 @@ class Refresh:
         rows = self._verify(incoming, prod_counts)
         for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
             self.carried_over[key_of(schema, name)] = int(incoming.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
-        self._phase("verify")
-        incoming.do("ANALYZE")  # QA's first queries get real plans instead of waiting for autovacuum
+        carried = [qualified(schema, name) for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables]
+        if carried:
+            incoming.do(f"ANALYZE {', '.join(carried)}")  # production's tables were analyzed as they arrived
         incoming.close()
-        self._phase("analyze")
+        self._phase("verify")
 
-        marker = {MARKER_KEY: {"refreshed_at": utcnow().isoformat(), "snapshot_time": self.snapshot_time, "source": self.source_db, "tables": rows}}
+        marker = {
+            MARKER_KEY: {
+                "refreshed_at": utcnow().isoformat(),
+                "snapshot_time": self.snapshot_time,
+                "source": self.source_db,
+                "tables": rows,
+            }
+        }
         control.do(f"COMMENT ON DATABASE {ident(self.incoming)} IS {literal(json.dumps(marker, sort_keys=True))}")
         previous = self._swap(control, qa_exists)
         self._phase("swap")
@@ -724,7 +819,9 @@ class Refresh:
             actual[key_of(table["schema"], table["name"])] = [[c["name"], c["type"]] for c in table["columns"]]
         if actual != planned:
             changed = sorted((set(actual) ^ set(planned)) | {k for k in set(actual) & set(planned) if actual[k] != planned[k]})
-            raise RefreshError(f"production's schema changed since the plan was made ({', '.join(changed)}); run the refresh again")
+            raise RefreshError(
+                f"production's schema changed since the plan was made ({', '.join(changed)}); run the refresh again"
+            )
 
     def _create_incoming(self, control: Session, database: Params) -> None:
         """A new, empty database with production's encoding and collation (they decide sort order and indexes)."""
@@ -756,8 +853,20 @@ class Refresh:
                 in_schema.append((schema, name, [column for column in theirs if column in mine]))
             else:
                 archive = os.path.join(self.workdir, f"carry-{len(qa_only)}.dump")
-                self.qa.run([self.qa.program("pg_dump"), "-w", "--format=custom", "--no-sync", "--no-owner", "--no-privileges",
-                             f"--table={table}", f"--file={archive}"], self.qa_db, f"dumping QA's {entry}")
+                self.qa.run(
+                    [
+                        self.qa.program("pg_dump"),
+                        "-w",
+                        "--format=custom",
+                        "--no-sync",
+                        "--no-owner",
+                        "--no-privileges",
+                        f"--table={table}",
+                        f"--file={archive}",
+                    ],
+                    self.qa_db,
+                    f"dumping QA's {entry}",
+                )
                 qa_only.append(archive)
                 self.qa_only_tables.append((schema, name))
         current.close()
@@ -767,7 +876,8 @@ class Refresh:
         """ctid ranges that split a masked table between the parallel slots: masking is production CPU, and one
         session uses one core. Other tables load in one piece, which keeps COPY FREEZE."""
         pages = self.pages.get(table["key"], 0)
-        count = self.jobs if table["masked"] and pages >= CHUNK_MIN_PAGES else 1
+        costly = any(check["kind"] == "fingerprint" for check in table["checks"])  # derived values: CPU on production
+        count = self.jobs if costly and pages >= CHUNK_MIN_PAGES else 1
         if count <= 1:
             return [None]
         bounds = [pages * i // count for i in range(1, count)]
@@ -784,20 +894,33 @@ class Refresh:
             binary = bool(table["binary_copy"])
             salt_hex = self.params["salt"].encode().hex()
             # The salt reaches production on stdin, hex-encoded so no quoting can break out of the literal.
-            script = (self._snapshot_prelude()
-                      + f"SELECT set_config({literal(SALT_SETTING)}, convert_from(decode({literal(salt_hex)}, 'hex'), 'UTF8'), false) \\g /dev/null\n"
-                      + f"COPY (SELECT {table['select_list']} FROM ONLY {table['qualified']}{' WHERE ' + where if where else ''}) TO STDOUT"
-                      + (" (FORMAT binary)" if binary else "") + ";\nCOMMIT;\n")
+            script = (
+                self._snapshot_prelude()
+                + f"SELECT set_config({literal(SALT_SETTING)}, convert_from(decode({literal(salt_hex)}, 'hex'), 'UTF8'), false)"
+                + " \\g /dev/null\n"
+                + f"COPY (SELECT {table['select_list']} FROM ONLY {table['qualified']}"
+                + (f" WHERE {where}" if where else "")
+                + ") TO STDOUT"
+                + (" (FORMAT binary)" if binary else "")
+                + ";\nCOMMIT;\n"
+            )
             into = f"COPY {table['qualified']} ({table['column_list']}) FROM STDIN"
             if where is None:
                 # FREEZE writes the rows already frozen, so the checks and index builds that read them next do not
                 # rewrite every page for hint bits; it needs the table truncated in the same transaction.
-                consumer = self.qa.psql_argv("-c", f"BEGIN; TRUNCATE ONLY {table['qualified']}",
-                                             "-c", f"{into} ({'FORMAT binary, ' if binary else ''}FREEZE)", "-c", "COMMIT")
+                consumer = self.qa.psql_argv(
+                    "-c",
+                    f"BEGIN; TRUNCATE ONLY {table['qualified']}",
+                    "-c",
+                    f"{into} ({'FORMAT binary, ' if binary else ''}FREEZE)",
+                    "-c",
+                    "COMMIT",
+                )
             else:
                 consumer = self.qa.psql_argv("-c", into + (" (FORMAT binary)" if binary else ""))
             label = f"copy {table['key']}" + (f" [{where}]" if where else "")
             return Pipeline(label, (self.prod, self.source_db, self.prod.psql_argv(), script), (self.qa, self.incoming, consumer))
+
         return start
 
     def _queue_copy(self, table: Params, scheduler: Scheduler) -> None:
@@ -805,12 +928,14 @@ class Refresh:
         remaining = [len(chunks)]
         fingerprinted = [check for check in table["checks"] if check["kind"] == "fingerprint"]
 
-        def finish(_pipeline: Pipeline) -> None:
+        def finish(_job: Job) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
                 # One check per column: they run side by side in the free slots instead of one long tail.
                 for check in fingerprinted:
                     scheduler.add(self._fingerprint_starter(table, check), self._read_collisions(table, check))
+                scheduler.add(self._analyze_starter(table["qualified"], table["key"]))
+
         for where in chunks:
             scheduler.add(self._copy_starter(table, where), finish)
 
@@ -825,43 +950,71 @@ class Refresh:
         column = ident(check["column"])
 
         def colliding(value: str) -> str:
-            return (f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) "
-                    "IN (SELECT f FROM pg_temp.relpromote_fp WHERE f IS NOT NULL)")
+            return (
+                f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) "
+                "IN (SELECT f FROM pg_temp.relpromote_fp WHERE f IS NOT NULL)"
+            )
+
+        # Only production values that could equal a masked one (the rule's shape) need hashing and sending.
+        candidates = f" AND {check['candidates_sql'].format(value=column + '::text')}" if check.get("candidates_sql") else ""
 
         def start() -> Pipeline:
-            script = (self._snapshot_prelude()
-                      + f"COPY (SELECT hashtextextended({column}::text, {seed}) FROM ONLY {table['qualified']}) TO STDOUT (FORMAT binary);\nCOMMIT;\n")
+            script = (
+                self._snapshot_prelude()
+                + f"COPY (SELECT hashtextextended({column}::text, {seed}) FROM ONLY {table['qualified']} "
+                + f"WHERE {column} IS NOT NULL{candidates}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+            )
             repair = ""
             if check.get("repair_sql"):
                 redrawn = check["repair_sql"].format(value=column, round="r::text")
                 repair = (
                     f"IF bad IS NOT NULL THEN fixed := cardinality(bad); FOR r IN 1..{REPAIR_ROUNDS} LOOP "
                     f"WITH redrawn AS (UPDATE ONLY {table['qualified']} SET {column} = {redrawn} WHERE ctid = ANY (bad) "
-                    f"RETURNING ctid, {column} AS value) SELECT array_agg(ctid) FILTER (WHERE {colliding('value')}) INTO bad FROM redrawn; "
-                    "EXIT WHEN bad IS NULL; END LOOP; hits := coalesce(cardinality(bad), 0); END IF;")
-            block = ("DO $relpromote$ DECLARE hits bigint; fixed bigint := 0; bad tid[]; BEGIN "
-                     f"SELECT count(*), array_agg(ctid) INTO hits, bad FROM ONLY {table['qualified']} WHERE {colliding(column)}; {repair} "
-                     "PERFORM set_config('relpromote.verdict', json_build_array(hits, fixed)::text, false); END $relpromote$")
-            consumer = self.qa.psql_argv(
-                "-A", "-t",
-                # The hash set must stay in memory for IN (...) to be a hashed lookup, not a rescan per row.
-                "-c", "SET work_mem = '256MB'",
-                "-c", "CREATE TEMP TABLE relpromote_fp (f bigint)",
-                "-c", "COPY pg_temp.relpromote_fp FROM STDIN (FORMAT binary)",
-                "-c", block,
-                "-c", "SELECT current_setting('relpromote.verdict')")
-            return Pipeline(f"verify {table['key']}.{check['column']}", (self.prod, self.source_db, self.prod.psql_argv(), script),
-                            (self.qa, self.incoming, consumer))
+                    f"RETURNING ctid, {column} AS value) "
+                    f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value')}) INTO bad FROM redrawn; "
+                    "EXIT WHEN bad IS NULL; END LOOP; hits := coalesce(cardinality(bad), 0); END IF;"
+                )
+            block = (
+                "DO $relpromote$ DECLARE hits bigint := 0; fixed bigint := 0; bad tid[]; BEGIN "
+                # No candidate on production: nothing in QA can equal one, no scan needed.
+                "IF EXISTS (SELECT FROM pg_temp.relpromote_fp) THEN "
+                f"SELECT count(*), array_agg(ctid) INTO hits, bad FROM ONLY {table['qualified']} "
+                f"WHERE {colliding(column)}; {repair} END IF; "
+                "PERFORM set_config('relpromote.verdict', json_build_array(hits, fixed)::text, false); END $relpromote$"
+            )
+            statements = [
+                "SET work_mem = '256MB'",  # the hash set stays in memory: IN (...) is a hashed lookup, not a rescan per row
+                "CREATE TEMP TABLE relpromote_fp (f bigint)",
+                "COPY pg_temp.relpromote_fp FROM STDIN (FORMAT binary)",
+                block,
+                "SELECT current_setting('relpromote.verdict')",
+            ]
+            consumer = self.qa.psql_argv("-A", "-t", *(arg for statement in statements for arg in ("-c", statement)))
+            return Pipeline(
+                f"verify {table['key']}.{check['column']}",
+                (self.prod, self.source_db, self.prod.psql_argv(), script),
+                (self.qa, self.incoming, consumer),
+            )
+
+        return start
+
+    def _analyze_starter(self, table: str, key: str) -> Starter:
+        """Statistics for QA's first queries, instead of waiting for autovacuum; overlaps the other copies."""
+
+        def start() -> Job:
+            return Statement(f"analyze {key}", self.qa, self.incoming, self.qa.psql_argv("-c", f"ANALYZE {table}"))
+
         return start
 
     def _read_collisions(self, table: Params, check: Params) -> Finisher:
-        def finish(pipeline: Pipeline) -> None:
+        def finish(pipeline: Job) -> None:
             count, remasked = json.loads(pipeline.output().strip().splitlines()[-1])
             column = f"{table['key']}.{check['column']}"
             if int(count):
                 self.collisions[column] = int(count)
             if int(remasked):
                 self.remasked[column] = int(remasked)
+
         return finish
 
     def _carry_starter(self, schema: str, name: str, columns: list[str]) -> Starter:
@@ -870,10 +1023,15 @@ class Refresh:
 
         def start() -> Pipeline:
             script = f"COPY (SELECT {column_list} FROM ONLY {table}) TO STDOUT;\n"
-            consumer = self.qa.psql_argv("-c", f"BEGIN; TRUNCATE ONLY {table}", "-c", f"COPY {table} ({column_list}) FROM STDIN (FREEZE)",
-                                         "-c", "COMMIT")
-            return Pipeline(f"carry over {key_of(schema, name)}", (self.qa, self.qa_db, self.qa.psql_argv(), script),
-                            (self.qa, self.incoming, consumer))
+            consumer = self.qa.psql_argv(
+                "-c", f"BEGIN; TRUNCATE ONLY {table}", "-c", f"COPY {table} ({column_list}) FROM STDIN (FREEZE)", "-c", "COMMIT"
+            )
+            return Pipeline(
+                f"carry over {key_of(schema, name)}",
+                (self.qa, self.qa_db, self.qa.psql_argv(), script),
+                (self.qa, self.incoming, consumer),
+            )
+
         return start
 
     def _set_sequences(self, incoming: Session, sequences: list[list[Any]], qa_exists: bool) -> None:
@@ -882,11 +1040,16 @@ class Refresh:
         if qa_exists and self.plan["carry_over"]:
             current = self._session(self.qa, self.qa_db, "reading QA's sequences")
             tables = ", ".join(literal(qualified(*entry.split(".", 1))) for entry in self.plan["carry_over"])
-            owned = json.loads(current.ask(
-                "SELECT coalesce(json_agg(json_build_array(quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename), s.last_value))::jsonb, "
-                "'[]') FROM pg_sequences s JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass "
-                "AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
-                f"WHERE s.last_value IS NOT NULL AND d.refobjid IN (SELECT to_regclass(t) FROM unnest(ARRAY[{tables}]::text[]) t)"))
+            owned = json.loads(
+                current.ask(
+                    "SELECT coalesce(json_agg(json_build_array(quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename), "
+                    "s.last_value))::jsonb, '[]') FROM pg_sequences s "
+                    "JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass "
+                    "AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                    "WHERE s.last_value IS NOT NULL "
+                    f"AND d.refobjid IN (SELECT to_regclass(t) FROM unnest(ARRAY[{tables}]::text[]) t)"
+                )
+            )
             current.close()
             values.update({str(name): int(value) for name, value in owned})
         if values:
@@ -905,7 +1068,9 @@ class Refresh:
                 if check["kind"] == "all_null":
                     parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL)")
                 else:
-                    parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} IS DISTINCT FROM {check['fixed_sql']})")
+                    parts.append(
+                        f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} IS DISTINCT FROM {check['fixed_sql']})"
+                    )
             values = [int(v) for v in incoming.ask(f"SELECT {', '.join(parts)} FROM ONLY {table['qualified']}").split("|")]
             rows[table["key"]] = values[0]
             if values[0] != int(expected):
@@ -925,9 +1090,12 @@ class Refresh:
         previous_exists = database_exists(control, self.names["previous"])
         busy = [self.qa_db] + ([self.names["previous"]] if previous_exists else [])
         # A swap is the one commit QA must not lose in a crash; QA_OPTIONS turn synchronous_commit off.
-        statements = ["SET synchronous_commit = on;", "BEGIN;",
-                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                      f"WHERE datname IN ({', '.join(literal(name) for name in busy)}) AND pid <> pg_backend_pid();"]
+        statements = [
+            "SET synchronous_commit = on;",
+            "BEGIN;",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname IN ({', '.join(literal(name) for name in busy)}) AND pid <> pg_backend_pid();",
+        ]
         if previous_exists:
             statements.append(f"ALTER DATABASE {ident(self.names['previous'])} RENAME TO {ident(self.names['retired'])};")
         if qa_exists:
@@ -938,7 +1106,12 @@ class Refresh:
             # A client of QA may reconnect between the terminate and the rename; the rename then fails, the whole
             # transaction rolls back and the retry starts from the same state.
             try:
-                self.qa.run(self.qa.psql_argv("-A", "-t"), self.maintenance_db, "swapping the databases", stdin_text="\n".join(statements) + "\n")
+                self.qa.run(
+                    self.qa.psql_argv("-A", "-t"),
+                    self.maintenance_db,
+                    "swapping the databases",
+                    stdin_text="\n".join(statements) + "\n",
+                )
                 break
             except RefreshError as exc:
                 error = exc.message
@@ -950,14 +1123,23 @@ class Refresh:
             try:
                 drop_database(control, self.names["retired"])
             except RefreshError as exc:
-                self.module.warn(f"the older previous database {self.names['retired']} is left behind ({exc.message}); the next refresh drops it")
+                self.module.warn(
+                    f"the older previous database {self.names['retired']} is left behind ({exc.message}); "
+                    "the next refresh drops it"
+                )
         return self.names["previous"] if qa_exists else None
 
     def summary_on_failure(self, message: str) -> dict[str, Any]:
         return self._summary("failed", message=message)
 
-    def _summary(self, result: str, tables: dict[str, int] | None = None, snapshot_time: str | None = None,
-                 previous: str | None = None, message: str = "") -> dict[str, Any]:
+    def _summary(
+        self,
+        result: str,
+        tables: dict[str, int] | None = None,
+        snapshot_time: str | None = None,
+        previous: str | None = None,
+        message: str = "",
+    ) -> dict[str, Any]:
         return {
             "result": result,
             "source_database": self.source_db,
@@ -1002,24 +1184,32 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "action": {"type": "str", "choices": ["inspect", "refresh"], "default": "refresh"},
-    "source": {"type": "dict", "required": True, "options": {
-        "host": {"type": "str", "required": True},
-        "port": {"type": "int", "default": 5432},
-        "database": {"type": "str", "required": True},
-        "user": {"type": "str", "required": True},
-        "password": {"type": "str", "default": "", "no_log": True},
-        "sslmode": {"type": "str", "default": "prefer"},
-        "connect_timeout": {"type": "int", "default": 10},
-    }},
-    "target": {"type": "dict", "required": True, "options": {
-        "host": {"type": "str", "default": "/var/run/postgresql"},
-        "port": {"type": "int", "default": 5432},
-        "database": {"type": "str", "required": True},
-        "user": {"type": "str", "default": "postgres"},
-        "password": {"type": "str", "default": "", "no_log": True},
-        "maintenance_database": {"type": "str", "default": "postgres"},
-        "owner": {"type": "str", "default": ""},
-    }},
+    "source": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "host": {"type": "str", "required": True},
+            "port": {"type": "int", "default": 5432},
+            "database": {"type": "str", "required": True},
+            "user": {"type": "str", "required": True},
+            "password": {"type": "str", "default": "", "no_log": True},
+            "sslmode": {"type": "str", "default": "prefer"},
+            "connect_timeout": {"type": "int", "default": 10},
+        },
+    },
+    "target": {
+        "type": "dict",
+        "required": True,
+        "options": {
+            "host": {"type": "str", "default": "/var/run/postgresql"},
+            "port": {"type": "int", "default": 5432},
+            "database": {"type": "str", "required": True},
+            "user": {"type": "str", "default": "postgres"},
+            "password": {"type": "str", "default": "", "no_log": True},
+            "maintenance_database": {"type": "str", "default": "postgres"},
+            "owner": {"type": "str", "default": ""},
+        },
+    },
     "plan": {"type": "dict"},
     "salt": {"type": "str", "no_log": True},
     "jobs": {"type": "int", "default": 2},
@@ -1031,7 +1221,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[("action", "refresh", ("plan", "salt"))], supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC, required_if=[("action", "refresh", ("plan", "salt"))], supports_check_mode=True
+    )
     params = module.params
     refreshing = params["action"] == "refresh"
     if refreshing and not params["salt"]:
@@ -1056,8 +1248,11 @@ def main() -> None:
         except (Exception, Interrupted) as exc:
             refresh.abandon()
             message = exc.message if isinstance(exc, RefreshError) else f"{type(exc).__name__}: {exc}"
-            module.fail_json(msg=f"refresh of {params['target']['database']} failed, QA left as it was: {message}",
-                             busy=isinstance(exc, RefreshError) and exc.busy, summary=refresh.summary_on_failure(message))
+            module.fail_json(
+                msg=f"refresh of {params['target']['database']} failed, QA left as it was: {message}",
+                busy=isinstance(exc, RefreshError) and exc.busy,
+                summary=refresh.summary_on_failure(message),
+            )
         module.exit_json(changed=summary["result"] == "refreshed", summary=summary)
     except RefreshError as exc:
         module.fail_json(msg=exc.message, busy=exc.busy)
