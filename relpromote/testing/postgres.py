@@ -110,8 +110,18 @@ class PostgresCluster:
         _open_path_to(base_dir)
         _run_as(
             owner,
-            [str(bin_dir / "initdb"), "-D", str(base_dir / "data"), "-U", SUPERUSER, "--auth-local=trust",
-             "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(base_dir / "data"),
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
         )
         chosen = dict(FAST_SETTINGS if settings is None else settings)
         last_error = ""
@@ -129,9 +139,17 @@ class PostgresCluster:
     def stop(self, *, remove: bool = True) -> None:
         """Stop the server (fast: cancels sessions) and remove its folder."""
         if (self.data_dir / "postmaster.pid").exists():
-            result = _run_as(_cluster_owner(), [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
+            result = _run_as(
+                _cluster_owner(),
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+                check=False,
+            )
             if result.returncode != 0 and (self.data_dir / "postmaster.pid").exists():
-                _run_as(_cluster_owner(), [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"], check=False)
+                _run_as(
+                    _cluster_owner(),
+                    [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+                    check=False,
+                )
         if remove:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -163,7 +181,9 @@ class PostgresCluster:
     def log_file(self) -> Path:
         return self.base_dir / "server.log"
 
-    def conninfo(self, database: str = "postgres", *, user: str = SUPERUSER, password: str | None = None, tcp: bool = False) -> str:
+    def conninfo(
+        self, database: str = "postgres", *, user: str = SUPERUSER, password: str | None = None, tcp: bool = False
+    ) -> str:
         """A libpq connection string: over the socket (trusted) unless `tcp` (password checked)."""
         host = "127.0.0.1" if tcp else str(self.socket_dir)
         parts = {"host": host, "port": str(self.port), "dbname": database, "user": user}
@@ -173,13 +193,24 @@ class PostgresCluster:
 
     def coordinates(self) -> dict[str, Any]:
         return {
-            "name": self.name, "base_dir": str(self.base_dir), "port": self.port, "bin_dir": str(self.bin_dir),
-            "socket_dir": str(self.socket_dir), "settings": dict(self.settings),
+            "name": self.name,
+            "base_dir": str(self.base_dir),
+            "port": self.port,
+            "bin_dir": str(self.bin_dir),
+            "socket_dir": str(self.socket_dir),
+            "settings": dict(self.settings),
         }
 
     # ---- SQL helpers (as the superuser, over the socket) ----
-    def connect(self, database: str = "postgres", *, user: str = SUPERUSER, password: str | None = None, tcp: bool = False,
-                autocommit: bool = True) -> psycopg.Connection[Any]:
+    def connect(
+        self,
+        database: str = "postgres",
+        *,
+        user: str = SUPERUSER,
+        password: str | None = None,
+        tcp: bool = False,
+        autocommit: bool = True,
+    ) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo(database, user=user, password=password, tcp=tcp), autocommit=autocommit)
 
     def execute(self, database: str, statement: str | sql.Composable, params: Sequence[Any] | None = None) -> None:
@@ -207,8 +238,9 @@ class PostgresCluster:
     def drop_database(self, name: str) -> None:
         self.execute("postgres", sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
-    def create_role(self, name: str, *, password: str | None = None, superuser: bool = False, createdb: bool = False,
-                    read_only: bool = False) -> None:
+    def create_role(
+        self, name: str, *, password: str | None = None, superuser: bool = False, createdb: bool = False, read_only: bool = False
+    ) -> None:
         """A login role. `read_only` makes it a member of pg_read_all_data and nothing else: it can read every
         table, sequence and schema of every database, and write none."""
         options: list[sql.Composable] = [sql.SQL("LOGIN")]
@@ -228,8 +260,19 @@ class PostgresCluster:
         options += [f"-c {key}={value}" for key, value in self.settings.items()]
         result = _run_as(
             owner,
-            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-o", " ".join(options),
-             "-w", "-t", str(START_TIMEOUT), "start"],
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                " ".join(options),
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "start",
+            ],
             check=False,
         )
         if result.returncode == 0:
@@ -270,7 +313,9 @@ def _cluster_owner() -> str | None:
     try:
         pwd.getpwnam(SUPERUSER)
     except KeyError:
-        raise PostgresError("running as root needs the 'postgres' system user; install postgresql or run as another user") from None
+        raise PostgresError(
+            "running as root needs the 'postgres' system user; install postgresql or run as another user"
+        ) from None
     return SUPERUSER
 
 
@@ -298,7 +343,9 @@ def _run_as(owner: str | None, argv: list[str], *, check: bool = True) -> subpro
     # cwd "/" so the server never holds a test's working directory open.
     result = subprocess.run(command, capture_output=True, text=True, cwd="/", check=False)
     if check and result.returncode != 0:
-        raise PostgresError(f"{' '.join(argv[:2])} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-600:]}")
+        raise PostgresError(
+            f"{' '.join(argv[:2])} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-600:]}"
+        )
     return result
 
 

@@ -45,16 +45,33 @@ CATALOG = Catalog.model_validate(
         "database": "shop",
         "tables": [
             {
-                "schema": "public", "name": "customers", "rows": 10, "pages": 1,
-                "columns": [col("id", "bigint", "int8", not_null=True), col("email", "character varying(200)", "varchar", max_length=200),
-                            col("full_name"), col("phone"), col("card_number"), col("created_at", "timestamp with time zone", "timestamptz")],
+                "schema": "public",
+                "name": "customers",
+                "rows": 10,
+                "pages": 1,
+                "columns": [
+                    col("id", "bigint", "int8", not_null=True),
+                    col("email", "character varying(200)", "varchar", max_length=200),
+                    col("full_name"),
+                    col("phone"),
+                    col("card_number"),
+                    col("created_at", "timestamp with time zone", "timestamptz"),
+                ],
             },
             {
-                "schema": "public", "name": "orders", "rows": 30,
+                "schema": "public",
+                "name": "orders",
+                "rows": 30,
                 "columns": [col("id", "bigint", "int8"), col("customer_id", "bigint", "int8"), col("status"), col("notes")],
             },
             {"schema": "public", "name": "qa_fixtures", "rows": 2, "columns": [col("id", "integer", "int4"), col("label")]},
-            {"schema": "audit", "name": "events_2026", "root": "audit.events", "rows": 5, "columns": [col("id", "bigint", "int8"), col("who")]},
+            {
+                "schema": "audit",
+                "name": "events_2026",
+                "root": "audit.events",
+                "rows": 5,
+                "columns": [col("id", "bigint", "int8"), col("who")],
+            },
         ],
     }
 )
@@ -187,10 +204,20 @@ def test_dry_run_summary_reports_rows_masks_and_warnings() -> None:
 def test_summary_is_one_json_line() -> None:
     summary = summary_from_result(
         {
-            "result": "refreshed", "source_database": "shop", "qa_database": "shop", "snapshot_time": "2026-11-26T10:00:00+00:00",
-            "started_at": "2026-11-26T10:00:00+00:00", "duration_seconds": 4.2, "tables": {"customers": 10},
-            "masked_columns": {"customers": ["email"]}, "carried_over": {"qa_fixtures": 2}, "previous_database": "shop__previous",
-            "remasked": {}, "phases": {"copy": 2.0}, "warnings": [], "message": "",
+            "result": "refreshed",
+            "source_database": "shop",
+            "qa_database": "shop",
+            "snapshot_time": "2026-11-26T10:00:00+00:00",
+            "started_at": "2026-11-26T10:00:00+00:00",
+            "duration_seconds": 4.2,
+            "tables": {"customers": 10},
+            "masked_columns": {"customers": ["email"]},
+            "carried_over": {"qa_fixtures": 2},
+            "previous_database": "shop__previous",
+            "remasked": {},
+            "phases": {"copy": 2.0},
+            "warnings": [],
+            "message": "",
         }
     )
     line = summary.json_line()
