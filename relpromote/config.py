@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relpromote.errors import BadInput
+from relpromote.refresh import RefreshConfig
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
@@ -114,6 +115,7 @@ class SecretSource(_Strict):
 class VaultConfig(_Strict):
     id: Annotated[str, Field(pattern=NAME_PATTERN)]
     password: SecretSource
+    file: str = "group_vars/all/vault.yml"  # the encrypted variables, relative to the inventory (refresh-qa reads it)
 
 
 class TestStep(_Strict):
@@ -179,6 +181,15 @@ class Config(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     runs: RunsConfig = RunsConfig()
     allow: GlobalAllowConfig = GlobalAllowConfig()
+    refresh: RefreshConfig | None = None  # QA data from production, masked (relpromote refresh-qa)
+
+    @model_validator(mode="after")
+    def _refresh_environments(self) -> Config:
+        if self.refresh is not None:
+            for side in (self.refresh.source, self.refresh.target):
+                if side.environment not in self.environments:
+                    raise _PathError("refresh", f"environment '{side.environment}' is not defined; use one of {', '.join(self.promotion_path)}")
+        return self
     source: SourceConfig = SourceConfig()
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ the run. Run folders are kept for inspection up to a retention count.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -36,6 +37,7 @@ class PlaybookRun:
     limit: str | None = None
     check: bool = False
     vault_ids: tuple[str, ...] = ()
+    extra_var_files: tuple[str, ...] = ()  # e.g. an encrypted vault file: decrypted by Ansible in memory
     label: str = "run"
     keep_runs: int = 20
 
@@ -100,6 +102,7 @@ def run_playbook(
     private.mkdir(parents=True)
     os.chmod(private, 0o700)
     cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
+    cmdline += [f"--extra-vars=@{shlex.quote(path)}" for path in run.extra_var_files]
     if run.check:
         cmdline.append("--check")
     envvars = {

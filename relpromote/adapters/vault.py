@@ -30,17 +30,20 @@ class VaultAccess:
 
 
 @contextmanager
-def vault_access(vault: VaultConfig | None) -> Iterator[VaultAccess]:
-    if vault is None:
+def vault_access(*vaults: VaultConfig | None) -> Iterator[VaultAccess]:
+    """Vault ids for Ansible for every given vault (one run may need production's and QA's)."""
+    present = {v.id: v for v in vaults if v is not None}
+    if not present:
         yield VaultAccess((), {})
         return
-    check_source(vault.password, f"vault {vault.id}")
+    for vault in present.values():
+        check_source(vault.password, f"vault {vault.id}")
     folder = Path(tempfile.mkdtemp(prefix="relpromote-vault-"))
     try:
         client = folder / CLIENT_NAME
         client.write_text(f"#!/bin/sh\nexec {sys.executable} -m relpromote.vault_client \"$@\"\n")
         os.chmod(client, 0o700)
-        spec = json.dumps({vault.id: vault.password.model_dump(exclude_none=True)})
-        yield VaultAccess((f"{vault.id}@{client}",), {"RELPROMOTE_VAULT_SOURCE": spec, "ANSIBLE_SSH_AGENT": "auto"})
+        spec = json.dumps({vault_id: v.password.model_dump(exclude_none=True) for vault_id, v in present.items()})
+        yield VaultAccess(tuple(f"{vault_id}@{client}" for vault_id in present), {"RELPROMOTE_VAULT_SOURCE": spec, "ANSIBLE_SSH_AGENT": "auto"})
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -26,9 +26,9 @@ def cli(ctx: click.Context, config_option: str | None, identity_option: str | No
 
 
 def _register() -> None:
-    from relpromote.cli import audit, build, demo, init, keygen, lock, promote, releases, revise, rollback, status, verdicts
+    from relpromote.cli import audit, build, demo, init, keygen, lock, promote, refresh, releases, revise, rollback, status, verdicts
 
-    for module in (keygen, init, build, revise, promote, verdicts, rollback, releases, status, lock, audit, demo):
+    for module in (keygen, init, build, revise, promote, verdicts, rollback, refresh, releases, status, lock, audit, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 
