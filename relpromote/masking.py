@@ -242,12 +242,11 @@ def _md5_of(value_sql: str) -> str:
     return f"md5({SALT_SQL} || {value_sql})"
 
 
-def _word_table(kind: str, width: int) -> tuple[str, int]:
-    """256 invented, capitalised words padded to `width` bytes, as the hex of one bytea constant.
+def _invented_words(kind: str, width: int) -> list[str]:
+    """256 invented, capitalised words of at most `width` letters.
 
     Made-up syllable words, never dictionary names, so a fake name cannot be a real customer's.
-    A bytea lets substring() jump to word i directly (text substr walks the string: 4 s vs 0.4 s
-    for 300k rows). Generated from sha256, so every relpromote version masks the same way.
+    Generated from sha256, so every relpromote version masks the same way.
     """
     onsets = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "st", "tr", "sh"]
     vowels = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
@@ -262,11 +261,20 @@ def _word_table(kind: str, width: int) -> tuple[str, int]:
         word = ("".join(parts) + codas[digest[10] % len(codas)]).capitalize()[:width]
         if word not in words:
             words.append(word)
+    return words
+
+
+def _word_table(words: list[str], width: int) -> tuple[str, int]:
+    """The words padded to `width` bytes, as the hex of one bytea constant: substring() on a bytea jumps to
+    word i directly, where substr() on text walks the string (4 s vs 0.4 s for 300k rows)."""
     return "".join(word.ljust(width) for word in words).encode("ascii").hex(), width
 
 
-_GIVEN_WORDS = _word_table("given", 8)
-_FAMILY_WORDS = _word_table("family", 10)
+GIVEN_NAMES = _invented_words("given", 8)
+FAMILY_NAMES = _invented_words("family", 10)
+_GIVEN_WORDS = _word_table(GIVEN_NAMES, 8)
+_FAMILY_WORDS = _word_table(FAMILY_NAMES, 10)
+FAKE_NAME_LENGTH = 8 + 1 + 10  # the longest "Given Family"
 
 
 def _pick_word(table: tuple[str, int], value_sql: str, purpose: str) -> str:
@@ -372,6 +380,14 @@ def check_for(rule: ColumnRule, column: Column) -> Check | None:
         )
     elif isinstance(rule, PseudonymRule) and column.is_text:
         candidates = "length({value}) = 17 AND left({value}, 1) = 'p'"
+    elif isinstance(rule, FakeNameRule) and (column.max_length is None or column.max_length >= FAKE_NAME_LENGTH):
+        # Both words come from the invented lists (unless a short column cut the name): constant arrays of more
+        # than 8 elements are hashed, so this costs production well under a microsecond a row.
+        given, family = ",".join(GIVEN_NAMES), ",".join(FAMILY_NAMES)
+        candidates = (
+            f"split_part({{value}}, ' ', 1) = ANY ('{{{{{given}}}}}'::text[]) "
+            f"AND split_part({{value}}, ' ', 2) = ANY ('{{{{{family}}}}}'::text[])"
+        )
     elif isinstance(rule, PartialRule):
         # Everything but the last keep_last characters is the mask character.
         candidates = f"length(ltrim({{value}}, {quote_literal(rule.mask_char)})) <= {rule.keep_last}"

@@ -195,9 +195,13 @@ def test_shape_rules_narrow_what_production_sends_for_the_check() -> None:
     text_pseudonym, key_pseudonym = check_for(PseudonymRule(), NAME), check_for(PseudonymRule(), ID)
     assert text_pseudonym is not None and text_pseudonym.candidates_sql is not None
     assert key_pseudonym is not None and key_pseudonym.candidates_sql is None  # any bigint can be a pseudonym
-    for rule in (FakeNameRule(), FakePhoneRule()):
-        check = check_for(rule, NAME)
-        assert check is not None and check.candidates_sql is None
+    name = check_for(FakeNameRule(), NAME)
+    assert name is not None and name.candidates_sql is not None and "= ANY ('{" in name.candidates_sql
+    # A column short enough to cut a fake name could hold a cut word: no shortcut then.
+    cut = check_for(FakeNameRule(), Column(name="n", type="character varying(12)", base_type="varchar", max_length=12))
+    phone = check_for(FakePhoneRule(), PHONE)
+    assert cut is not None and cut.candidates_sql is None
+    assert phone is not None and phone.candidates_sql is None
 
 
 def test_fingerprints_are_keyed_by_the_run() -> None:
