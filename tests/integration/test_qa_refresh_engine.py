@@ -59,6 +59,11 @@ CREATE TABLE orders (
     notes text
 );
 CREATE INDEX orders_customer ON orders (customer_id);
+CREATE INDEX customers_lower_email ON customers (lower(email));
+ALTER TABLE orders ADD CONSTRAINT orders_amount_positive CHECK (amount >= 0) NOT VALID;
+CREATE FUNCTION touch_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.status := NEW.status || '*'; RETURN NEW; END $$;
+CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch_order();
+CREATE VIEW order_totals AS SELECT customer_id, sum(amount) AS total FROM orders GROUP BY customer_id;
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, happened text NOT NULL);
 CREATE SCHEMA sales;
 CREATE TABLE sales.regions (code text PRIMARY KEY, label text NOT NULL);
@@ -271,7 +276,7 @@ def test_fake_values_keep_the_format_of_the_column(servers: Servers) -> None:
 def test_what_production_sends_for_the_check_covers_every_masked_value(servers: Servers) -> None:
     """The candidates predicate must hold for every value a rule can produce, or the check would miss collisions."""
     samples = ["alice@example.com", "A", "", "4111 1111 1111 1234", "12", "a'b\\c%d", "Zoë Ünïcode"]
-    for rule in ("fake_email", "pseudonym", {"partial": 4}, {"partial": {"keep_last": 1, "mask_char": "#"}}):
+    for rule in ("fake_email", "pseudonym", "fake_name", {"partial": 4}, {"partial": {"keep_last": 1, "mask_char": "#"}}):
         parsed = parse_masking({"t": {"v": rule}})["t"]["v"]
         check = check_for(parsed, Column(name="v", type="text", base_type="text"))
         assert check is not None and check.candidates_sql is not None
@@ -383,12 +388,16 @@ def test_joins_and_foreign_keys_still_match(servers: Servers, refreshed: Outcome
     assert rows(servers.qa, "shop", per_customer) == rows(servers.prod, "shop", per_customer)
     joined = "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
     assert servers.qa.scalar("shop", joined) == 6000
-    constraints = column(servers.qa, "shop", "SELECT conname FROM pg_constraint WHERE conrelid = 'orders'::regclass ORDER BY 1")
-    assert constraints == ["orders_customer_id_fkey", "orders_pkey"]
-    assert column(servers.qa, "shop", "SELECT indexname FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1") == [
-        "orders_customer",
-        "orders_pkey",
-    ]
+    # Production's whole schema: indexes and constraints (built per table as it lands), foreign keys, triggers, views.
+    schema = """SELECT conrelid::regclass || ' ' || conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+                UNION ALL SELECT tablename || ' ' || indexname FROM pg_indexes WHERE schemaname IN ('public', 'sales')
+                UNION ALL SELECT tgrelid::regclass || ' ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+                UNION ALL SELECT 'view ' || viewname FROM pg_views WHERE schemaname = 'public' ORDER BY 1"""
+    qa_schema = [item for item in column(servers.qa, "shop", schema) if "qa_fixtures" not in item]
+    assert qa_schema == column(servers.prod, "shop", schema)
+    assert {"orders orders_customer_id_fkey", "orders orders_touch", "customers customers_lower_email"} <= set(qa_schema)
+    totals = "SELECT * FROM order_totals ORDER BY 1"
+    assert rows(servers.qa, "shop", totals) == rows(servers.prod, "shop", totals)
     # Sequences continue after production's last value, so QA can insert.
     assert servers.qa.scalar("shop", "SELECT last_value FROM customers_id_seq") == 2000
     servers.qa.execute("shop", "INSERT INTO customers (email, full_name) VALUES ('new@qa.test', 'New Tester')")

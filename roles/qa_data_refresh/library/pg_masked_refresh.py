@@ -149,6 +149,7 @@ REPAIR_ROUNDS = 5
 CHUNK_MIN_PAGES = 2000
 # Index builds sort in memory instead of in temp files: post-data is most of the restore's own time.
 MAINTENANCE_WORK_MEM = "256MB"
+RESTORE_OPTIONS = f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}"
 MARKER_KEY = "relpromote_refresh"
 WORKDIR_PREFIX = "relpromote-refresh-"
 PR_SET_PDEATHSIG = 1
@@ -181,6 +182,21 @@ FROM (
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
    GROUP BY n.nspname, c.relname, c.oid, c.relispartition, c.relpages
 ) t
+"""
+
+# The table each index and constraint belongs to, keyed like pg_restore --list names them ("classid:oid"); foreign
+# keys are left out: they need the referenced table too.
+POST_DATA_OWNERS_SQL = """
+SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
+  SELECT 'pg_class'::regclass::oid || ':' || i.indexrelid AS k,
+         CASE WHEN n.nspname = 'public' THEN r.relname ELSE n.nspname || '.' || r.relname END AS v
+    FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+  UNION ALL
+  SELECT 'pg_constraint'::regclass::oid || ':' || c.oid,
+         CASE WHEN n.nspname = 'public' THEN r.relname ELSE n.nspname || '.' || r.relname END
+    FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+   WHERE c.contype IN ('p', 'u', 'x', 'c')
+) owners
 """
 
 Params = dict[str, Any]
@@ -397,13 +413,13 @@ class Job:
         raise NotImplementedError
 
 
-class Statement(Job):
-    """One psql command on one database (ANALYZE of a table that has just been loaded)."""
+class Command(Job):
+    """One client program on one database: ANALYZE of a table, or the restore of its indexes."""
 
-    def __init__(self, label: str, server: Server, database: str, argv: list[str]) -> None:
+    def __init__(self, label: str, server: Server, database: str, argv: list[str], options: str = "") -> None:
         self.label = label
-        self.err = server.errfile("statement")
-        self.process = server.popen(argv, database, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
+        self.err = server.errfile("command")
+        self.process = server.popen(argv, database, options, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
 
     def done(self) -> bool:
         if self.process.poll() is None:
@@ -652,6 +668,10 @@ class Refresh:
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
         self.qa_only_tables: list[tuple[str, str]] = []
+        self.early_post_data: dict[str, list[str]] = {}  # table key -> pg_restore list lines
+        self.final_post_data: list[str] = []
+        self.early_files: list[str] = []
+        self.archive = os.path.join(workdir, "schema.dump")
         self.phases: dict[str, float] = {}
         self._mark = self.clock
 
@@ -666,29 +686,56 @@ class Refresh:
         self.phases[name] = round(now - self._mark, 3)
         self._mark = now
 
-    def _restore(self, archive: str, section: str, jobs: int = 1, single_transaction: bool = False) -> None:
-        argv = [
-            self.qa.program("pg_restore"),
-            "-w",
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            f"--section={section}",
-            "-d",
-            self.incoming,
-        ]
+    def _restore_argv(
+        self,
+        archive: str,
+        *,
+        section: str | None = None,
+        listing: str | None = None,
+        jobs: int = 1,
+        single_transaction: bool = False,
+    ) -> list[str]:
+        argv = [self.qa.program("pg_restore"), "-w", "--no-owner", "--no-privileges", "--exit-on-error", "-d", self.incoming]
+        if section:
+            argv.append(f"--section={section}")
+        if listing:
+            argv.append(f"--use-list={listing}")
         if self.owner:
             argv.append(f"--role={self.owner}")
         if jobs > 1:
             argv.append(f"--jobs={jobs}")
         if single_transaction:
             argv.append("--single-transaction")
-        self.qa.run(
-            [*argv, archive],
-            self.incoming,
-            f"restoring the {section} of {os.path.basename(archive)}",
-            options=f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}",
+        return [*argv, archive]
+
+    def _restore(self, archive: str, section: str, single_transaction: bool = False) -> None:
+        argv = self._restore_argv(archive, section=section, single_transaction=single_transaction)
+        self.qa.run(argv, self.incoming, f"restoring the {section} of {os.path.basename(archive)}", options=RESTORE_OPTIONS)
+
+    def _split_post_data(self, archive: str, holder: Session) -> None:
+        """Which post-data entries belong to one copied table (its indexes and non-foreign-key constraints: built as
+        soon as that table is loaded and checked, while other tables still copy) and which wait for all the data
+        (foreign keys, triggers, the rest). Entries are matched by production's OIDs, which the archive lists."""
+        listing = self.qa.run(
+            [self.qa.program("pg_restore"), "--list", "--section=post-data", archive], self.incoming, "listing the schema"
         )
+        owners = json.loads(holder.ask(POST_DATA_OWNERS_SQL))
+        copied = {t["key"] for t in self.plan["tables"]}
+        for line in listing.splitlines():
+            if not line.strip() or line.startswith(";"):
+                continue
+            fields = line.partition("; ")[2].split(" ")  # "3207; 2606 16397 CONSTRAINT public customers customers_pkey owner"
+            owner = owners.get(f"{fields[0]}:{fields[1]}") if len(fields) > 2 else None
+            if owner is not None and owner in copied:
+                self.early_post_data.setdefault(owner, []).append(line)
+            else:
+                self.final_post_data.append(line)
+
+    def _listing_file(self, name: str, lines: list[str]) -> str:
+        path = os.path.join(self.workdir, f"{name}.list")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
 
     def _snapshot_prelude(self) -> str:
         return f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {literal(self.snapshot)};\n"
@@ -741,7 +788,7 @@ class Refresh:
         )
         self._phase("snapshot")
 
-        archive = os.path.join(self.workdir, "schema.dump")
+        archive = self.archive
         self.prod.run(
             [
                 self.prod.program("pg_dump"),
@@ -758,6 +805,7 @@ class Refresh:
             self.source_db,
             "dumping production's schema",
         )
+        self._split_post_data(archive, holder)
         self._create_incoming(control, database)
         # Tables, types and functions first; indexes, constraints and triggers only after the data (post-data).
         self._restore(archive, "pre-data", single_transaction=True)
@@ -781,7 +829,10 @@ class Refresh:
         prod_counts = json.loads(holder.ask(count_sql(planned))) if planned else []
         holder.do("COMMIT")  # production's part is over: end the long transaction early
         self._set_sequences(incoming, sequences, qa_exists)
-        self._restore(archive, "post-data", jobs=self.jobs)  # builds indexes and validates every foreign key
+        if self.final_post_data:  # foreign keys (validated against all the data), triggers, the rest
+            listing = self._listing_file("final", self.final_post_data)
+            argv = self._restore_argv(archive, listing=listing, jobs=self.jobs)
+            self.qa.run(argv, self.incoming, "restoring foreign keys and triggers", options=RESTORE_OPTIONS)
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "post-data")
         self._phase("indexes")
@@ -928,13 +979,35 @@ class Refresh:
         remaining = [len(chunks)]
         fingerprinted = [check for check in table["checks"] if check["kind"] == "fingerprint"]
 
+        checking = [len(fingerprinted)]
+
+        def analyze(_job: Job | None = None) -> None:
+            scheduler.add(self._analyze_starter(table["qualified"], table["key"]))
+
+        def indexes() -> None:
+            # After the checks: a primary key takes an exclusive lock the checks' scans would wait for.
+            if self.early_post_data.get(table["key"]):
+                scheduler.add(self._indexes_starter(table["key"]), analyze)
+            else:
+                analyze()
+
+        def finisher(check: Params) -> Finisher:
+            def finish_check(job: Job) -> None:
+                self._read_collisions(table, check, job)
+                checking[0] -= 1
+                if checking[0] == 0:
+                    indexes()
+
+            return finish_check
+
         def finish(_job: Job) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
                 # One check per column: they run side by side in the free slots instead of one long tail.
                 for check in fingerprinted:
-                    scheduler.add(self._fingerprint_starter(table, check), self._read_collisions(table, check))
-                scheduler.add(self._analyze_starter(table["qualified"], table["key"]))
+                    scheduler.add(self._fingerprint_starter(table, check), finisher(check))
+                if not fingerprinted:
+                    indexes()
 
         for where in chunks:
             scheduler.add(self._copy_starter(table, where), finish)
@@ -1002,20 +1075,26 @@ class Refresh:
         """Statistics for QA's first queries, instead of waiting for autovacuum; overlaps the other copies."""
 
         def start() -> Job:
-            return Statement(f"analyze {key}", self.qa, self.incoming, self.qa.psql_argv("-c", f"ANALYZE {table}"))
+            return Command(f"analyze {key}", self.qa, self.incoming, self.qa.psql_argv("-c", f"ANALYZE {table}"))
 
         return start
 
-    def _read_collisions(self, table: Params, check: Params) -> Finisher:
-        def finish(pipeline: Job) -> None:
-            count, remasked = json.loads(pipeline.output().strip().splitlines()[-1])
-            column = f"{table['key']}.{check['column']}"
-            if int(count):
-                self.collisions[column] = int(count)
-            if int(remasked):
-                self.remasked[column] = int(remasked)
+    def _indexes_starter(self, key: str) -> Starter:
+        def start() -> Job:
+            listing = self._listing_file(f"early-{len(self.early_files)}", self.early_post_data[key])
+            self.early_files.append(listing)
+            argv = self._restore_argv(self.archive, listing=listing)
+            return Command(f"indexes {key}", self.qa, self.incoming, argv, options=RESTORE_OPTIONS)
 
-        return finish
+        return start
+
+    def _read_collisions(self, table: Params, check: Params, job: Job) -> None:
+        count, remasked = json.loads(job.output().strip().splitlines()[-1])
+        column = f"{table['key']}.{check['column']}"
+        if int(count):
+            self.collisions[column] = int(count)
+        if int(remasked):
+            self.remasked[column] = int(remasked)
 
     def _carry_starter(self, schema: str, name: str, columns: list[str]) -> Starter:
         table = qualified(schema, name)
