@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import subprocess
@@ -90,8 +91,6 @@ def _run_command_step(project: Project, environment: str, release: Release, step
 
 
 def _store(project: Project, kind: str, report: bytes) -> dict[str, Any]:
-    import hashlib
-
     digest = hashlib.sha256(report).hexdigest()
     folder = project.store.root / "evidence"
     folder.mkdir(parents=True, exist_ok=True)

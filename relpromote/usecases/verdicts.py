@@ -8,7 +8,7 @@ from typing import Any
 from relpromote import events
 from relpromote.config import Person
 from relpromote.errors import BadInput
-from relpromote.evidence import read_evidence
+from relpromote.evidence import read_evidence, split_evidence_argument
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict
@@ -65,8 +65,6 @@ def approve(
 
 def _keep_evidence(project: Project, argument: str, item: dict[str, Any]) -> dict[str, Any]:
     """Keep the report itself in the store, by digest, next to the artifacts it speaks for."""
-    from relpromote.evidence import split_evidence_argument
-
     _, path = split_evidence_argument(argument)
     folder = project.store.root / "evidence"
     folder.mkdir(parents=True, exist_ok=True)
