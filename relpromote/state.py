@@ -28,6 +28,7 @@ class EnvironmentState:
     live_history: list[str] = field(default_factory=list)  # versions in the order they went live here
     attention: list[str] = field(default_factory=list)  # hosts a failed rollback left for a person
     withdrawn: set[str] = field(default_factory=set)  # versions rolled back from here: never a default rollback target
+    last_refresh: dict[str, Any] | None = None  # the latest data refresh into this environment
 
     def went_live(self, version: str, digest: str, at: str, by: str) -> None:
         self.current, self.current_digest, self.since, self.by = version, digest, at, by
@@ -37,7 +38,7 @@ class EnvironmentState:
     def as_data(self) -> dict[str, Any]:
         return {
             "environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by,
-            "needs_a_person": self.attention,
+            "needs_a_person": self.attention, "last_refresh": self.last_refresh,
         }
 
 
@@ -157,6 +158,13 @@ def _rolled_back(state: ProjectState, entry: Entry) -> None:
         env.attention = list(p.get("need_a_person", []))
 
 
+def _refreshed(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    env = state.environments.get(p["environment"])
+    if env is not None:
+        env.last_refresh = {"at": entry.recorded_at, "by": entry.actor, "result": p["result"], "snapshot_time": p.get("snapshot_time")}
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
@@ -164,6 +172,7 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.VERDICT_REJECTED: _rejected,
     events.APPROVAL_GRANTED: _approved,
     events.ROLLBACK_FINISHED: _rolled_back,
+    events.REFRESH_FINISHED: _refreshed,
 }
 
 

@@ -103,6 +103,8 @@ def test_scheduled_refresh_masks_records_and_respects_the_qa_lock(tmp_path: Path
     recorded = ledger_payloads(project, "refresh.finished")
     assert len(recorded) == 1 and recorded[0]["result"] == "refreshed" and recorded[0]["snapshot_time"]
     assert recorded[0]["masked_columns"]["customers"] and recorded[0]["tables"]["customers"] == 500
+    qa_status = project.json("status", "--env", "qa")["environments"][0]
+    assert qa_status["last_refresh"]["by"] == "nightly" and qa_status["last_refresh"]["result"] == "refreshed"
     everything = b"".join(p.read_bytes() for p in (project.cwd / ".relpromote").rglob("*") if p.is_file())
     for secret in (READER_PASSWORD, SALT, VAULT_PASSWORD):
         assert secret.encode() not in everything and secret not in result.stdout + result.stderr
