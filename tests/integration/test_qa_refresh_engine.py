@@ -185,8 +185,10 @@ def runner_args(servers: Servers, database: str = "shop", **variables: Any) -> d
     }
 
 
-def run_refresh(servers: Servers, database: str = "shop", **variables: Any) -> Outcome:
+def run_refresh(servers: Servers, database: str = "shop", *, check: bool = False, **variables: Any) -> Outcome:
     args = runner_args(servers, database, **variables)
+    if check:
+        args["cmdline"] = "--check"
     return outcome_of(ansible_runner.run(**args), Path(args["private_data_dir"]))
 
 
@@ -313,6 +315,14 @@ def test_dry_run_reports_and_changes_nothing(servers: Servers) -> None:
     assert summary["masked_columns"] == {"customers": ["email", "full_name", "phone", "card_number"], "orders": ["notes"]}
     assert summary["carried_over"] == {"qa_fixtures": 2, "audit_log": 3}
     assert {w.split(" ")[0] for w in summary["warnings"]} == {"orders.status", "sales.regions.code", "sales.regions.label"}
+    assert (qa_databases(servers), fingerprint(servers.qa, "shop")) == before
+
+
+def test_check_mode_is_a_dry_run(servers: Servers) -> None:
+    before = (qa_databases(servers), fingerprint(servers.qa, "shop"))
+    outcome = run_refresh(servers, check=True)
+    assert outcome.rc == 0, outcome.failures
+    assert outcome.summary["result"] == "dry_run" and outcome.summary["tables"]["orders"] == 6000
     assert (qa_databases(servers), fingerprint(servers.qa, "shop")) == before
 
 
