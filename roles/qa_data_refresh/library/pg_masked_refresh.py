@@ -352,6 +352,13 @@ class Session:
     def ask(self, statement: str) -> str:
         """Run a statement whose result is one line (single-line JSON for anything with rows)."""
         self._send(statement)
+        return self.receive()
+
+    def send(self, statement: str) -> None:
+        """Start a one-line statement now and read its answer later with receive(): it runs meanwhile."""
+        self._send(statement)
+
+    def receive(self) -> str:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
@@ -419,7 +426,8 @@ class Command(Job):
     def __init__(self, label: str, server: Server, database: str, argv: list[str], options: str = "") -> None:
         self.label = label
         self.err = server.errfile("command")
-        self.process = server.popen(argv, database, options, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
+        self.out = tempfile.TemporaryFile(dir=server.workdir)  # noqa: SIM115 - read when the command is done
+        self.process = server.popen(argv, database, options, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
 
     def done(self) -> bool:
         if self.process.poll() is None:
@@ -429,7 +437,8 @@ class Command(Job):
         return True
 
     def output(self) -> str:
-        return ""
+        self.out.seek(0)
+        return self.out.read().decode()
 
 
 class Pipeline(Job):
@@ -664,6 +673,7 @@ class Refresh:
         self.snapshot_time = ""
         self.fingerprint_seed = secrets.randbits(62)  # per run: the hashes mean nothing once the run is over
         self.pages: dict[str, int] = {}
+        self.qa_counts: dict[str, list[int]] = {}  # table key -> rows, then the null/fixed checks' offending values
         self.collisions: dict[str, int] = {}
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
@@ -816,6 +826,9 @@ class Refresh:
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "pre-data", single_transaction=True)
             self._restore(qa_archive, "data", single_transaction=True)
+        planned = [(t["schema"], t["name"]) for t in self.plan["tables"]]
+        if planned:
+            holder.send(count_sql(planned))  # production counts its rows in the snapshot while the copies run
         scheduler = Scheduler(self.jobs)
         for table in self.plan["tables"]:
             self._queue_copy(table, scheduler)
@@ -825,8 +838,7 @@ class Refresh:
         self._phase("copy")
         self.phases.update(scheduler.timings)
 
-        planned = [(t["schema"], t["name"]) for t in self.plan["tables"]]
-        prod_counts = json.loads(holder.ask(count_sql(planned))) if planned else []
+        prod_counts = json.loads(holder.receive()) if planned else []
         holder.do("COMMIT")  # production's part is over: end the long transaction early
         self._set_sequences(incoming, sequences, qa_exists)
         if self.final_post_data:  # foreign keys (validated against all the data), triggers, the rest
@@ -837,7 +849,7 @@ class Refresh:
             self._restore(qa_archive, "post-data")
         self._phase("indexes")
 
-        rows = self._verify(incoming, prod_counts)
+        rows = self._verify(prod_counts)
         for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
             self.carried_over[key_of(schema, name)] = int(incoming.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
         carried = [qualified(schema, name) for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables]
@@ -982,7 +994,7 @@ class Refresh:
         checking = [len(fingerprinted)]
 
         def analyze(_job: Job | None = None) -> None:
-            scheduler.add(self._analyze_starter(table["qualified"], table["key"]))
+            scheduler.add(self._analyze_starter(table), self._read_counts(table))
 
         def indexes() -> None:
             # After the checks: a primary key takes an exclusive lock the checks' scans would wait for.
@@ -1071,13 +1083,29 @@ class Refresh:
 
         return start
 
-    def _analyze_starter(self, table: str, key: str) -> Starter:
-        """Statistics for QA's first queries, instead of waiting for autovacuum; overlaps the other copies."""
+    def _analyze_starter(self, table: Params) -> Starter:
+        """Statistics for QA's first queries (instead of waiting for autovacuum) and, in the same job, the counts the
+        verification needs: rows, and values a null or fixed rule should not have left."""
+        parts = ["count(*)"]
+        for check in table["checks"]:
+            column = ident(check["column"])
+            if check["kind"] == "all_null":
+                parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL)")
+            elif check["kind"] == "fixed_or_null":
+                parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} IS DISTINCT FROM {check['fixed_sql']})")
+        counts = f"SELECT {', '.join(parts)} FROM ONLY {table['qualified']}"
 
         def start() -> Job:
-            return Command(f"analyze {key}", self.qa, self.incoming, self.qa.psql_argv("-c", f"ANALYZE {table}"))
+            argv = self.qa.psql_argv("-A", "-t", "-c", f"ANALYZE {table['qualified']}", "-c", counts)
+            return Command(f"analyze {table['key']}", self.qa, self.incoming, argv)
 
         return start
+
+    def _read_counts(self, table: Params) -> Finisher:
+        def finish(job: Job) -> None:
+            self.qa_counts[table["key"]] = [int(value) for value in job.output().strip().splitlines()[-1].split("|")]
+
+        return finish
 
     def _indexes_starter(self, key: str) -> Starter:
         def start() -> Job:
@@ -1135,22 +1163,13 @@ class Refresh:
             calls = ", ".join(f"setval(to_regclass({literal(name)}), {value}, true)" for name, value in sorted(values.items()))
             incoming.ask(f"SELECT count(*) FROM (SELECT {calls}) s")
 
-    def _verify(self, incoming: Session, prod_counts: list[Any]) -> dict[str, int]:
+    def _verify(self, prod_counts: list[Any]) -> dict[str, int]:
         """Row counts equal production's (same snapshot); no masked column holds a production value."""
         rows: dict[str, int] = {}
         problems: list[str] = []
         for table, expected in zip(self.plan["tables"], prod_counts, strict=True):
-            parts = ["count(*)"]
             plain = [check for check in table["checks"] if check["kind"] != "fingerprint"]
-            for check in plain:
-                column = ident(check["column"])
-                if check["kind"] == "all_null":
-                    parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL)")
-                else:
-                    parts.append(
-                        f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} IS DISTINCT FROM {check['fixed_sql']})"
-                    )
-            values = [int(v) for v in incoming.ask(f"SELECT {', '.join(parts)} FROM ONLY {table['qualified']}").split("|")]
+            values = self.qa_counts[table["key"]]
             rows[table["key"]] = values[0]
             if values[0] != int(expected):
                 problems.append(f"{table['key']} has {values[0]} rows, production {int(expected)}")
