@@ -185,6 +185,7 @@ class RefreshPlan(_Strict):
     tables: tuple[TablePlan, ...]  # copied from production, largest first
     carry_over: tuple[str, ...]  # QA tables kept ("schema.name" keys)
     warnings: tuple[PersonalDataWarning, ...]
+    warning_lines: tuple[str, ...] = ()  # the warnings as sentences, for the module's summary
 
     def masked_columns(self) -> dict[str, list[str]]:
         return {table.key: list(table.masked) for table in self.tables if table.masked}
@@ -285,6 +286,7 @@ def plan_refresh(
         tables=tuple(plans),
         carry_over=tuple(sorted("{}.{}".format(*split_table_key(key)) for key in carry)),
         warnings=tuple(warnings),
+        warning_lines=tuple(str(warning) for warning in warnings),
     )
 
 
@@ -337,18 +339,20 @@ def dry_run_summary(plan: RefreshPlan, *, carried_over: Mapping[str, int] | None
 
 
 # ---- config -> role variables ----
-def role_vars(config: RefreshConfig, *, source_address: str, dry_run: bool = False) -> dict[str, Any]:
-    """The `qa_data_refresh_*` variables for playbooks/refresh_qa_data.yml.
+def role_vars(config: RefreshConfig, *, dry_run: bool = False) -> dict[str, Any]:
+    """The extravars for playbooks/refresh_qa_data.yml, run with both the qa and the production inventory loaded.
 
     No secret is in here, only where to find one: passwords are Jinja expressions over the
     inventories' (vaulted) host variables and the salt is a file or a command the role reads with
-    a lookup on the controller, so ansible-runner's env/extravars never holds a secret.
+    a lookup on the controller, so ansible-runner's command line and artifacts never hold a secret.
     """
     source, target = config.source, config.target
+    address = source.address or f"{{{{ hostvars[{source.host!r}].ansible_host | default({source.host!r}) }}}}"
     variables: dict[str, Any] = {
+        "qa_data_refresh_hosts": target.host,
         "qa_data_refresh_database": config.database,
         "qa_data_refresh_target_database": config.qa_database,
-        "qa_data_refresh_source_host": source_address,
+        "qa_data_refresh_source_host": address,
         "qa_data_refresh_source_port": source.port,
         "qa_data_refresh_source_user": source.user,
         "qa_data_refresh_source_sslmode": source.sslmode,

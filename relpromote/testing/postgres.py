@@ -19,6 +19,9 @@ proves its credentials really reach libpq.
 
 `python -m relpromote.testing.postgres start DIR NAME` / `stop DIR` do the same from a shell or a
 playbook (Molecule's create and destroy), printing the cluster's coordinates as JSON.
+
+Where other pytest sessions run at the same time as the same user, keep long-lived clusters out of
+pytest's tmp dirs: each new session prunes the oldest ones, a running cluster's data included.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ import psycopg
 import pytest
 
 from relpromote.masking import SALT_SETTING, Column, check_for, mask_expression, quote_literal
-from relpromote.refresh import parse_masking
+from relpromote.refresh import RefreshConfig, parse_masking, role_vars
 from relpromote.testing.postgres import PostgresCluster, clusters
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -127,9 +129,12 @@ class Servers:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("qa-refresh")
-    with clusters(base / "pg", "prod", "qa") as started:
+def servers() -> Iterator[Servers]:
+    # Not under pytest's tmp dirs: a concurrent pytest session prunes old ones, data directories included.
+    base = Path(tempfile.mkdtemp(prefix="relpromote-qa-refresh-"))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
+        started = cleanup.enter_context(clusters(base / "pg", "prod", "qa"))
         prod, qa = started["prod"], started["qa"]
         prod.create_role(READER, password=READER_PASSWORD, read_only=True)
         seed_production(prod, "shop", customers=2000, orders_per_customer=3)
@@ -345,6 +350,7 @@ def test_refresh_swaps_in_a_new_database_and_keeps_the_previous(servers: Servers
     assert summary["previous_database"] == "shop__previous"
     assert summary["tables"] == {"customers": 2000, "orders": 6000, "sales.regions": 2}
     assert summary["masked_columns"] == {"customers": ["email", "full_name", "phone", "card_number"], "orders": ["notes"]}
+    assert any(line.startswith("orders.status (text) has no masking rule") for line in summary["warnings"])
     snapshot, started = datetime.fromisoformat(summary["snapshot_time"]), datetime.fromisoformat(summary["started_at"])
     assert started <= snapshot <= started + timedelta(seconds=summary["duration_seconds"])
 
@@ -451,6 +457,39 @@ def test_min_interval_skips_a_fresh_qa(servers: Servers, refreshed: Outcome) -> 
     assert outcome.rc == 0, outcome.failures
     assert outcome.summary["result"] == "skipped"
     assert fingerprint(servers.qa, "shop") == before
+
+
+def test_the_config_drives_the_role_with_no_secret_on_the_command_line(servers: Servers, refreshed: Outcome) -> None:
+    """relpromote's RefreshConfig -> role_vars() -> the play, with production's inventory loaded for its (vaulted) variables."""
+    config = RefreshConfig.model_validate(
+        {
+            "source": {"host": "prod-db-1", "port": servers.prod.port, "user": READER, "password_var": "vault_reader_password"},
+            "target": {"host": "qa-db", "socket_dir": str(servers.qa.socket_dir), "port": servers.qa.port},
+            "database": "shop",
+            "carry_over": ["qa_fixtures", "audit_log"],
+            "salt": {"command": f"cat {servers.salt_file}"},
+            "masking": MASKING,
+        }
+    )
+    args = runner_args(servers)
+    args["extravars"] = role_vars(config)
+    args["inventory"] = {
+        "all": {
+            "hosts": {
+                "qa-db": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                # Stands for inventories/production: never contacted, only read for its vaulted variables.
+                "prod-db-1": {"ansible_host": "127.0.0.1", "vault_reader_password": READER_PASSWORD},
+            }
+        }
+    }
+    emails = column(servers.qa, "shop", "SELECT email FROM customers ORDER BY id")
+    outcome = outcome_of(ansible_runner.run(**args), Path(args["private_data_dir"]))
+    assert outcome.rc == 0, outcome.failures
+    assert outcome.summary["result"] == "refreshed"
+    assert column(servers.qa, "shop", "SELECT email FROM customers ORDER BY id") == emails  # same salt, same fakes
+    command = (outcome.private_dir / "artifacts").rglob("command")
+    for path in command:
+        assert READER_PASSWORD not in path.read_text() and SALT not in path.read_text()
 
 
 # ---- failures leave QA as it was ----

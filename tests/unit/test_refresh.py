@@ -229,8 +229,11 @@ def test_summary_is_one_json_line() -> None:
 # ---- wiring ----
 def test_role_vars_hold_no_secret_only_where_to_find_one() -> None:
     config = RefreshConfig.model_validate(SUGGESTED)
-    variables = role_vars(config, source_address="10.0.0.5")
-    assert variables["qa_data_refresh_source_host"] == "10.0.0.5"
+    variables = role_vars(config)
+    assert variables["qa_data_refresh_hosts"] == "qa-db-1"
+    assert variables["qa_data_refresh_source_host"] == "{{ hostvars['prod-db-1'].ansible_host | default('prod-db-1') }}"
+    pinned = RefreshConfig.model_validate({**SUGGESTED, "source": {"host": "prod-db-1", "address": "10.0.0.5"}})
+    assert role_vars(pinned)["qa_data_refresh_source_host"] == "10.0.0.5"
     assert variables["qa_data_refresh_source_password"] == "{{ hostvars['prod-db-1']['vault_relpromote_reader_password'] }}"
     assert variables["qa_data_refresh_salt_file"] == "~/.config/relpromote/refresh-salt"
     assert "qa_data_refresh_salt" not in variables

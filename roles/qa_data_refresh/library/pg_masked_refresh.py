@@ -1251,7 +1251,7 @@ class Refresh:
             "previous_database": previous,
             "remasked": dict(self.remasked),
             "phases": dict(self.phases),
-            "warnings": [],
+            "warnings": list(self.plan.get("warning_lines") or []),
             "message": message,
         }
 
