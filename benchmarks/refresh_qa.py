@@ -228,7 +228,9 @@ def main() -> int:
         prod.create_database("shop")
         qa.create_database("shop")
         # Production as it usually is: loaded long ago, vacuumed and frozen.
-        load = timed(lambda: psql(prod, "shop", SCHEMA + LOAD.format(customers=customers, orders=orders) + "VACUUM (FREEZE, ANALYZE);"))
+        load = timed(
+            lambda: psql(prod, "shop", SCHEMA + LOAD.format(customers=customers, orders=orders) + "VACUUM (FREEZE, ANALYZE);")
+        )
         size = prod.scalar("postgres", "SELECT pg_size_pretty(pg_database_size('shop'))")
         print(f"# loaded production in {load:.1f} s ({size})", file=sys.stderr)
         salt_file = workdir / "salt"
@@ -267,6 +269,12 @@ def main() -> int:
             f"{name:8} {median[name]:9.2f} {rows / median[name]:11,.0f} {ratio:>11}   "
             + ", ".join(f"{v:.2f}" for v in samples[name])
         )
+    # Rounds interleave the three paths, so a ratio within a round compares them under the same machine load.
+    paired = {
+        name: statistics.median(raw / other for raw, other in zip(samples["raw"], samples[name], strict=True))
+        for name in ("module", "role")
+    }
+    print(f"masked/raw within each round (median): module {paired['module']:.2f}, role {paired['role']:.2f}")
     phases = {
         key: statistics.median(s["phases"].get(key, 0.0) for s in summaries)
         for key in ("snapshot", "schema", "copy", "indexes", "verify", "analyze", "swap")
@@ -279,6 +287,7 @@ def main() -> int:
                 "median_seconds": median,
                 "rows_per_second": {k: rows / v for k, v in median.items()},
                 "ratio_masked_to_raw": {"module": median["raw"] / median["module"], "role": median["raw"] / median["role"]},
+                "ratio_within_rounds": paired,
                 "samples": samples,
                 "load_average": os.getloadavg()[0],
             }
