@@ -21,13 +21,39 @@ description:
     it to O(dest) in one C(rename(2)), so O(dest) is either complete or absent.
   - Idempotent, O(dest) whose C(.release/DIGEST) already holds O(digest) is left alone.
   - Uses only the Python standard library on the host.
+  - With the role's action plugin of the same name, the task first looks at the host with one
+    shell command (no Python) - whether O(dest) already holds O(digest), what O(link) points to,
+    and the application directories (O(directories)), created or set to their modes when needed.
+    Only when O(dest) is not there yet does it upload O(artifact) from the controller (never in
+    check mode) to a private directory under the remote tmp directory (C(ansible_remote_tmp)),
+    and run this module with the upload as O(src); the private directory is removed afterwards.
 version_added: "1.0.0"
 author: relpromote
 options:
   src:
-    description: Path of the uploaded artifact (C(.tar.gz)) on the host.
+    description:
+      - Path of the uploaded artifact (C(.tar.gz)) on the host.
+      - Needed only when O(dest) does not hold O(digest) yet; the action plugin sets it to its upload.
     type: path
-    required: true
+  artifact:
+    description:
+      - Path of the artifact on the controller, read by the action plugin, which uploads it only
+        when O(dest) does not hold O(digest) yet. The module itself does not use it.
+    type: path
+  link:
+    description:
+      - The live release's link, for example C(/opt/app/current). When set, RV(previous) says which
+        version it points to; it is only read.
+    type: path
+  directories:
+    description:
+      - Directories the action plugin makes sure of before anything is uploaded, each
+        C({path, mode}) with an octal mode string; missing ones are created (with missing parents,
+        0755), others get their mode set. In check mode nothing is created or changed. The module
+        itself does not use it.
+    type: list
+    elements: dict
+    default: []
   dest:
     description:
       - Directory the release ends up in, for example C(/opt/app/releases/1.4.0).
@@ -47,13 +73,28 @@ options:
     type: bool
     default: true
 notes:
-  - Supports check mode, the artifact is verified and read but nothing is written.
+  - Supports check mode, the artifact is verified and read but nothing is written. (With the
+    action plugin nothing is uploaded in check mode, so the result says what would be unpacked.)
   - File modes are normalised to 0755 (any execute bit set) or 0644; directories to 0755; owners
     are whoever runs the module.
 """
 
 EXAMPLES = r"""
-- name: Unpack release 1.4.0
+- name: Upload release 1.4.0 unless it is on the host already, verify and unpack it
+  release_unpack:
+    artifact: /srv/artifacts/app-1.4.0.tar.gz
+    dest: /opt/app/releases/1.4.0
+    digest: 3f0c...e9
+    version: 1.4.0
+    link: /opt/app/current
+    directories:
+      - {path: /opt/app, mode: "0755"}
+      - {path: /opt/app/releases, mode: "0755"}
+      - {path: /opt/app/.incoming, mode: "0700"}
+  vars:
+    ansible_remote_tmp: /opt/app/.incoming
+
+- name: Unpack an artifact that is on the host already
   release_unpack:
     src: /opt/app/.incoming/3f0c...e9.tar.gz
     dest: /opt/app/releases/1.4.0
@@ -78,6 +119,23 @@ src_removed:
   description: Whether the upload was removed.
   returned: always
   type: bool
+present:
+  description: Whether O(dest) already held O(digest), so that nothing was uploaded or unpacked.
+  returned: always
+  type: bool
+uploaded:
+  description: Whether the action plugin uploaded the artifact.
+  returned: always
+  type: bool
+previous:
+  description: Version O(link) points to (the last component of its target), or an empty string.
+  returned: when O(link) is set
+  type: str
+directories:
+  description: Directories of O(directories) that were created or whose mode was set (or would be).
+  returned: always
+  type: list
+  elements: str
 """
 
 # Imports follow the documentation, as in every Ansible module.
@@ -270,11 +328,14 @@ def remove(path):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            src=dict(type="path", required=True),
+            src=dict(type="path"),
             dest=dict(type="path", required=True),
             digest=dict(type="str", required=True),
             version=dict(type="str"),
             remove_src=dict(type="bool", default=True),
+            artifact=dict(type="path"),
+            link=dict(type="path"),
+            directories=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -283,14 +344,18 @@ def main():
     digest = module.params["digest"].strip().lower()
     version = module.params["version"]
     remove_src = module.params["remove_src"] and not module.check_mode
-    result = dict(changed=False, dest=dest, digest=digest, src_removed=False)
+    result = dict(changed=False, dest=dest, digest=digest, src_removed=False, present=False, uploaded=False, directories=[])
+    if module.params["link"]:
+        link = module.params["link"]
+        result["previous"] = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else ""
 
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         module.fail_json(msg=f"digest {digest!r} is not a sha256 (64 hexadecimal digits)", **result)
 
     present = read_digest(dest)
     if present == digest:
-        if remove_src:
+        result["present"] = True
+        if remove_src and src:
             result["src_removed"] = result["changed"] = remove(src)
         module.exit_json(**result)
     if os.path.lexists(dest):
@@ -304,10 +369,10 @@ def main():
         )
 
     result["changed"] = True
-    if not os.path.exists(src):
+    if not src or not os.path.exists(src):
         if module.check_mode:
             module.exit_json(msg=f"would upload and unpack {dest} (not uploaded in check mode)", **result)
-        module.fail_json(msg=f"artifact {src} is not on the host", **result)
+        module.fail_json(msg=f"artifact {src or '(no src given)'} is not on the host", **result)
 
     actual = sha256_of(src)
     if actual != digest:

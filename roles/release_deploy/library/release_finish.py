@@ -1,0 +1,347 @@
+#!/usr/bin/python
+"""Finish putting a release live: restart the application when needed, wait for it, prune.
+
+Owns what happens after the switch, in one module execution (one Python start-up on the host
+instead of a probe, a restart, a health check retried from the controller and a prune): the
+decision to restart, the health wait, and the rule for what a host keeps - decided by the order
+releases went live (the history), never by modification times, and never the release `current`
+points to.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_finish
+short_description: Restart the application of a relpromote release when needed, wait for its health check and prune
+description:
+  - When O(switched) is true, or the application does not answer O(version) on its health endpoint,
+    runs the restart hook (no shell) with C(RELEASE_BASE_DIR), C(RELEASE_DIR), C(RELEASE_VERSION),
+    C(APP_HOST) and C(APP_PORT) in its environment.
+  - After a restart, asks C(http://<service_host>:<service_port><health_path>) until it answers 200
+    with a JSON body whose C(version) is O(version), for at most O(health_timeout) seconds, and
+    fails (RV(failure) C(health)) saying what answered last when it does not.
+  - Once the application answers O(version), keeps O(keep) releases under C(<base_dir>/releases) -
+    always the one C(<base_dir>/current) points to and O(version), then the most recently
+    switched-to ones according to C(<base_dir>/.history), read from its end - and removes every
+    other release directory (including ones never recorded in the history) and leftovers of
+    interrupted unpacks (C(.<version>.partial)). Never decides by modification time.
+  - Stops, without restarting or removing anything more, once the controller that started it has
+    gone away (its output is no longer read), so that an interrupted run does not go on behind the
+    back of whoever now rolls the host back.
+  - Uses only the Python standard library on the host.
+version_added: "1.1.0"
+author: relpromote
+options:
+  base_dir:
+    description: The application's base directory, holding C(releases/), C(current) and C(.history).
+    type: path
+    required: true
+  version:
+    description: The version C(current) points to, which the application must answer.
+    type: str
+    required: true
+  switched:
+    description: Whether C(current) was just switched to O(version); the application is then restarted without asking it first.
+    type: bool
+    default: false
+  keep:
+    description: How many releases to keep, the live one included; at least 2.
+    type: int
+    default: 5
+  service_host:
+    description: Address the application listens on, as seen from the host itself.
+    type: str
+    default: localhost
+  service_port:
+    description: Port the application listens on.
+    type: int
+    default: 8080
+  restart_command:
+    description:
+      - Command that restarts the application, split into arguments like a shell would but run
+        without one; empty means C(<base_dir>/current/bin/restart). It must return once the
+        application is started.
+    type: str
+    default: ""
+  health_path:
+    description: Path of the health endpoint, starting with C(/).
+    type: str
+    default: /health
+  health_timeout:
+    description: Seconds to wait for the health endpoint to answer O(version) after a restart; at least 1.
+    type: int
+    default: 30
+notes:
+  - Supports check mode, which asks the application which version it runs (a read-only GET, only
+    when O(switched) is false), restarts nothing, waits for nothing, removes nothing, and reports
+    what would be restarted and removed.
+"""
+
+EXAMPLES = r"""
+- name: Restart the application if needed, wait until it answers 1.4.0, keep 5 releases
+  release_finish:
+    base_dir: /opt/app
+    version: 1.4.0
+    switched: true
+    service_host: 10.0.0.5
+    service_port: 8080
+    keep: 5
+"""
+
+RETURN = r"""
+restarted:
+  description: Whether the restart hook ran (in check mode, would run).
+  returned: always
+  type: bool
+restart_output:
+  description: What the restart hook printed (stdout, then stderr).
+  returned: when the hook ran
+  type: str
+healthy:
+  description: Whether the application answered 200 with O(version) (false in check mode after a would-be restart).
+  returned: always
+  type: bool
+health:
+  description: The last answer of the health endpoint, C({url, status, version, msg}); status -1 when nothing answered.
+  returned: when the endpoint was asked
+  type: dict
+kept:
+  description: Releases kept, live first, then newest first.
+  returned: when pruning ran
+  type: list
+  elements: str
+removed:
+  description: Release directories (and leftovers) removed, or that would be in check mode.
+  returned: when pruning ran
+  type: list
+  elements: str
+failure:
+  description:
+    - Empty when the application answers O(version) and pruning is done; otherwise the step that
+      failed, C(inputs), C(restart), C(health) (the application did not answer O(version) in time)
+      or C(prune).
+  returned: always
+  type: str
+"""
+
+# Imports follow the documentation, as in every Ansible module.
+import json  # noqa: E402
+import os  # noqa: E402
+import posixpath  # noqa: E402
+import select  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+PROBE_TIMEOUT = 5.0
+LONGEST_PAUSE = 0.5
+
+
+class Failed(Exception):
+    def __init__(self, failure, msg):
+        super().__init__(msg)
+        self.failure = failure
+        self.msg = msg
+
+
+def controller_gone():
+    """True once nobody reads our output: the controller was stopped, killed or cancelled.
+
+    Our stdout is a pipe to sshd (or to the controller itself); when its reader is closed,
+    poll() reports an error on our end.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events)
+
+
+def stop_if_abandoned():
+    if controller_gone():
+        sys.exit(1)
+
+
+def health_url(host, port, path):
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{port}{path}"
+
+
+def ask(url, version, timeout):
+    """The answer of one GET: {url, status, version, msg}; status -1 when nothing answered."""
+    answer = {"url": url, "status": -1, "version": None, "msg": ""}
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            answer["status"], body = response.status, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        answer["status"], body = exc.code, exc.read(65536)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        answer["msg"] = str(getattr(exc, "reason", exc))
+        return answer
+    try:
+        data = json.loads(body)
+    except ValueError:
+        answer["msg"] = "the answer is not JSON"
+        return answer
+    answer["version"] = data.get("version") if isinstance(data, dict) else None
+    answer["msg"] = "OK" if answer["status"] == 200 else f"HTTP Error {answer['status']}"
+    return answer
+
+
+def answers(answer, version):
+    return answer["status"] == 200 and answer["version"] == version
+
+
+def restart(module, command, env):
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise Failed("restart", f"the restart command {command!r} cannot be split into arguments: {exc}") from exc
+    if not argv:
+        raise Failed("restart", "the restart command is empty")
+    rc, out, err = module.run_command(argv, environ_update=env)
+    output = "\n".join(part.strip() for part in (out, err) if part.strip())
+    if rc != 0:
+        raise Failed("restart", f"the restart command {command!r} exited with {rc}: {output[-1000:] or '(no output)'}")
+    return output
+
+
+def wait_until_healthy(url, version, timeout):
+    """Ask `url` until it answers 200 with `version` or `timeout` seconds have passed; the last answer."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        stop_if_abandoned()
+        answer = ask(url, version, min(PROBE_TIMEOUT, max(deadline - time.monotonic(), 0.5)))
+        remaining = deadline - time.monotonic()
+        if answers(answer, version) or remaining <= 0:
+            return answer
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def history_newest_first(path):
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return []
+    return list(reversed(lines))
+
+
+def plan_prune(base_dir, keep, live):
+    """(kept, removed): what `current` points to and `live`, then the newest in .history, `keep` in all."""
+    releases = os.path.join(base_dir, "releases")
+    link = os.path.join(base_dir, "current")
+    current = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else None
+    try:
+        entries = sorted(os.listdir(releases))
+    except OSError:
+        entries = []
+    unpacked = set()
+    leftovers = []
+    for entry in entries:
+        path = os.path.join(releases, entry)
+        if os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if not entry.startswith("."):
+            unpacked.add(entry)
+        elif entry.endswith(".partial"):
+            leftovers.append(entry)
+    # Only releases still on disk count towards `keep`; the live ones are kept regardless.
+    protected = [version for version in (live, current) if version]
+    kept = []
+    for version in protected + history_newest_first(os.path.join(base_dir, ".history")):
+        if version not in kept and (version in protected or (version in unpacked and len(kept) < keep)):
+            kept.append(version)
+    return [version for version in kept if version in unpacked], sorted(unpacked - set(kept)) + leftovers
+
+
+def finish(module, result):
+    params = module.params
+    base_dir = params["base_dir"].rstrip("/") or "/"
+    version = params["version"]
+    if params["keep"] < 2:
+        raise Failed("inputs", f"keep must be at least 2 (the live release and one to roll back to), not {params['keep']}")
+    if params["health_timeout"] < 1:
+        raise Failed("inputs", f"health_timeout must be at least 1, not {params['health_timeout']}")
+    if not params["health_path"].startswith("/"):
+        raise Failed("inputs", f"health_path must start with /, not {params['health_path']!r}")
+    url = health_url(params["service_host"], params["service_port"], params["health_path"])
+
+    # Restarted when the link changed, or when the application does not answer this version.
+    if not params["switched"]:
+        result["health"] = ask(url, version, PROBE_TIMEOUT)
+        result["healthy"] = answers(result["health"], version)
+    if not result["healthy"]:
+        result["restarted"] = True
+        if module.check_mode:
+            result["msg"] = f"would restart the application and wait until {url} answers {version}"
+        else:
+            stop_if_abandoned()
+            command = params["restart_command"] or os.path.join(base_dir, "current", "bin", "restart")
+            env = {
+                "RELEASE_BASE_DIR": base_dir,
+                "RELEASE_DIR": os.path.join(base_dir, "releases", version),
+                "RELEASE_VERSION": version,
+                "APP_HOST": params["service_host"],
+                "APP_PORT": str(params["service_port"]),
+            }
+            result["restart_output"] = restart(module, command, env)
+            result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
+            result["healthy"] = answers(last, version)
+            if not result["healthy"]:
+                raise Failed(
+                    "health",
+                    f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
+                    f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
+                    f"({last['msg'] or 'no message'})",
+                )
+
+    # Old releases, by history order; never what `current` points to, never `version`.
+    kept, removed = plan_prune(base_dir, params["keep"], version)
+    result.update(kept=kept, removed=removed)
+    if removed and not module.check_mode:
+        stop_if_abandoned()
+        try:
+            for entry in removed:
+                shutil.rmtree(os.path.join(base_dir, "releases", entry))
+        except OSError as exc:
+            raise Failed("prune", f"could not remove an old release: {exc}") from exc
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            base_dir=dict(type="path", required=True),
+            version=dict(type="str", required=True),
+            switched=dict(type="bool", default=False),
+            keep=dict(type="int", default=5),
+            service_host=dict(type="str", default="localhost"),
+            service_port=dict(type="int", default=8080),
+            restart_command=dict(type="str", default=""),
+            health_path=dict(type="str", default="/health"),
+            health_timeout=dict(type="int", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    result = dict(changed=False, restarted=False, healthy=False, failure="")
+    try:
+        finish(module, result)
+    except Failed as exc:
+        result.update(failure=exc.failure, changed=result["restarted"])
+        module.fail_json(msg=exc.msg, **result)
+    result["changed"] = bool(result["restarted"] or result.get("removed"))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
