@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,15 +63,42 @@ def host_addresses() -> dict[str, str]:
     return {name: f"{ADDRESS_BASE}.{index + 11}" for index, name in enumerate(names)}
 
 
-def stop_demo_apps(workdir: Path) -> None:
-    """Stop the example apps a previous demo left running in `workdir`'s simulated hosts."""
+def stop_demo_apps(workdir: Path) -> int:
+    """Stop the example apps a demo left running in `workdir`'s simulated hosts; returns how many."""
+    stopped = 0
     for pid_file in workdir.glob("hosts/*/opt/shop/run/app.pid"):
         try:
             pid = int(pid_file.read_text().strip())
             if str(workdir) in Path(f"/proc/{pid}/cmdline").read_text():
                 os.kill(pid, signal.SIGTERM)
+                stopped += 1
         except (ValueError, OSError):
             continue
+    deadline = time.monotonic() + 5
+    while stopped and time.monotonic() < deadline and _answering():
+        time.sleep(0.1)
+    return stopped
+
+
+def _answering() -> bool:
+    for address in host_addresses().values():
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((address, DEMO_PORT)) == 0:
+                return True
+    return False
+
+
+def check_addresses_free() -> None:
+    """The simulated hosts serve on fixed loopback addresses: refuse to start over someone else's server."""
+    for host, address in host_addresses().items():
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((address, DEMO_PORT)) == 0:
+                raise BadInput(
+                    f"{address}:{DEMO_PORT} (the demo's {host}) already answers: is an earlier demo still running? "
+                    "stop it with `relpromote demo --stop --workdir DIR`"
+                )
 
 
 def prepare_workdir(workdir: Path) -> None:
@@ -78,6 +107,7 @@ def prepare_workdir(workdir: Path) -> None:
             raise BadInput(f"{workdir}: exists and is not a relpromote demo; pass --workdir with a new or empty directory")
         stop_demo_apps(workdir)
         shutil.rmtree(workdir)
+    check_addresses_free()
     workdir.mkdir(parents=True, exist_ok=True)
 
 

@@ -28,5 +28,9 @@ def test_demo_runs_the_whole_process_and_leaves_a_project(tmp_path: Path) -> Non
         with urllib.request.urlopen(f"http://{address}:8080/health", timeout=5) as answer:
             assert json.loads(answer.read())["version"] == "1.0.0"
         assert (workdir / "hosts" / "prod-app-2" / "opt" / "shop" / "current").resolve().name == "1.0.0"
+        again = Cli(tmp_path).run("demo", "--workdir", str(tmp_path / "second"))
+        assert again.returncode == 2 and "already answers: is an earlier demo still running?" in again.stderr
+        stopped = Cli(tmp_path).json("demo", "--stop", "--workdir", str(workdir))
+        assert stopped["stopped"] == 6
     finally:
         stop_demo_apps(workdir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ pytestmark = [
 ]
 
 # An address range of its own, so this module can run next to other suites' farms (they start at .1).
-FIRST_OCTET = 241
+# Three addresses per pytest-xdist worker from .230 up, apart from the blocks tests/integration/conftest.py hands out.
+FIRST_OCTET = 230 + 3 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,9 +44,10 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHostFarm]:
 def adhoc(inventory: dict[str, Any], tmp_path: Path, module: str, args: str = "", pattern: str = "all", **envvars: str) -> Any:
     """One ad-hoc Ansible run, with a fresh private data dir so no env file of an earlier run applies."""
     run_id = uuid.uuid4().hex[:8]
-    private, control = tmp_path / f"runner-{run_id}", tmp_path / f"cp-{run_id}"
+    private = tmp_path / f"runner-{run_id}"
     private.mkdir()
-    control.mkdir()
+    # Short, under /tmp: a Unix socket path must stay below 108 bytes, and pytest's tmp paths under xdist do not.
+    control = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))
     return ansible_runner.run(
         private_data_dir=str(private),
         inventory=inventory,
