@@ -22,8 +22,9 @@ the same input gives the same output on every refresh: keys, joins and unique co
 working. The salt is read once per statement (an InitPlan), not once per row.
 
 The expressions use only what every PostgreSQL >= 12 has (md5, hashtextextended, translate,
-substring, encode): no extension to install on production. They are chosen for speed — regular
-expressions and per-character loops cost 5-15 µs a row, these 1-2 µs (measured, 300k rows).
+substring, encode, format): no extension to install on production. They are chosen for speed:
+regular expressions and per-character subqueries cost 5-15 µs a row; these cost 0.2-1 µs, fake
+phone numbers about 2.5 µs (measured on 300k rows).
 """
 
 from __future__ import annotations
