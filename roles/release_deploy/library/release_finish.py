@@ -225,7 +225,7 @@ def wait_until_healthy(url, version, timeout):
         if answers(answer, version) or remaining <= 0:
             return answer
         time.sleep(min(pause, remaining))
-        pause = min(pause * 2, LONGEST_PAUSE)
+        pause = min(pause * 1.5, LONGEST_PAUSE)
 
 
 def history_newest_first(path):
