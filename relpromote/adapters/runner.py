@@ -115,9 +115,12 @@ def run_playbook(
     last_messages: dict[str, str] = {}
     failed_tasks: dict[str, str] = {}
     per_host_stats: dict[str, dict[str, Any]] = {}
+    final_stats: dict[str, Any] = {}
 
     def handle(event: Mapping[str, Any]) -> bool:
         data = event.get("event_data") or {}
+        if event.get("event") == "playbook_on_stats":
+            final_stats.update(data)  # kept here so nothing re-reads the run's event files from disk
         published = (data.get("res") or {}).get("ansible_stats") if event.get("event") == "runner_on_ok" else None
         if published and published.get("per_host") and data.get("host"):
             # ansible-runner's stats event carries only global set_stats data; per-host data is read here.
@@ -153,7 +156,7 @@ def run_playbook(
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
     duration = time.monotonic() - started
-    stats = runner.stats or {}
+    stats = {key: final_stats.get(key) or {} for key in ("ok", "changed", "failures", "dark", "skipped", "processed", "rescued")}
     hosts: dict[str, HostResult] = {}
     names = set().union(*(set(stats.get(key, {})) for key in ("ok", "changed", "failures", "dark", "skipped", "processed")))
     for host in sorted(names | set(last_messages)):
@@ -168,7 +171,7 @@ def run_playbook(
             message=last_messages.get(host, ""),
             failed_task=failed_tasks.get(host, ""),
         )
-    custom = _custom_stats(runner)
+    custom = dict(final_stats.get("artifact_data") or {})
     for host, published in per_host_stats.items():
         for key, value in published.items():
             custom.setdefault(key, {})[host] = value
@@ -183,13 +186,6 @@ def _ansible_bin_dir() -> str:
     if found is None:
         raise BadInput("ansible-playbook is not installed; install relpromote with its dependencies (pip install relpromote)")
     return str(Path(found).parent)
-
-
-def _custom_stats(runner: Any) -> dict[str, Any]:
-    for event in runner.events:
-        if event.get("event") == "playbook_on_stats":
-            return dict(event.get("event_data", {}).get("artifact_data") or {})
-    return {}
 
 
 def _scrub(private: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -11,10 +12,45 @@ from relpromote import __version__
 from relpromote.cli._common import Session
 from relpromote.errors import ExitCode, RelpromoteError
 
+# Each verb's module is imported only when that verb runs: a promotion does not pay for the demo's imports.
+VERBS: dict[str, str] = {
+    "keygen": "keygen:keygen",
+    "init": "init:init",
+    "build": "build:build",
+    "revise": "revise:revise_command",
+    "promote": "promote:promote_command",
+    "accept": "verdicts:accept",
+    "reject": "verdicts:reject",
+    "approve": "verdicts:approve",
+    "rollback": "rollback:rollback_command",
+    "refresh-qa": "refresh:refresh_qa_command",
+    "releases": "releases:releases",
+    "show": "releases:show",
+    "status": "status:status",
+    "history": "status:history",
+    "lock": "lock:lock",
+    "audit": "audit:audit",
+    "demo": "demo:demo",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyVerbs(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = VERBS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(f"relpromote.cli.{module_name}"), attribute)
+        return command
+
+
+@click.group(cls=LazyVerbs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_option", metavar="FILE", help="Project config (else $RELPROMOTE_CONFIG, else ./relpromote.yml).")
-@click.option("--identity", "identity_option", metavar="KEYFILE", help="Your ed25519 key (else $RELPROMOTE_IDENTITY, else ~/.config/relpromote/identity.key).")
+@click.option("--identity", "identity_option", metavar="KEYFILE",
+              help="Your ed25519 key (else $RELPROMOTE_IDENTITY, else ~/.config/relpromote/identity.key).")
 @click.option("--json", "json_output", is_flag=True, help="Print the result as one JSON document on stdout; human text goes to stderr.")
 @click.version_option(__version__, prog_name="relpromote")
 @click.pass_context
@@ -23,17 +59,6 @@ def cli(ctx: click.Context, config_option: str | None, identity_option: str | No
     session = Session(config_option, identity_option, json_output)
     ctx.obj = session
     ctx.call_on_close(session.close)
-
-
-def _register() -> None:
-    from relpromote.cli import audit, build, demo, init, keygen, lock, promote, refresh, releases, revise, rollback, status, verdicts
-
-    for module in (keygen, init, build, revise, promote, verdicts, rollback, refresh, releases, status, lock, audit, demo):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

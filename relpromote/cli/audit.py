@@ -34,5 +34,3 @@ def verify(session: Session) -> None:
 
     session.emit(data, human)
 
-
-COMMANDS = [audit]

@@ -33,5 +33,3 @@ def build(session: Session, version: str, source: Path, manifest_path: Path, all
 
     session.emit(result.as_data(), human)
 
-
-COMMANDS = [build]

@@ -32,5 +32,3 @@ def demo(ctx: click.Context, session: Session, workdir: Path, stop: bool) -> Non
     session.config_option = str(result.project.config_path)
     ctx.invoke(status, env_name=None)
 
-
-COMMANDS = [demo]

@@ -24,5 +24,3 @@ def init(session: Session, directory: Path) -> None:
 
     session.emit({"directory": str(directory), "written": written}, human)
 
-
-COMMANDS = [init]

@@ -31,5 +31,3 @@ def keygen(session: Session, name: str, out: Path) -> None:
 
     session.emit({"name": name, "key": identity.public_key, "keyfile": str(out), "people_line": line}, human)
 
-
-COMMANDS = [keygen]

@@ -46,5 +46,3 @@ def release(session: Session, environment: str, lock_id: str, reason: str) -> No
 
     session.emit({"environment": environment, "released": held.as_data()}, human)
 
-
-COMMANDS = [lock]

@@ -66,5 +66,3 @@ def promote_command(
 
     session.emit(outcome.as_data(), human)
 
-
-COMMANDS = [promote_command]

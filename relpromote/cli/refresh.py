@@ -26,5 +26,3 @@ def refresh_qa_command(session: Session, dry_run: bool) -> None:
     session.note(f"QA {verb}: {summary.rows} rows in {len(summary.tables)} tables, "
                  f"{sum(len(c) for c in summary.masked_columns.values())} masked columns, {summary.duration_seconds:.1f}s")
 
-
-COMMANDS = [refresh_qa_command]

@@ -53,5 +53,3 @@ def show(session: Session, version: str) -> None:
 
     session.emit(data, human)
 
-
-COMMANDS = [releases, show]

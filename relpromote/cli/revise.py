@@ -26,5 +26,3 @@ def revise_command(session: Session, version: str, drop: tuple[str, ...], new_ve
 
     session.emit({**built.as_data(), "revision": link}, human)
 
-
-COMMANDS = [revise_command]

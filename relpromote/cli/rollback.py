@@ -29,5 +29,3 @@ def rollback_command(session: Session, environment: str, to: str | None, reason:
 
     session.emit(result, human)
 
-
-COMMANDS = [rollback_command]

@@ -61,5 +61,3 @@ def history(session: Session, env_name: str | None, version: str | None) -> None
 
     session.emit({"entries": rows}, human)
 
-
-COMMANDS = [status, history]

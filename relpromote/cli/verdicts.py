@@ -65,5 +65,3 @@ def approve(session: Session, version: str, environment: str, ticket: str, expir
 
     session.emit(entry.as_data(), human)
 
-
-COMMANDS = [accept, reject, approve]

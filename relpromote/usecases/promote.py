@@ -10,7 +10,6 @@ from relpromote import events
 from relpromote.adapters import git
 from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
 from relpromote.adapters.vault import vault_access
-from relpromote.artifact import read_artifact
 from relpromote.config import Person
 from relpromote.errors import BadInput, NeedsPerson, RunFailed
 from relpromote.identity import Identity
@@ -19,6 +18,7 @@ from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_
 from relpromote.project import Project
 from relpromote.promotion import PromotionOutcome, host_outcomes
 from relpromote.rollback import RollbackReport, verification_failed
+from relpromote.state import ProjectState
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
 from relpromote.usecases.rollback import automatic_rollback
@@ -57,13 +57,13 @@ def validate_batch(batch: str | None) -> str | None:
     return text
 
 
-def plan_promotion(project: Project, actor: Person, request: PromoteRequest) -> Verdict:
+def plan_promotion(
+    project: Project, state: ProjectState, actor: Person, request: PromoteRequest, commit: str | None, dirty: list[str]
+) -> Verdict:
     """Every gate the promotion must pass, evaluated now, without touching anything."""
-    state = project.state()
     release = state.release(request.version)
     env = project.config.environment(request.environment)
     verdict = promotion_verdict(project.config, state, release, request.environment, actor, utc_now(), request.break_glass)
-    commit, dirty = project_revision(project, request.environment)
     return Verdict((*verdict.gates, committed_gate(request.environment, env.protected, commit, dirty)))
 
 
@@ -78,18 +78,16 @@ def promote(
 ) -> PromotionOutcome:
     env = project.config.environment(request.environment)
     batch = validate_batch(request.batch)
-    verdict = plan_promotion(project, actor, request)
+    state = project.state()
+    release = state.release(request.version)
+    commit, dirty = project_revision(project, request.environment)
+    verdict = plan_promotion(project, state, actor, request, commit, dirty)
     if on_plan is not None:
         on_plan(verdict)
     verdict.enforce(f"promotion of {request.version} to {request.environment}")
-    state = project.state()
-    release = state.release(request.version)
+    # The digest the ledger recorded at build, where the artifact's members were checked: same bytes, same checks passed.
     artifact = project.store.verified_path(release.digest)
-    contents = read_artifact(artifact)
-    if contents.manifest.version != release.version:
-        raise BadInput(f"artifact {release.digest[:12]} holds version {contents.manifest.version}, not {release.version}; restore the store")
     approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now())
-    commit, dirty = project_revision(project, request.environment)
 
     extravars: dict[str, Any] = {
         "relpromote_environment": request.environment,
