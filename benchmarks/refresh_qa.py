@@ -277,7 +277,7 @@ def main() -> int:
     print(f"masked/raw within each round (median): module {paired['module']:.2f}, role {paired['role']:.2f}")
     phases = {
         key: statistics.median(s["phases"].get(key, 0.0) for s in summaries)
-        for key in ("snapshot", "schema", "copy", "indexes", "verify", "analyze", "swap")
+        for key in ("snapshot", "schema", "copy", "post_data", "verify", "swap")
     }
     print("module phases (median s): " + ", ".join(f"{key} {value:.2f}" for key, value in phases.items()))
     print(

@@ -309,7 +309,7 @@ class RefreshSummary(_Strict):
     carried_over: dict[str, int] = {}  # QA tables kept, with their rows
     previous_database: str | None = None  # QA's database before the swap, kept until the next refresh
     remasked: dict[str, int] = {}  # "table.column": fake values re-drawn because they equalled a real one
-    phases: dict[str, float] = {}  # seconds per step: snapshot, schema, copy, indexes, verify, analyze, swap
+    phases: dict[str, float] = {}  # seconds per step (snapshot, schema, copy, post_data, verify, swap) and per copy job
     warnings: list[str] = []
     message: str = ""
 

@@ -847,7 +847,7 @@ class Refresh:
             self.qa.run(argv, self.incoming, "restoring foreign keys and triggers", options=RESTORE_OPTIONS)
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "post-data")
-        self._phase("indexes")
+        self._phase("post_data")
 
         rows = self._verify(prod_counts)
         for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
