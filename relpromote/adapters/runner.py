@@ -53,6 +53,7 @@ class HostResult:
     rescued: int = 0
     message: str = ""
     failed_task: str = ""
+    busy: bool = False  # the failing module said another run holds what it needs
 
     @property
     def succeeded(self) -> bool:
@@ -114,6 +115,7 @@ def run_playbook(
     }
     last_messages: dict[str, str] = {}
     failed_tasks: dict[str, str] = {}
+    busy_hosts: set[str] = set()
     per_host_stats: dict[str, dict[str, Any]] = {}
     final_stats: dict[str, Any] = {}
 
@@ -130,6 +132,8 @@ def run_playbook(
             last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
             if not data.get("ignore_errors"):
                 failed_tasks[data["host"]] = str(data.get("task", "")).strip()
+                if result.get("busy"):
+                    busy_hosts.add(data["host"])
         if on_event is not None:
             on_event(event)
         return True
@@ -170,6 +174,7 @@ def run_playbook(
             rescued=stats.get("rescued", {}).get(host, 0),
             message=last_messages.get(host, ""),
             failed_task=failed_tasks.get(host, ""),
+            busy=host in busy_hosts,
         )
     custom = dict(final_stats.get("artifact_data") or {})
     for host, published in per_host_stats.items():

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
+from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess
 from relpromote.config import TestStep
 from relpromote.evidence import junit_counts, junit_report
 from relpromote.project import Project
 from relpromote.release import Release
+from relpromote.usecases.runs import environment_run
 
 
 def run_test_steps(
@@ -50,20 +51,8 @@ def _run_playbook_step(
         if on_event is not None:
             on_event(event)
 
-    run = run_playbook(
-        PlaybookRun(
-            playbook=project.resolve(step.playbook),
-            inventory=project.resolve(env.inventory),
-            project_dir=project.root,
-            runs_dir=project.root / ".relpromote" / "runs",
-            extravars={"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": release.version},
-            envvars=access.envvars,
-            vault_ids=access.vault_ids,
-            label=f"test-{step.kind}-{environment}",
-            keep_runs=project.config.runs.keep,
-        ),
-        on_event=collect,
-    )
+    extravars = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": release.version}
+    run = run_playbook(environment_run(project, environment, step.playbook, f"test-{step.kind}-{environment}", extravars, access), on_event=collect)
     if not run.succeeded and not any(failure for _, failure in cases):
         cases.append((f"{step.playbook} run", f"the test playbook ended {run.status} (rc {run.rc})"))
     return junit_report(step.kind, cases)

@@ -8,7 +8,7 @@ from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
-from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
+from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import vault_access
 from relpromote.config import Person
 from relpromote.errors import BadInput, NeedsPerson, RunFailed
@@ -22,6 +22,7 @@ from relpromote.state import ProjectState
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
 from relpromote.usecases.rollback import automatic_rollback
+from relpromote.usecases.runs import environment_run
 
 PROMOTE_PLAYBOOK = "playbooks/promote.yml"
 # The paths a promotion applies besides the inventory: what must be committed for a protected environment.
@@ -101,19 +102,8 @@ def promote(
     purpose = f"{'check of ' if request.check else ''}promotion of {release.version}"
     with environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
         run = run_playbook(
-            PlaybookRun(
-                playbook=project.root / PROMOTE_PLAYBOOK,
-                inventory=project.resolve(env.inventory),
-                project_dir=project.root,
-                runs_dir=project.root / ".relpromote" / "runs",
-                extravars=extravars,
-                envvars=access.envvars,
-                vault_ids=access.vault_ids,
-                limit=request.limit,
-                check=request.check,
-                label=f"promote-{request.environment}",
-                keep_runs=project.config.runs.keep,
-            ),
+            environment_run(project, request.environment, PROMOTE_PLAYBOOK, f"promote-{request.environment}", extravars, access,
+                            limit=request.limit, check=request.check),
             on_event=on_event,
             should_cancel=should_cancel,
         )

@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from relpromote import events
-from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
+from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, RunFailed
+from relpromote.errors import BadInput, Busy, RunFailed
 from relpromote.identity import Identity
 from relpromote.inventory import host_variables
 from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.refresh import RefreshConfig, RefreshSummary, summary_from_result
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.runs import environment_run
 
 REFRESH_PLAYBOOK = "playbooks/refresh_qa_data.yml"
+PLAN_TASK = "Plan the copy and the masking"  # its failure: the masking rules do not fit production (nothing ran)
 
 
 def refresh_extravars(project: Project, refresh: RefreshConfig, dry_run: bool) -> dict[str, Any]:
@@ -65,7 +67,6 @@ def refresh_qa(
     target_env = refresh.target.environment
     require_role(project.config, actor, "refresh", target_env)
     source_env = project.config.environment(refresh.source.environment)
-    target_inventory = project.resolve(project.config.environment(target_env).inventory)
     extravars = refresh_extravars(project, refresh, dry_run)
     vault_files = []
     if refresh.source.password_var:
@@ -79,23 +80,16 @@ def refresh_qa(
     with environment_lock(project, target_env, actor.name, purpose), \
             vault_access(source_env.vault, project.config.environment(target_env).vault) as access:
         run = run_playbook(
-            PlaybookRun(
-                playbook=project.root / REFRESH_PLAYBOOK,
-                inventory=target_inventory,
-                project_dir=project.root,
-                runs_dir=project.root / ".relpromote" / "runs",
-                extravars=extravars,
-                extra_var_files=tuple(vault_files),
-                envvars=access.envvars,
-                vault_ids=access.vault_ids,
-                limit=refresh.target.host,
-                check=False,
-                label="refresh-qa",
-                keep_runs=project.config.runs.keep,
-            ),
+            environment_run(project, target_env, REFRESH_PLAYBOOK, "refresh-qa", extravars, access,
+                            limit=refresh.target.host, extra_var_files=tuple(vault_files)),
             on_event=on_event,
         )
         published = run.custom_stats.get("qa_data_refresh")
+        failed = [h for h in run.hosts.values() if not h.succeeded]
+        if any(h.failed_task == PLAN_TASK for h in failed):
+            raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}")
+        if any(h.busy for h in failed):
+            raise Busy(f"QA's database is busy: {failed[0].message}; try again when that refresh has finished")
         if run.succeeded and published:
             summary = summary_from_result(published)
         else:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from relpromote import events
-from relpromote.adapters.runner import EventHandler, PlaybookRun, run_playbook
+from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
 from relpromote.errors import BadInput, NeedsPerson
@@ -17,6 +17,7 @@ from relpromote.project import Project
 from relpromote.promotion import HostOutcome, host_outcomes
 from relpromote.rollback import RollbackGroup, RollbackReport, automatic_rollback_groups, rollback_target
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.runs import environment_run
 
 ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
 
@@ -28,20 +29,11 @@ def _run_group(
     extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": group.target}
     if group.target:
         release = project.state().release(group.target)
-        extravars.update(release_digest=release.digest, release_artifact=str(project.store.verified_path(release.digest)))
+        # The host verifies the sha256 before it unpacks; rollback() checked the stored bytes once already.
+        extravars.update(release_digest=release.digest, release_artifact=str(project.store.path_for(release.digest)))
     run = run_playbook(
-        PlaybookRun(
-            playbook=project.root / ROLLBACK_PLAYBOOK,
-            inventory=project.resolve(env.inventory),
-            project_dir=project.root,
-            runs_dir=project.root / ".relpromote" / "runs",
-            extravars=extravars,
-            envvars=access.envvars,
-            vault_ids=access.vault_ids,
-            limit=",".join(group.hosts) if limit else None,
-            label=f"rollback-{environment}",
-            keep_runs=project.config.runs.keep,
-        ),
+        environment_run(project, environment, ROLLBACK_PLAYBOOK, f"rollback-{environment}", extravars, access,
+                        limit=",".join(group.hosts) if limit else None),
         on_event=on_event,
     )
     outcomes = {h.host: h for h in host_outcomes(run, "release_rollback")}

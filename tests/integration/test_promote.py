@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ def live_version(farm: SshHostFarm, host: str) -> str | None:
 
 
 def ledger_payloads(project: Cli, kind: str) -> list[dict[str, Any]]:
-    db = sqlite3.connect(project.cwd / ".relpromote" / "ledger.db")
-    return [json.loads(row[0]) for row in db.execute("SELECT payload FROM entries WHERE kind = ? ORDER BY seq", (kind,))]
+    # Closed at once: an open SQLite connection in the test process loses its POSIX locks when a test reads the
+    # database files with open(), and another process could then take the WAL away from under it.
+    with closing(sqlite3.connect(project.cwd / ".relpromote" / "ledger.db")) as db:
+        return [json.loads(row[0]) for row in db.execute("SELECT payload FROM entries WHERE kind = ? ORDER BY seq", (kind,))]
 
 
 def build(project: Cli, source: Path, version: str, greeting: str) -> str:

@@ -116,5 +116,14 @@ def test_scheduled_refresh_masks_records_and_respects_the_qa_lock(tmp_path: Path
         busy = project.run("refresh-qa", identity="nightly")
         assert busy.returncode == 4 and "qa is locked by oscar (promotion of 1.0.0)" in one_line_error(busy)
     finally:
-        ledger.release("qa", "promo-1234")
+        assert ledger.release("qa", "promo-1234")
+        ledger.close()
     assert len(ledger_payloads(project, "refresh.finished")) == 1
+
+    config_path = project.cwd / "relpromote.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["refresh"]["masking"]["customers"]["shoe_size"] = "pseudonym"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    misfit = project.run("refresh-qa", identity="nightly")
+    assert misfit.returncode == 2 and "does not fit production" in one_line_error(misfit)
+    assert qa.scalar("shop", "SELECT count(*) FROM customers") == 500

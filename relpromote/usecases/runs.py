@@ -1,0 +1,39 @@
+"""The one way use cases describe an Ansible run against an environment of the project."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from relpromote.adapters.runner import PlaybookRun
+from relpromote.adapters.vault import VaultAccess
+from relpromote.project import Project
+
+
+def environment_run(
+    project: Project,
+    environment: str,
+    playbook: str,
+    label: str,
+    extravars: Mapping[str, Any],
+    access: VaultAccess,
+    *,
+    limit: str | None = None,
+    check: bool = False,
+    extra_var_files: tuple[str, ...] = (),
+) -> PlaybookRun:
+    """`playbook` (relative to the project) with the environment's inventory, the project's ansible.cfg and run folder."""
+    return PlaybookRun(
+        playbook=project.resolve(playbook),
+        inventory=project.resolve(project.config.environment(environment).inventory),
+        project_dir=project.root,
+        runs_dir=project.root / ".relpromote" / "runs",
+        extravars=extravars,
+        envvars=access.envvars,
+        vault_ids=access.vault_ids,
+        extra_var_files=extra_var_files,
+        limit=limit,
+        check=check,
+        label=label,
+        keep_runs=project.config.runs.keep,
+    )
