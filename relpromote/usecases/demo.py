@@ -64,15 +64,19 @@ def host_addresses() -> dict[str, str]:
 
 
 def stop_demo_apps(workdir: Path) -> int:
-    """Stop the example apps a demo left running in `workdir`'s simulated hosts; returns how many."""
+    """Stop the example apps running from `workdir`'s simulated hosts (found by command line, not only by pid
+    file: an app whose pid file was overwritten must not be left behind); returns how many."""
+    marker = f"{workdir}/hosts/"
     stopped = 0
-    for pid_file in workdir.glob("hosts/*/opt/shop/run/app.pid"):
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
         try:
-            pid = int(pid_file.read_text().strip())
-            if str(workdir) in Path(f"/proc/{pid}/cmdline").read_text():
-                os.kill(pid, signal.SIGTERM)
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if marker in command and "app.py" in command:
+                os.kill(int(proc.name), signal.SIGTERM)
                 stopped += 1
-        except (ValueError, OSError):
+        except OSError:
             continue
     deadline = time.monotonic() + 5
     while stopped and time.monotonic() < deadline and _answering():
