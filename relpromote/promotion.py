@@ -17,6 +17,7 @@ class HostOutcome:
     current: str | None
     switched: bool
     result: HostResult
+    published: bool = True  # False: the host never said what it runs (it failed or vanished first)
 
     def as_data(self) -> dict[str, Any]:
         return {**self.result.as_data(), "previous": self.previous, "current": self.current, "switched": self.switched}
@@ -75,6 +76,7 @@ def host_outcomes(run: RunResult, stats_key: str) -> tuple[HostOutcome, ...]:
                 current=facts.get("current") or None,
                 switched=bool(facts.get("switched")),
                 result=run.hosts.get(host, HostResult(host)),
+                published=bool(facts),
             )
         )
     return tuple(outcomes)

@@ -17,6 +17,9 @@ from relpromote.state import ProjectState
 # Tasks of roles/release_deploy whose failure means the release itself failed verification (not the
 # infrastructure): such a release is marked and can never be promoted again.
 VERIFICATION_TASKS = ("Check that the application answers the release's version",)
+# The task of roles/release_deploy that switches `current`: a host that started it and then never said what it
+# runs (it became unreachable, the run was killed) may have switched, so it is rolled back too.
+SWITCH_TASK = "Switch the current link to the release"
 
 
 def unusable(state: ProjectState, version: str) -> str | None:
@@ -57,12 +60,21 @@ class RollbackGroup:
     hosts: tuple[str, ...]
 
 
-def automatic_rollback_groups(hosts: Sequence[HostOutcome]) -> list[RollbackGroup]:
-    """Every host that switched goes back to what it ran before, grouped by that release."""
+def may_have_switched(host: HostOutcome) -> bool:
+    return host.switched or (not host.published and SWITCH_TASK in host.result.tasks)
+
+
+def automatic_rollback_groups(hosts: Sequence[HostOutcome], environment_release: str | None) -> list[RollbackGroup]:
+    """Every host that switched, or may have, goes back to what it ran before, grouped by that release.
+
+    A host that may have switched without saying so goes back to the environment's recorded release.
+    """
     groups: dict[str, list[str]] = {}
     for host in hosts:
         if host.switched:
             groups.setdefault(host.previous or "", []).append(host.host)
+        elif may_have_switched(host):
+            groups.setdefault(environment_release or "", []).append(host.host)
     return [RollbackGroup(target, tuple(sorted(names))) for target, names in sorted(groups.items())]
 
 

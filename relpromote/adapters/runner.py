@@ -54,6 +54,7 @@ class HostResult:
     message: str = ""
     failed_task: str = ""
     busy: bool = False  # the failing module said another run holds what it needs
+    tasks: tuple[str, ...] = ()  # the tasks this host started, in order (what it may have done)
 
     @property
     def succeeded(self) -> bool:
@@ -116,11 +117,14 @@ def run_playbook(
     last_messages: dict[str, str] = {}
     failed_tasks: dict[str, str] = {}
     busy_hosts: set[str] = set()
+    started_tasks: dict[str, list[str]] = {}
     per_host_stats: dict[str, dict[str, Any]] = {}
     final_stats: dict[str, Any] = {}
 
     def handle(event: Mapping[str, Any]) -> bool:
         data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_start" and data.get("host"):
+            started_tasks.setdefault(data["host"], []).append(str(data.get("task", "")).strip())
         if event.get("event") == "playbook_on_stats":
             final_stats.update(data)  # kept here so nothing re-reads the run's event files from disk
         published = (data.get("res") or {}).get("ansible_stats") if event.get("event") == "runner_on_ok" else None
@@ -163,7 +167,7 @@ def run_playbook(
     stats = {key: final_stats.get(key) or {} for key in ("ok", "changed", "failures", "dark", "skipped", "processed", "rescued")}
     hosts: dict[str, HostResult] = {}
     names = set().union(*(set(stats.get(key, {})) for key in ("ok", "changed", "failures", "dark", "skipped", "processed")))
-    for host in sorted(names | set(last_messages)):
+    for host in sorted(names | set(last_messages) | set(started_tasks)):
         hosts[host] = HostResult(
             host=host,
             ok=stats.get("ok", {}).get(host, 0),
@@ -175,6 +179,7 @@ def run_playbook(
             message=last_messages.get(host, ""),
             failed_task=failed_tasks.get(host, ""),
             busy=host in busy_hosts,
+            tasks=tuple(started_tasks.get(host, ())),
         )
     custom = dict(final_stats.get("artifact_data") or {})
     for host, published in per_host_stats.items():

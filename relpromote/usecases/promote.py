@@ -17,7 +17,7 @@ from relpromote.ledger import utc_now
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
 from relpromote.promotion import PromotionOutcome, host_outcomes
-from relpromote.rollback import RollbackReport, verification_failed
+from relpromote.rollback import RollbackReport, may_have_switched, verification_failed
 from relpromote.state import ProjectState
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
@@ -119,7 +119,7 @@ def promote(
         tests_failed = [e for e in evidence if e["failed"] or e["errors"]]
         succeeded = live and not tests_failed
         report = None
-        if not succeeded and not request.check and any(h.switched for h in hosts):
+        if not succeeded and not request.check and any(may_have_switched(h) for h in hosts):
             report = automatic_rollback(project, request.environment, hosts, access, on_event)
         result = _result(succeeded, interrupted, report)
         outcome = PromotionOutcome(

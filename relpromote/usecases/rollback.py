@@ -56,9 +56,10 @@ def _run_group(
 def automatic_rollback(
     project: Project, environment: str, hosts: Sequence[HostOutcome], access: VaultAccess, on_event: EventHandler | None
 ) -> RollbackReport:
-    """Put every host that switched back on what it ran before the promotion."""
+    """Put every host that switched (or may have) back on what it ran before the promotion."""
     report: list[dict[str, Any]] = []
-    for group in automatic_rollback_groups(hosts):
+    recorded = project.state().environments[environment].current
+    for group in automatic_rollback_groups(hosts, recorded):
         report.extend(_run_group(project, environment, group, access, on_event, limit=True))
     return RollbackReport(all(h["ok"] for h in report), tuple(report))
 
