@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from relpromote.errors import BadInput
 from relpromote.refresh import RefreshConfig
+from relpromote.secret import SecretSource
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
@@ -96,19 +97,6 @@ class FreezeWindow(_Strict):
             from relpromote.freeze import parse_cron
 
             parse_cron(self.cron)
-        return self
-
-
-class SecretSource(_Strict):
-    """Where a secret is read at run time: a 0600 file owned by the user, or a command's stdout."""
-
-    file: str | None = None
-    command: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretSource:
-        if (self.file is None) == (self.command is None):
-            raise ValueError("give exactly one of file or command")
         return self
 
 

@@ -44,6 +44,7 @@ from relpromote.masking import (
     quote_ident,
     unlisted_personal_columns,
 )
+from relpromote.secret import SecretSource
 
 ENV_NAME = r"^[a-z][a-z0-9_-]{0,62}$"
 # PostgreSQL names are at most 63 bytes and the incoming copy is "<db>__incoming_YYYYmmddTHHMMSS" (+25).
@@ -80,31 +81,15 @@ class TargetDatabase(_Strict):
     owner: str | None = None  # owner of the refreshed database and its objects; default: user
 
 
-class SaltSource(_Strict):
-    """Where the controller reads the masking salt when the play runs: a file, or a command's output.
-
-    The salt is a secret like the vault password: it is not in the config, and reaches the module
-    through an Ansible lookup evaluated in memory, never through extravars, an environment variable,
-    a command line or a log.
-    """
-
-    file: str | None = None
-    command: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SaltSource:
-        if (self.file is None) == (self.command is None):
-            raise ValueError("give exactly one of file or command")
-        return self
-
-
 class RefreshConfig(_Strict):
     source: SourceDatabase
     target: TargetDatabase
     database: Annotated[str, Field(pattern=DATABASE_NAME)]
     target_database: Annotated[str, Field(pattern=DATABASE_NAME)] | None = None
     carry_over: list[Annotated[str, Field(pattern=TABLE_KEY)]] = []
-    salt: SaltSource
+    # The masking salt is a secret like the vault password: the controller reads it from this source when the play
+    # runs, in memory, never through extravars, an environment variable, a command line or a log.
+    salt: SecretSource
     masking: dict[Annotated[str, Field(pattern=TABLE_KEY)], dict[str, ColumnRule]] = {}
     jobs: Annotated[int, Field(ge=1, le=16)] = 2  # tables copied at once
     min_interval: Annotated[int, Field(ge=0)] = 0  # seconds: skip if QA was refreshed more recently

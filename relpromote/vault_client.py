@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from relpromote.config import SecretSource
 from relpromote.errors import RelpromoteError
+from relpromote.secret import SecretSource
 
 
 def main() -> int:

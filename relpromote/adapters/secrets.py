@@ -11,8 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from relpromote.config import SecretSource
 from relpromote.errors import BadInput
+from relpromote.secret import SecretSource
 
 
 def check_source(source: SecretSource, what: str) -> None:
