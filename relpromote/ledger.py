@@ -129,6 +129,15 @@ def verify_chain(entries: Iterable[Entry], known_keys: dict[str, str] | None = N
     return ChainReport(True, count, unknown_signers=tuple(unknown))
 
 
+def entries_about(entries: Iterable[Entry], environment: str | None = None, version: str | None = None) -> list[Entry]:
+    """The entries that concern an environment and/or a release (what `history` shows)."""
+    return [
+        e for e in entries
+        if (environment is None or e.payload.get("environment") == environment)
+        and (version is None or e.payload.get("version") == version)
+    ]
+
+
 class LedgerStore(Protocol):
     """Storage of the ledger. Appends are atomic: an entry is wholly written or not at all."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from relpromote.errors import Busy
 
@@ -30,11 +30,3 @@ class Lock:
             f"pid {self.pid} on {self.hostname}; wait for it, or if that run crashed: relpromote lock release {self.environment} --lock-id {self.lock_id}",
             detail={"lock": self.as_data()},
         )
-
-
-class LockStore(Protocol):
-    def acquire(self, lock: Lock) -> Lock: ...  # returns the holder's lock if taken (compare lock_id)
-
-    def release(self, environment: str, lock_id: str) -> bool: ...
-
-    def current(self, environment: str) -> Lock | None: ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from relpromote.config import Config, Person
+from relpromote.config import ApprovalConfig, Config, Person
 from relpromote.errors import Refused
 from relpromote.freeze import active_freeze
 from relpromote.ledger import parse_time
@@ -222,7 +222,7 @@ def approval_verdict(
     config: Config, state: ProjectState, release: Release, environment: str, actor: Person, validity: timedelta
 ) -> Verdict:
     env = config.environment(environment)
-    policy = env.approval_policy() or ApprovalPolicyDefault
+    policy = env.approval_policy() or ApprovalConfig()  # approving where none is required still follows the defaults
     gates = [role_gate(config, actor, "approve", environment), _not_rejected(state, release)]
     if policy.separation_of_duties:
         own = actor.name == release.built_by
@@ -273,11 +273,6 @@ def revise_verdict(
     else:
         gates.append(Gate("deadline", True, "the release plans no date, so no deadline applies"))
     return Verdict(tuple(gates))
-
-
-class ApprovalPolicyDefault:
-    separation_of_duties = True
-    max_validity = "7d"
 
 
 def committed_gate(environment: str, protected: bool, commit: str | None, dirty: Sequence[str]) -> Gate:

@@ -26,7 +26,6 @@ class Progress:
         self.json_lines = json_lines
         self.console = Console(file=sys.stderr if json_lines else sys.stdout, highlight=False, soft_wrap=True)
         self.title = title
-        self.hosts_seen: set[str] = set()
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         name = event.get("event", "")

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from relpromote.cli._common import Session, pass_session
-from relpromote.ledger import Entry
+from relpromote.ledger import entries_about
 
 
 @click.command()
@@ -16,9 +16,11 @@ from relpromote.ledger import Entry
 def status(session: Session, env_name: str | None) -> None:
     """The status board: which release each environment runs."""
     project = session.project
-    names = [project.config.environment(env_name) and env_name] if env_name else project.config.promotion_path
+    if env_name:
+        project.config.environment(env_name)  # an unknown name is bad input (exit 2)
+    names = [env_name] if env_name else project.config.promotion_path
     state = project.state()
-    rows = [state.environments[name].as_data() for name in names if name]
+    rows = [state.environments[name].as_data() for name in names]
 
     def human(console: Console) -> None:
         table = Table("environment", "release", "digest", "since", "by", "attention", box=None)
@@ -30,13 +32,6 @@ def status(session: Session, env_name: str | None) -> None:
     session.emit({"project": project.config.project, "environments": rows, "releases": len(state.releases)}, human)
 
 
-def _matches(entry: Entry, env_name: str | None, version: str | None) -> bool:
-    payload = entry.payload
-    if env_name and payload.get("environment") != env_name:
-        return False
-    return not (version and payload.get("version") != version)
-
-
 @click.command()
 @click.option("--env", "env_name", metavar="ENV", help="Only entries about this environment.")
 @click.option("--version", "version", metavar="VERSION", help="Only entries about this release.")
@@ -46,7 +41,7 @@ def history(session: Session, env_name: str | None, version: str | None) -> None
     project = session.project
     if env_name:
         project.config.environment(env_name)
-    entries = [e for e in project.ledger.entries() if _matches(e, env_name, version)]
+    entries = entries_about(project.ledger.entries(), env_name, version)
     rows = [
         {"seq": e.seq, "at": e.recorded_at, "kind": e.kind, "actor": e.actor, "version": e.payload.get("version"),
          "environment": e.payload.get("environment"), "payload": e.payload}
