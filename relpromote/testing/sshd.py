@@ -7,7 +7,7 @@ them. It does not own the workdir: that is the caller's (pytest's tmp_path, say)
 stay there after stop() for post-mortems.
 
 As root (CI containers, these machines) each host is one `sshd -D` started under
-`unshare --mount --uts`: it listens on 127.0.77.N:22, has its own hostname, a private tmpfs on
+`unshare --mount --uts`: it listens on 127.0.77.N:22 (RELPROMOTE_TEST_NET picks another /24), has its own hostname, a private tmpfs on
 /run, and private /opt, /srv, /root and /home bind-mounted from `SshHost.root` on the
 controller. A file deployed to /opt on one host is invisible to the other hosts and to the
 controller, except through `host.path("/opt/...")`. Everything else (/usr, /etc, /tmp, /work,
@@ -105,6 +105,7 @@ class SshHostFarm:
         names: Sequence[str],
         first_octet: int = 1,
         authorized_keys: Sequence[str] | None = None,
+        network: str | None = None,
     ) -> None:
         if isinstance(names, str):  # a str is a Sequence[str] too; "web1" must not become five hosts
             raise TypeError("names must be a list of host names, not a string")
@@ -116,13 +117,17 @@ class SshHostFarm:
         if len(set(names)) != len(names):
             raise ValueError(f"host names repeat: {list(names)}")
         if first_octet < 1 or first_octet + len(names) - 1 > 254:
-            raise ValueError(f"first_octet {first_octet} with {len(names)} hosts leaves 127.0.77.1-254")
+            raise ValueError(f"first_octet {first_octet} with {len(names)} hosts leaves .1-.254 of the /24")
         keys = [key.strip() for key in authorized_keys or []]
         if authorized_keys is not None and (not keys or any(not key or "\n" in key for key in keys)):
             raise ValueError("authorized_keys must be non-empty, one single-line public key each")
         self.workdir = Path(workdir).absolute()
         self.names = list(names)
         self.first_octet = first_octet
+        # The /24 of loopback the hosts listen on: RELPROMOTE_TEST_NET lets two test sessions on one machine coexist.
+        self.network = network or os.environ.get("RELPROMOTE_TEST_NET", "127.0.77")
+        if not re.fullmatch(r"127\.\d{1,3}\.\d{1,3}", self.network):
+            raise ValueError(f"network {self.network!r} must be three octets of 127.0.0.0/8, e.g. 127.0.77")
         # unshare and mount need root; without it every host is a plain sshd (see module docstring).
         self.isolated = os.geteuid() == 0
         self.user = "root" if self.isolated else pwd.getpwuid(os.geteuid()).pw_name
@@ -164,7 +169,7 @@ class SshHostFarm:
         """The (address, port) a host listens on; fixed from construction, running or not."""
         index = self.names.index(name)
         if self.isolated:
-            return f"127.0.77.{self.first_octet + index}", 22
+            return f"{self.network}.{self.first_octet + index}", 22
         return "127.0.0.1", 2200 + self.first_octet + index
 
     def start(self) -> None:
