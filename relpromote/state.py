@@ -92,6 +92,15 @@ class ProjectState:
     def where(self, version: str) -> list[str]:
         return [env.name for env in self.environments.values() if env.current == version]
 
+    def unusable(self, version: str) -> str | None:
+        """Why this release may never be promoted again (rejected, failed verification), or None."""
+        if version in self.failed_verification:
+            return f"failed verification ({self.failed_verification[version]})"
+        if self.rejections.get(version):
+            last = self.rejections[version][-1]
+            return f"was rejected in {last.environment} ({last.reason})"
+        return None
+
 
 def _release_built(state: ProjectState, entry: Entry) -> None:
     p = entry.payload
