@@ -23,12 +23,7 @@ SWITCH_TASK = "Switch the current link to the release"
 
 
 def unusable(state: ProjectState, version: str) -> str | None:
-    if version in state.failed_verification:
-        return f"failed verification ({state.failed_verification[version]})"
-    if state.rejections.get(version):
-        last = state.rejections[version][-1]
-        return f"was rejected in {last.environment} ({last.reason})"
-    return None
+    return state.unusable(version)
 
 
 def rollback_target(state: ProjectState, environment: str, requested: str | None) -> Release:
@@ -39,7 +34,7 @@ def rollback_target(state: ProjectState, environment: str, requested: str | None
     if requested is not None:
         release = state.release(requested)
         if requested == env.current:
-            raise BadInput(f"{environment} already runs {requested}; name an earlier release with --to")
+            raise BadInput(f"{environment} already runs {requested}; name an earlier release with --version")
         if requested not in env.live_history:
             raise Refused(f"{requested} was never live in {environment}; roll back only to a release that ran there")
         why = unusable(state, requested)
@@ -49,7 +44,7 @@ def rollback_target(state: ProjectState, environment: str, requested: str | None
     for version in reversed(env.live_history):
         if version != env.current and version not in env.withdrawn and unusable(state, version) is None:
             return state.releases[version]
-    raise BadInput(f"{environment} has no earlier accepted release to go back to; name one with --to")
+    raise BadInput(f"{environment} has no earlier accepted release to go back to; name one with --version")
 
 
 @dataclass(frozen=True)
