@@ -9,7 +9,7 @@ import sys
 import click
 
 from relpromote import __version__
-from relpromote.cli._common import Session
+from relpromote.cli._common import Session, json_event
 from relpromote.errors import ExitCode, RelpromoteError
 
 # Each verb's module is imported only when that verb runs: a promotion does not pay for the demo's imports.
@@ -44,6 +44,9 @@ class LazyVerbs(click.Group):
             return None
         module_name, attribute = target.split(":")
         command: click.Command = getattr(importlib.import_module(f"relpromote.cli.{module_name}"), attribute)
+        from relpromote.cli.help import attach
+
+        attach(command, cmd_name)
         return command
 
 
@@ -61,14 +64,53 @@ def cli(ctx: click.Context, config_option: str | None, identity_option: str | No
     ctx.call_on_close(session.close)
 
 
+GLOBAL_FLAGS = ("--json",)
+GLOBAL_VALUED = ("--config", "--identity")
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Move the global options to the front, wherever they were typed (`relpromote status --json`).
+
+    Stops at `--`: what follows is an argument, never an option. `--opt VALUE` and `--opt=VALUE` both work.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_VALUED and "=" in arg:
+            front.extend([name, arg.split("=", 1)[1]])
+        elif arg in GLOBAL_VALUED:
+            if index + 1 >= len(argv):
+                raise click.UsageError(f"option {arg} needs a value")
+            front.extend([arg, argv[index + 1]])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main() -> None:
-    json_output = "--json" in sys.argv[1:]
+    argv = sys.argv[1:]
+    json_output = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=normalise_argv(argv), prog_name="relpromote", standalone_mode=False)
     except RelpromoteError as exc:
         _fail(exc.message, exc.code, exc.detail, json_output)
     except click.exceptions.Abort:
         _fail("interrupted", ExitCode.FAILED, {}, json_output)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        if json_output:
+            _fail("no command given (see --help)", ExitCode.BAD_INPUT, {}, json_output)
+        click.echo(exc.ctx.get_help() if exc.ctx else "see relpromote --help")
+        sys.exit(int(ExitCode.BAD_INPUT))
     except click.ClickException as exc:
         _fail(exc.format_message().splitlines()[0] + " (see --help)", ExitCode.BAD_INPUT, {}, json_output)
     except click.exceptions.Exit as exc:
@@ -77,7 +119,12 @@ def main() -> None:
 
 
 def _fail(message: str, code: int, detail: dict[str, object], json_output: bool) -> None:
-    click.echo(f"relpromote: {message}", err=True)
     if json_output:
-        click.echo(json.dumps({"ok": False, "exit_code": int(code), "error": message, **detail}, indent=2, default=str))
+        # stderr carries only JSON lines under --json; the document on stdout is the result.
+        json_event("error", exit_code=int(code), message=message)
+        document = {"ok": False, "exit_code": int(code), "error": message, **detail}
+        document["ok"] = False
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        click.echo(f"relpromote: {message}", err=True)
     sys.exit(int(code))

@@ -41,15 +41,19 @@ class Session:
         return load_actor(self.project, self.identity_option)
 
     def emit(self, data: Any, human: Callable[[Console], None]) -> None:
+        """The command's result: one JSON document with `ok` under --json (and no human text at all), else text."""
         if self.json_output:
-            human(Console(file=sys.stderr, highlight=False, soft_wrap=True))
-            sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+            document = {"ok": True, **data} if isinstance(data, dict) else {"ok": True, "result": data}
+            sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         else:
             human(self.console)
 
     def note(self, text: str) -> None:
         """A remark for the person at the terminal, never mixed into what scripts read on stdout."""
-        Console(file=sys.stderr, highlight=False, soft_wrap=True).print(text, markup=False, style="dim")
+        if self.json_output:
+            json_event("note", message=text)
+        else:
+            Console(file=sys.stderr, highlight=False, soft_wrap=True).print(text, markup=False, style="dim")
 
     def close(self) -> None:
         if self._project is not None:
@@ -59,14 +63,24 @@ class Session:
 pass_session = click.make_pass_decorator(Session)
 
 
+def json_event(event: str, **fields: Any) -> None:
+    """One JSON object on one stderr line: under --json, the only thing stderr carries."""
+    sys.stderr.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+    sys.stderr.flush()
+
+
 @contextmanager
-def interruptible() -> Iterator[Callable[[], bool]]:
+def interruptible(json_lines: bool = False) -> Iterator[Callable[[], bool]]:
     """SIGINT/SIGTERM ask the run to stop cleanly (roll back, release the lock, record) instead of killing it."""
     asked = threading.Event()
 
     def ask(signum: int, frame: object) -> None:
         if not asked.is_set():
-            sys.stderr.write(f"relpromote: {signal.Signals(signum).name} received: stopping the run, rolling back what switched\n")
+            name = signal.Signals(signum).name
+            if json_lines:
+                json_event("signal", signal=name, message="stopping the run, rolling back what switched")
+            else:
+                sys.stderr.write(f"relpromote: {name} received: stopping the run, rolling back what switched\n")
         asked.set()
 
     previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}

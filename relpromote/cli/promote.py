@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from relpromote.cli._common import Session, interruptible, pass_session
+from relpromote.cli._common import Session, interruptible, json_event, pass_session
 from relpromote.cli.progress import Progress
 from relpromote.policy import Verdict
 from relpromote.promotion import PromotionOutcome
@@ -45,10 +45,15 @@ def promote_command(
     mode = " (check mode: nothing changes)" if check else ""
 
     def show_plan(verdict: Verdict) -> None:
-        if check:
-            render_gates(session.console if not session.json_output else Console(stderr=True), verdict)
+        if not check:
+            return
+        if session.json_output:
+            for gate in verdict.gates:
+                json_event("gate", rule=gate.rule, passed=gate.passed, reason=gate.reason)
+        else:
+            render_gates(session.console, verdict)
 
-    with interruptible() as stop_asked:
+    with interruptible(session.json_output) as stop_asked:
         outcome = promote(
             project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
             on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
