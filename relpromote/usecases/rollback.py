@@ -69,7 +69,7 @@ def rollback(
     identity: Identity,
     actor: Person,
     environment: str,
-    to: str | None,
+    version: str | None,
     reason: str,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def rollback(
     if not reason.strip():
         raise BadInput("--reason is empty; say why the environment is rolled back")
     state = project.state()
-    target = rollback_target(state, environment, to)
+    target = rollback_target(state, environment, version)
     from_version = state.environments[environment].current
     project.store.verified_path(target.digest)  # a pruned host is redeployed from it: check it first
     with environment_lock(project, environment, actor.name, f"rollback to {target.version}"), vault_access(env.vault) as access:
