@@ -27,6 +27,7 @@ class Lock:
     def busy(self) -> Busy:
         return Busy(
             f"{self.environment} is locked by {self.holder} ({self.purpose}) since {self.since[:19]}Z, lock id {self.lock_id}, "
-            f"pid {self.pid} on {self.hostname}; wait for it, or if that run crashed: relpromote lock release {self.environment} --lock-id {self.lock_id}",
+            f"pid {self.pid} on {self.hostname}; wait for it, or if that run crashed: "
+            f"relpromote lock release --env {self.environment} --lock-id {self.lock_id}",
             detail={"lock": self.as_data()},
         )

@@ -1,4 +1,8 @@
-"""`relpromote lock status ENV` and `relpromote lock release ENV --lock-id ID`."""
+"""`relpromote lock status --env ENV` and `relpromote lock release --env ENV --lock-id ID`.
+
+The environment used to be positional (`lock status qa`); that spelling still works, with a one-line
+deprecation note on stderr, because runbooks and cron jobs were written with it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,19 @@ import click
 from rich.console import Console
 
 from relpromote.cli._common import Session, pass_session
+from relpromote.errors import BadInput
 from relpromote.usecases.locking import lock_status, release_lock
+
+
+def _environment(session: Session, verb: str, option: str | None, positional: str | None) -> str:
+    if option and positional and option != positional:
+        raise BadInput(f"lock {verb}: two environments given ({positional} and --env {option}); give only --env ENV")
+    if positional and not option:
+        session.note(f"deprecated: `lock {verb} {positional}`; write `lock {verb} --env {positional}`")
+    environment = option or positional
+    if not environment:
+        raise BadInput(f"lock {verb} needs --env ENV (see relpromote lock {verb} --help)")
+    return environment
 
 
 @click.group()
@@ -15,10 +31,12 @@ def lock() -> None:
 
 
 @lock.command("status")
-@click.argument("environment")
+@click.option("--env", "env_option", metavar="ENV", help="The environment whose lock to show.")
+@click.argument("positional", metavar="", required=False)
 @pass_session
-def status(session: Session, environment: str) -> None:
+def status(session: Session, env_option: str | None, positional: str | None) -> None:
     """Who holds ENV's lock, since when, under which id."""
+    environment = _environment(session, "status", env_option, positional)
     held = lock_status(session.project, environment)
 
     def human(console: Console) -> None:
@@ -32,12 +50,14 @@ def status(session: Session, environment: str) -> None:
 
 
 @lock.command("release")
-@click.argument("environment")
-@click.option("--lock-id", required=True, metavar="ID")
-@click.option("--reason", default="the run that held it is gone", metavar="TEXT")
+@click.option("--env", "env_option", metavar="ENV", help="The environment whose lock to release.")
+@click.argument("positional", metavar="", required=False)
+@click.option("--lock-id", required=True, metavar="ID", help="The id `lock status` shows (so a live run's new lock is never released by mistake).")
+@click.option("--reason", default="the run that held it is gone", metavar="TEXT", help="Why (recorded in the ledger).")
 @pass_session
-def release(session: Session, environment: str, lock_id: str, reason: str) -> None:
+def release(session: Session, env_option: str | None, positional: str | None, lock_id: str, reason: str) -> None:
     """Release a lock left by a crashed run (recorded in the ledger)."""
+    environment = _environment(session, "release", env_option, positional)
     identity, actor = session.actor()
     held = release_lock(session.project, identity, actor, environment, lock_id, reason)
 
@@ -45,4 +65,3 @@ def release(session: Session, environment: str, lock_id: str, reason: str) -> No
         console.print(f"released {environment}'s lock {lock_id} (held by {held.holder} since {held.since[:19]}Z)", markup=False)
 
     session.emit({"environment": environment, "released": held.as_data()}, human)
-

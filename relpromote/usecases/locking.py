@@ -43,7 +43,7 @@ def release_lock(project: Project, identity: Identity, actor: Person, environmen
     if held is None:
         raise BadInput(f"{environment} is not locked; nothing to release")
     if held.lock_id != lock_id:
-        raise BadInput(f"{environment} is locked under id {held.lock_id}, not {lock_id}; check `relpromote lock status {environment}`")
+        raise BadInput(f"{environment} is locked under id {held.lock_id}, not {lock_id}; check `relpromote lock status --env {environment}`")
     project.ledger.append(events.LOCK_RELEASED, actor.name, identity, {"environment": environment, "lock": held.as_data(), "reason": reason})
     project.ledger.release(environment, lock_id)
     return held
