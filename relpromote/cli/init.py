@@ -16,11 +16,14 @@ from relpromote.usecases.init import init_project
 @pass_session
 def init(session: Session, directory: Path) -> None:
     """Scaffold a promotion project (config, inventories, playbooks, roles) in DIRECTORY."""
-    written = init_project(directory)
+    result = init_project(directory)
 
     def human(console: Console) -> None:
-        console.print(f"created promotion project in {directory}: {', '.join(written)}", markup=False)
-        console.print(f"next: relpromote keygen YOU --out ~/.config/relpromote/identity.key, then add the line to {directory}/relpromote.yml", markup=False)
+        console.print(f"created promotion project in {directory}: {', '.join(result.written)}", markup=False)
+        console.print(f"git: {result.next_step}", markup=False)
+        console.print(f"next: relpromote keygen YOU --out ~/.config/relpromote/identity.key, then paste the printed entry "
+                      f"under people: in {directory}/relpromote.yml", markup=False)
 
-    session.emit({"directory": str(directory), "written": written}, human)
+    session.emit({"directory": str(result.directory), "written": result.written, "repository": str(result.repository),
+                  "committed": result.committed, "git": result.next_step}, human)
 

@@ -41,7 +41,8 @@ PEOPLE = {
 }
 HOSTS = {"qa": ("qa-app-1", "qa-app-2"), "deployment": ("deploy-app-1", "deploy-app-2"), "production": ("prod-app-1", "prod-app-2")}
 ADDRESS_BASE = "127.0.79"  # loopback addresses of the simulated hosts; tests use 127.0.77.x
-DEMO_PORT = 8080
+DEMO_PORT = 8080  # the first port tried; the demo takes the first one free on all six addresses
+PORT_TRIES = 200
 
 Say = Callable[[str], None]
 
@@ -50,6 +51,7 @@ Say = Callable[[str], None]
 class DemoProject:
     workdir: Path
     project: Project
+    sandbox: Sandbox
     identities: dict[str, Identity] = field(default_factory=dict)
     app_source: Path = Path()
 
@@ -58,9 +60,53 @@ class DemoProject:
         return identity, self.project.actor(identity)
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """Where the simulated hosts' apps listen: one loopback address per host, one port for all, chosen at
+    run time (the first port from `first_port` free on every address) and kept in the demo project."""
+
+    addresses: dict[str, str]
+    port: int
+
+    def url(self, host: str, path: str = "/health") -> str:
+        return f"http://{self.addresses[host]}:{self.port}{path}"
+
+    def as_data(self) -> dict[str, Any]:
+        return {"port": self.port, "addresses": dict(self.addresses)}
+
+
 def host_addresses() -> dict[str, str]:
     names = [name for hosts in HOSTS.values() for name in hosts]
     return {name: f"{ADDRESS_BASE}.{index + 11}" for index, name in enumerate(names)}
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))  # no SO_REUSEADDR: a port in any use, even TIME_WAIT, counts as taken
+        except OSError:
+            return False
+    return True
+
+
+def choose_sandbox(first_port: int = DEMO_PORT, tries: int = PORT_TRIES) -> Sandbox:
+    addresses = host_addresses()
+    for port in range(first_port, min(first_port + tries, 65536)):
+        if all(_port_free(address, port) for address in addresses.values()):
+            return Sandbox(addresses, port)
+    raise BadInput(
+        f"no port in {first_port}-{first_port + tries - 1} is free on all of {ADDRESS_BASE}.11-16; "
+        "stop earlier demos (`relpromote demo --stop --workdir DIR`) or pass --port with another first port"
+    )
+
+
+def recorded_sandbox(workdir: Path) -> Sandbox | None:
+    """The addresses a demo in `workdir` chose, from its marker file (None when there is no demo there)."""
+    try:
+        data = yaml.safe_load((workdir / MARKER).read_text())
+        return Sandbox({str(k): str(v) for k, v in data["addresses"].items()}, int(data["port"]))
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, AttributeError):
+        return None
 
 
 def stop_demo_apps(workdir: Path) -> int:
@@ -78,31 +124,20 @@ def stop_demo_apps(workdir: Path) -> int:
                 stopped += 1
         except OSError:
             continue
+    sandbox = recorded_sandbox(workdir)
     deadline = time.monotonic() + 5
-    while stopped and time.monotonic() < deadline and _answering():
+    while stopped and sandbox and time.monotonic() < deadline and _answering(sandbox):
         time.sleep(0.1)
     return stopped
 
 
-def _answering() -> bool:
-    for address in host_addresses().values():
+def _answering(sandbox: Sandbox) -> bool:
+    for address in sandbox.addresses.values():
         with socket.socket() as probe:
             probe.settimeout(0.2)
-            if probe.connect_ex((address, DEMO_PORT)) == 0:
+            if probe.connect_ex((address, sandbox.port)) == 0:
                 return True
     return False
-
-
-def check_addresses_free() -> None:
-    """The simulated hosts serve on fixed loopback addresses: refuse to start over someone else's server."""
-    for host, address in host_addresses().items():
-        with socket.socket() as probe:
-            probe.settimeout(0.2)
-            if probe.connect_ex((address, DEMO_PORT)) == 0:
-                raise BadInput(
-                    f"{address}:{DEMO_PORT} (the demo's {host}) already answers: is an earlier demo still running? "
-                    "stop it with `relpromote demo --stop --workdir DIR`"
-                )
 
 
 def prepare_workdir(workdir: Path) -> None:
@@ -111,8 +146,10 @@ def prepare_workdir(workdir: Path) -> None:
             raise BadInput(f"{workdir}: exists and is not a relpromote demo; pass --workdir with a new or empty directory")
         stop_demo_apps(workdir)
         shutil.rmtree(workdir)
-    check_addresses_free()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{workdir}: cannot create the demo folder ({exc.strerror}); pass --workdir with a folder you can write to") from None
 
 
 def _git(directory: Path, *args: str) -> None:
@@ -131,8 +168,8 @@ def _demo_config(identities: dict[str, Identity]) -> dict[str, Any]:
     return config
 
 
-def _write_sandbox_inventories(workdir: Path) -> None:
-    addresses = host_addresses()
+def _write_sandbox_inventories(workdir: Path, sandbox: Sandbox) -> None:
+    addresses = sandbox.addresses
     for environment, names in HOSTS.items():
         folder = workdir / "inventories" / environment
         inventory = {"all": {"children": {"app": {"hosts": {n: {"release_service_host": addresses[n]} for n in names}}}}}
@@ -143,30 +180,37 @@ def _write_sandbox_inventories(workdir: Path) -> None:
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "release_base_dir": f"{workdir}/hosts/{{{{ inventory_hostname }}}}/opt/shop",
             "release_keep": 3,
-            "release_service_port": DEMO_PORT,
+            "release_service_port": sandbox.port,
             "release_health_timeout": 8,
         }
         (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
-def create_project(workdir: Path, say: Say) -> DemoProject:
+def create_project(workdir: Path, say: Say, first_port: int = DEMO_PORT) -> DemoProject:
     prepare_workdir(workdir)
-    (workdir / MARKER).write_text("created by relpromote demo; safe to delete\n")
+    sandbox = choose_sandbox(first_port)
+    marker = {"created_by": "relpromote demo; safe to delete (stop its apps first: relpromote demo --stop --workdir DIR)",
+              **sandbox.as_data()}
+    (workdir / MARKER).write_text(yaml.safe_dump(marker, sort_keys=False))
     keys = workdir / ".relpromote" / "demo-keys"
     identities = {name: generate_identity(keys / f"{name}.key") for name in PEOPLE}
-    init_project(workdir, yaml.safe_dump(_demo_config(identities), sort_keys=False))
-    _write_sandbox_inventories(workdir)
+    # Always its own repository, also where the folder lies in (and is ignored by) a clone of relpromote.
+    init_project(workdir, yaml.safe_dump(_demo_config(identities), sort_keys=False), own_repository=True)
+    _write_sandbox_inventories(workdir, sandbox)
+    with (workdir / ".gitignore").open("a") as ignore:
+        ignore.write("# the demo's simulated hosts and the test reports QA attaches as evidence\nhosts/\nevidence/\n" + MARKER + "\n")
     _git(workdir, "add", "-A")
     _git(workdir, "commit", "-q", "-m", "demo: simulated hosts for qa, deployment and production")
     say(f"promotion project in {workdir}: people {', '.join(PEOPLE)} (keys in .relpromote/demo-keys), "
-        f"{sum(len(h) for h in HOSTS.values())} simulated hosts under hosts/")
+        f"{sum(len(h) for h in HOSTS.values())} simulated hosts under hosts/, their apps on "
+        f"{ADDRESS_BASE}.11-16 port {sandbox.port}")
 
     app = workdir / "app-source"
     shutil.copytree(bundled("examples") / "app", app)
     subprocess.run(["git", "init", "-q", "-b", "main", str(app)], check=True)
     _git(app, "add", "-A")
     _git(app, "commit", "-q", "-m", "shop 1.0.0: health endpoint")
-    return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), identities, app)
+    return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), sandbox, identities, app)
 
 
 def build_releases(demo: DemoProject, say: Say) -> None:
@@ -257,9 +301,8 @@ def show_automatic_rollback(demo: DemoProject, say: Say) -> None:
     else:
         raise AssertionError("the demo expected 1.2.0 to fail its health check in deployment")
     _refused(say, "oscar tries 1.2.0 again", lambda: promote(project, oscar_identity, oscar, PromoteRequest("1.2.0", "deployment")))
-    addresses = host_addresses()
-    say(f"the apps answer: curl http://{addresses['prod-app-1']}:{DEMO_PORT}/health  (production, 1.0.0)  "
-        f"curl http://{addresses['qa-app-1']}:{DEMO_PORT}/health  (qa, 1.2.0)")
+    say(f"the apps answer: curl {demo.sandbox.url('prod-app-1')}  (production, 1.0.0)  "
+        f"curl {demo.sandbox.url('qa-app-1')}  (qa, 1.2.0)")
 
 
 def _accept_with_unit_evidence(demo: DemoProject, say: Say, version: str) -> None:
@@ -271,8 +314,8 @@ def _accept_with_unit_evidence(demo: DemoProject, say: Say, version: str) -> Non
     say(f"quinn accepted {version} in qa with unit test evidence")
 
 
-def run_demo(workdir: Path, say: Say) -> DemoProject:
-    demo = create_project(workdir, say)
+def run_demo(workdir: Path, say: Say, first_port: int = DEMO_PORT) -> DemoProject:
+    demo = create_project(workdir, say, first_port)
     build_releases(demo, say)
     walk_the_process(demo, say)
     show_automatic_rollback(demo, say)
