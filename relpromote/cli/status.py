@@ -7,29 +7,47 @@ from rich.console import Console
 from rich.table import Table
 
 from relpromote.cli._common import Session, pass_session
+from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
 from relpromote.ledger import entries_about
+
+
+def _when(iso: str | None) -> str:
+    return (iso or "-")[:16].replace("T", " ")
 
 
 @click.command()
 @click.option("--env", "env_name", metavar="ENV", help="Only this environment.")
 @pass_session
 def status(session: Session, env_name: str | None) -> None:
-    """The status board: which release each environment runs."""
+    """The status board: which release each environment runs, and what needs attention."""
     project = session.project
     if env_name:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
     state = project.state()
-    rows = [state.environments[name].as_data() for name in names]
+    rows = []
+    for name in names:
+        row = state.environments[name].as_data()
+        blocked = current_blocked(state, name)
+        attention = []
+        if row["needs_a_person"]:
+            attention.append(f"needs a person: {', '.join(row['needs_a_person'])}")
+        if blocked:
+            attention.append(f"runs a release that may not be promoted again: {blocked}")
+        rows.append({**row, "current_blocked": blocked, "attention": attention})
 
     def human(console: Console) -> None:
-        table = Table("environment", "release", "digest", "since", "by", "attention", box=None)
+        # Fits 80 columns: the fixed columns never wrap, the attention column wraps.
+        table = Table(box=None, pad_edge=False)
+        for name in ("environment", "release", "digest", "since", "by"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("attention", overflow="fold", min_width=16)
         for row in rows:
-            attention = f"needs a person: {', '.join(row['needs_a_person'])}" if row["needs_a_person"] else ""
-            table.add_row(row["environment"], row["current"] or "-", (row["digest"] or "-")[:12], (row["since"] or "-")[:19], row["by"] or "-", attention)
+            table.add_row(row["environment"], row["current"] or "-", (row["digest"] or "-")[:8], _when(row["since"]),
+                          row["by"] or "-", "; ".join(row["attention"]) or "", style="red" if row["attention"] else None)
         console.print(table)
 
-    session.emit({"project": project.config.project, "environments": rows, "releases": len(state.releases)}, human)
+    session.emit({"project": project.config.project, "environments": rows, "release_count": len(state.releases)}, human)
 
 
 @click.command()
@@ -37,22 +55,25 @@ def status(session: Session, env_name: str | None) -> None:
 @click.option("--version", "version", metavar="VERSION", help="Only entries about this release.")
 @pass_session
 def history(session: Session, env_name: str | None, version: str | None) -> None:
-    """Every recorded decision: what, who, when, in order."""
+    """Every recorded decision and run: what, who, when, and how it ended (result and reason), in order."""
     project = session.project
     if env_name:
         project.config.environment(env_name)
-    entries = entries_about(project.ledger.entries(), env_name, version)
-    rows = [
-        {"seq": e.seq, "at": e.recorded_at, "kind": e.kind, "actor": e.actor, "version": e.payload.get("version"),
-         "environment": e.payload.get("environment"), "payload": e.payload}
-        for e in entries
-    ]
+    rows = [history_row(e) for e in entries_about(project.ledger.entries(), env_name, version)]
 
     def human(console: Console) -> None:
-        table = Table("#", "at", "what", "who", "version", "environment", box=None)
-        for e in entries:
-            table.add_row(str(e.seq), e.recorded_at[:19], e.kind, e.actor, e.payload.get("version") or "-", e.payload.get("environment") or "-")
+        # Fits 80 columns: what/who/when never wrap; the outcome (result: reason) wraps in the last column.
+        table = Table(box=None, pad_edge=False)
+        for name in ("#", "when", "who", "what", "env"):
+            table.add_column(name, no_wrap=True, justify="right" if name == "#" else "left")
+        table.add_column("outcome", overflow="fold", min_width=16)
+        for row in rows:
+            what = VERB_OF_KIND.get(row["kind"], row["kind"]) + (f" {row['version']}" if row["version"] else "")
+            result = (row["result"] or "").replace("_", " ")
+            outcome = f"{result}: {row['reason']}" if result and row["reason"] else (result or row["reason"] or "")
+            failed = row["result"] in ("failed", "rolled_back", "interrupted", "rollback_failed", "rejected")
+            table.add_row(str(row["seq"]), _when(row["at"]), row["actor"], what, row["environment"] or "-", outcome,
+                          style="red" if failed else None)
         console.print(table)
 
     session.emit({"entries": rows}, human)
-
