@@ -168,7 +168,7 @@ def test_two_promotions_at_once_one_runs_one_is_busy(tmp_path: Path, farm: SshHo
     assert [code for code, _ in outcomes] == [0, 4]
     assert "qa is locked by oscar" in outcomes[1][1] and "lock id" in outcomes[1][1]
     assert len(ledger_payloads(project, "promotion.finished")) == 1
-    assert project.json("lock", "status", "qa")["locked"] is False
+    assert project.json("lock", "status", "--env", "qa")["locked"] is False
 
 
 def test_a_crashed_runs_lock_is_released_by_id(tmp_path: Path, farm: SshHostFarm) -> None:
@@ -179,21 +179,21 @@ def test_a_crashed_runs_lock_is_released_by_id(tmp_path: Path, farm: SshHostFarm
     doomed = subprocess.Popen([RELPROMOTE, "promote", "1.0.0", "--to", "qa"], cwd=project.cwd, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while not project.json("lock", "status", "qa")["locked"]:
+    while not project.json("lock", "status", "--env", "qa")["locked"]:
         assert time.monotonic() < deadline, "the promotion never took the lock"
         time.sleep(0.05)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     _kill_orphaned_ansible(project.cwd)
 
-    held = project.json("lock", "status", "qa")["lock"]
+    held = project.json("lock", "status", "--env", "qa")["lock"]
     busy = project.run("promote", "1.0.0", "--to", "qa", identity="oscar")
     assert busy.returncode == 4 and held["lock_id"] in one_line_error(busy)
-    wrong_id = project.run("lock", "release", "qa", "--lock-id", "nope", identity="oscar")
+    wrong_id = project.run("lock", "release", "--env", "qa", "--lock-id", "nope", identity="oscar")
     assert wrong_id.returncode == 2
-    not_allowed = project.run("lock", "release", "qa", "--lock-id", held["lock_id"], identity="quinn")
+    not_allowed = project.run("lock", "release", "--env", "qa", "--lock-id", held["lock_id"], identity="quinn")
     assert not_allowed.returncode == 3
-    project.run("lock", "release", "qa", "--lock-id", held["lock_id"], identity="oscar", check=True)
+    project.run("lock", "release", "--env", "qa", "--lock-id", held["lock_id"], identity="oscar", check=True)
     released = ledger_payloads(project, "lock.released")
     assert [r["lock"]["lock_id"] for r in released] == [held["lock_id"]]
     project.run("promote", "1.0.0", "--to", "qa", identity="oscar", check=True)

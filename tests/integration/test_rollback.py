@@ -25,7 +25,7 @@ def qa_on(project: Cli, farm: SshHostFarm, version: str) -> None:
         assert health(farm, host)["version"] == version, host
     status = project.json("status", "--env", "qa")["environments"][0]
     assert status["current"] == version and status["needs_a_person"] == []
-    assert project.json("lock", "status", "qa")["locked"] is False
+    assert project.json("lock", "status", "--env", "qa")["locked"] is False
 
 
 def two_releases_live(tmp_path: Path, farm: SshHostFarm, keep: int = 3) -> tuple[Cli, Path]:
@@ -119,7 +119,7 @@ def test_unreachable_host_mid_run(tmp_path: Path, farm: SshHostFarm) -> None:
     assert recorded["result"] == "rollback_failed" and recorded["rollback"]["need_a_person"] == ["qa-app-2"], context
     status = project.json("status", "--env", "qa")["environments"][0]
     assert status["current"] == "1.0.0" and status["needs_a_person"] == ["qa-app-2"]
-    assert project.json("lock", "status", "qa")["locked"] is False
+    assert project.json("lock", "status", "--env", "qa")["locked"] is False
 
 
 def one_line_error_of(stderr: str) -> str:
@@ -149,7 +149,7 @@ def test_rollback_after_the_release_was_pruned_redeploys_it_from_the_store(tmp_p
     project.run("promote", "1.1.0", "--to", "qa", identity="oscar", check=True)
     project.run("promote", "1.2.0", "--to", "qa", identity="oscar", check=True)
     assert not farm["qa-app-1"].path("/opt/shop/releases/1.0.0").exists()  # pruned: only 1.2.0 and 1.1.0 kept
-    result = project.json("rollback", "--env", "qa", "--to", "1.0.0", "--reason", "back to the known good one", identity="alice")
+    result = project.json("rollback", "--env", "qa", "--version", "1.0.0", "--reason", "back to the known good one", identity="alice")
     assert result["result"] == "succeeded"
     qa_on(project, farm, "1.0.0")
     assert farm["qa-app-2"].path("/opt/shop/releases/1.0.0/.release/DIGEST").read_text().strip() == project.json("show", "1.0.0")["digest"]
