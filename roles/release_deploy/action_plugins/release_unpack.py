@@ -5,9 +5,13 @@ directories, copy the artifact, which itself runs two modules), each a worker pr
 the controller and a Python start-up on the host. This plugin does the same in one task:
 
 1. one shell command over the open connection (no Python on the host): what the live link points
-   to, whether `dest` already holds the digest (or holds something else), and the application
-   directories, created or set to their modes when needed (only reported in check mode);
-2. only when the release is not on the host and not in check mode: the artifact is uploaded into a
+   to, whether `dest` already holds the digest (or holds something else), whether the restart
+   hook's program (`hook`) is there and executable, and the application directories, created or
+   set to their modes when needed (only reported in check mode);
+2. a hook that cannot run fails the host here, before anything is uploaded or switched; when its
+   program lies inside a release not yet on the host, the module checks it after unpacking and
+   before the release appears (in check mode, this plugin reads the artifact on the controller);
+3. only when the release is not on the host and not in check mode: the artifact is uploaded into a
    private directory under the remote tmp directory (`ansible_remote_tmp`), and the release_unpack
    module verifies its sha256 and unpacks it; the private directory is removed afterwards.
 
@@ -17,7 +21,10 @@ decide what gets unpacked.
 
 from __future__ import annotations
 
+import json
+import posixpath
 import shlex
+import tarfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
@@ -30,9 +37,73 @@ def _local(path):
     return path if path.startswith("/") else "./" + path
 
 
-def inspect_command(dest, link, directories, check_mode):
-    """POSIX sh printing `link=`, `digest=`, `dest=` (yes/no) and one `directory=` line per directory
-    created or set to its mode (would be, in check mode)."""
+def hook_program(command, link):
+    """(where, program) of the restart hook's argv[0]: `release` and a path inside the release (under
+    `link`, or relative: the hook runs in the release directory), `host` and an absolute path, or
+    `path` and a name looked up on PATH. Mirrors module_utils/release_hook.py's program_path."""
+    program = shlex.split(command)[0]
+    if link and program.startswith(link + "/"):
+        return "release", posixpath.normpath(program[len(link) + 1 :])
+    if "/" not in program:
+        return "path", program
+    if not program.startswith("/"):
+        return "release", posixpath.normpath(program)
+    return "host", program
+
+
+def hook_test(where, program, dest):
+    """POSIX sh printing `hook=ok|missing|notfile|noexec` for the hook's program."""
+    quote = shlex.quote
+    if where == "path":
+        return f"h=missing; command -v {quote(program)} >/dev/null 2>&1 && h=ok; echo hook=$h"
+    path = quote(f"{dest}/{program}" if where == "release" else program)
+    return (
+        f"if [ -f {path} ]; then if [ -x {path} ]; then h=ok; else h=noexec; fi; "
+        f"elif [ -e {path} ]; then h=notfile; else h=missing; fi; echo hook=$h"
+    )
+
+
+def artifact_hook_status(artifact, program):
+    """What the artifact holds at `program` (a path inside the release): ok, missing, notfile or noexec."""
+    with tarfile.open(artifact, "r:*") as tar:
+        members = {posixpath.normpath(member.name.lstrip("/")): member for member in tar}
+    name = program
+    for _ in range(16):  # links inside the release, followed a few times
+        member = members.get(name)
+        if member is None:
+            return "missing"
+        if not member.issym():
+            break
+        name = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+    else:
+        return "missing"
+    if not member.isfile():
+        return "notfile"
+    return "ok" if member.mode & 0o111 else "noexec"
+
+
+PROBLEMS = {"missing": "is missing", "notfile": "is not a file", "noexec": "is not executable"}
+
+
+def hook_failure(command, where, program, dest, version, status):
+    """The task's failure for a hook that cannot run: one line, and the same as data."""
+    if where == "path":
+        problem = f"{program} is not found on the PATH"
+    elif where == "release":
+        problem = f"{program} {PROBLEMS.get(status, status)} in release {version or posixpath.basename(dest)} ({dest}/{program})"
+    else:
+        problem = f"{program} {PROBLEMS.get(status, status)}"
+    return {
+        "failed": True,
+        "msg": f"the restart hook {json.dumps(command)} cannot run: {problem}",
+        "error": {"step": "hook", "command": command, "rc": None, "output": [], "problem": problem},
+    }
+
+
+def inspect_command(dest, link, directories, check_mode, hook=None):
+    """POSIX sh printing `link=`, `digest=`, `dest=` (yes/no), `hook=` when `hook` (a test from
+    hook_test) is given, and one `directory=` line per directory created or set to its mode (would
+    be, in check mode)."""
     quote = shlex.quote
     digest_file = f"{dest}/.release/DIGEST"
     lines = [
@@ -42,6 +113,8 @@ def inspect_command(dest, link, directories, check_mode):
         f"l=; [ -n {quote(link)} ] && l=$(readlink -- {quote(link or '.')} 2>/dev/null)",
         'printf \'link=%s\\ndigest=%s\\ndest=%s\\n\' "$l" "$d" "$e"',
     ]
+    if hook:
+        lines.append(hook)
     for path, mode in directories:
         operand = quote(_local(path))
         # In check mode, only say what would be done.
@@ -62,7 +135,7 @@ def octal(mode):
 
 
 def parse(stdout):
-    found = {"link": "", "digest": "", "dest": "no", "directory": []}
+    found = {"link": "", "digest": "", "dest": "no", "hook": "", "directory": []}
     for line in stdout.splitlines():
         key, _, value = line.partition("=")
         if key == "directory":
@@ -98,8 +171,17 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="directories must be a list of {path, mode} with an octal mode")
             return result
         check_mode = bool(self._task.check_mode)
+        hook = str(args.get("hook") or "").strip()
+        where = program = None
+        if hook:
+            try:
+                where, program = hook_program(hook, link)
+            except (ValueError, IndexError) as exc:
+                result.update(failed=True, msg=f"the restart hook {json.dumps(hook)} cannot be split into arguments: {exc or 'empty'}")
+                return result
 
-        looked = self._low_level_execute_command(inspect_command(dest, link, directories, check_mode), sudoable=True)
+        test = hook_test(where, program, dest) if hook else None
+        looked = self._low_level_execute_command(inspect_command(dest, link, directories, check_mode, test), sudoable=True)
         if looked["rc"] != 0:
             detail = (looked.get("stderr") or looked.get("stdout") or "").strip()[-500:]
             result.update(failed=True, msg=f"could not look at {dest} or create the application directories: {detail}")
@@ -116,11 +198,28 @@ class ActionModule(ActionBase):
         )
         if link:
             result["previous"] = version_of(found["link"])
+        version = str(args.get("version") or "")
+        if hook and (where != "release" or result["present"]) and found["hook"] != "ok":
+            result.update(hook_failure(hook, where, program, dest, version, found["hook"] or "missing"))
+            return result
         if result["present"]:
             return result
 
-        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src")}
+        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook")}
         module_args["dest"] = dest
+        if hook and where == "release":
+            if check_mode:
+                # Nothing is uploaded in check mode: the artifact on the controller tells.
+                try:
+                    status = artifact_hook_status(self._find_needle("files", args.get("artifact")), program)
+                except (AnsibleError, OSError, TypeError, tarfile.TarError, EOFError) as exc:
+                    result.update(failed=True, msg=f"could not read artifact {args.get('artifact')} to look for the restart hook: {exc}")
+                    return result
+                if status != "ok":
+                    result.update(hook_failure(hook, where, program, dest, version, status))
+                    return result
+            else:
+                module_args["executable"] = program
         try:
             if found["dest"] == "no" and not check_mode:
                 module_args["src"] = self._upload(args.get("artifact"), digest)
@@ -136,7 +235,10 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         for key in ("directories", "uploaded", "previous"):
             outcome.pop(key, None)
+        status = outcome.pop("executable_problem", None)
         result.update(outcome, changed=bool(outcome.get("changed") or result["changed"]))
+        if status:
+            result.update(hook_failure(hook, where, program, dest, version, status))
         return result
 
     def _expand(self, path):

@@ -16,8 +16,12 @@ module: release_finish
 short_description: Restart the application of a relpromote release when needed, wait for its health check and prune
 description:
   - When O(switched) is true, or the application does not answer O(version) on its health endpoint,
-    runs the restart hook (no shell) with C(RELEASE_BASE_DIR), C(RELEASE_DIR), C(RELEASE_VERSION),
-    C(APP_HOST) and C(APP_PORT) in its environment.
+    runs the restart hook (no shell, no arguments added, in the release directory, stdin from
+    C(/dev/null)) with C(RELEASE_BASE_DIR), C(RELEASE_DIR), C(RELEASE_VERSION),
+    C(RELEASE_PREVIOUS_VERSION), C(RELEASE_ACTION) (C(deploy)), C(RELEASE_HEALTH_URL), C(APP_HOST)
+    and C(APP_PORT) in its environment; a hook that cannot run or exits with anything but 0 fails
+    (RV(failure) C(restart)) naming the command, its exit code and the last lines of its output
+    (RV(error)).
   - After a restart, asks C(http://<service_host>:<service_port><health_path>) until it answers 200
     with a JSON body whose C(version) is O(version), for at most O(health_timeout) seconds, and
     fails (RV(failure) C(health)) saying what answered last when it does not.
@@ -45,6 +49,10 @@ options:
     description: Whether C(current) was just switched to O(version); the application is then restarted without asking it first.
     type: bool
     default: false
+  previous:
+    description: The version C(current) pointed to before the switch (C(RELEASE_PREVIOUS_VERSION) for the hook); empty on a first deploy.
+    type: str
+    default: ""
   keep:
     description: How many releases to keep, the live one included; at least 2.
     type: int
@@ -95,9 +103,17 @@ restarted:
   returned: always
   type: bool
 restart_output:
-  description: What the restart hook printed (stdout, then stderr).
+  description: The last lines the restart hook printed (stdout and stderr together).
   returned: when the hook ran
-  type: str
+  type: list
+  elements: str
+error:
+  description:
+    - Why the restart hook failed, C({step, command, rc, output, problem}) - C(step) C(hook) (it
+      cannot run - RV(error.problem) says why) or C(restart) (it exited with RV(error.rc)),
+      C(output) the last lines it printed.
+  returned: when the restart hook could not run or failed
+  type: dict
 healthy:
   description: Whether the application answered 200 with O(version) (false in check mode after a would-be restart).
   returned: always
@@ -130,7 +146,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import posixpath  # noqa: E402
 import select  # noqa: E402
-import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -138,16 +153,19 @@ import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_hook import HookError, environment, hook_command  # noqa: E402
+from ansible.module_utils.release_hook import run as run_hook  # noqa: E402
 
 PROBE_TIMEOUT = 5.0
 LONGEST_PAUSE = 0.5
 
 
 class Failed(Exception):
-    def __init__(self, failure, msg):
+    def __init__(self, failure, msg, error=None):
         super().__init__(msg)
         self.failure = failure
         self.msg = msg
+        self.error = error
 
 
 def controller_gone():
@@ -200,18 +218,11 @@ def answers(answer, version):
     return answer["status"] == 200 and answer["version"] == version
 
 
-def restart(module, command, env):
+def restart(command, env):
     try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise Failed("restart", f"the restart command {command!r} cannot be split into arguments: {exc}") from exc
-    if not argv:
-        raise Failed("restart", "the restart command is empty")
-    rc, out, err = module.run_command(argv, environ_update=env)
-    output = "\n".join(part.strip() for part in (out, err) if part.strip())
-    if rc != 0:
-        raise Failed("restart", f"the restart command {command!r} exited with {rc}: {output[-1000:] or '(no output)'}")
-    return output
+        return run_hook(command, env)
+    except HookError as exc:
+        raise Failed("restart", exc.msg, exc.error) from exc
 
 
 def wait_until_healthy(url, version, timeout):
@@ -287,15 +298,9 @@ def finish(module, result):
             result["msg"] = f"would restart the application and wait until {url} answers {version}"
         else:
             stop_if_abandoned()
-            command = params["restart_command"] or os.path.join(base_dir, "current", "bin", "restart")
-            env = {
-                "RELEASE_BASE_DIR": base_dir,
-                "RELEASE_DIR": os.path.join(base_dir, "releases", version),
-                "RELEASE_VERSION": version,
-                "APP_HOST": params["service_host"],
-                "APP_PORT": str(params["service_port"]),
-            }
-            result["restart_output"] = restart(module, command, env)
+            command = hook_command(params["restart_command"], base_dir)
+            env = environment(base_dir, version, params["previous"], "deploy", params["service_host"], params["service_port"], url)
+            result["restart_output"] = restart(command, env)
             result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
             result["healthy"] = answers(last, version)
             if not result["healthy"]:
@@ -324,6 +329,7 @@ def main():
             base_dir=dict(type="path", required=True),
             version=dict(type="str", required=True),
             switched=dict(type="bool", default=False),
+            previous=dict(type="str", default=""),
             keep=dict(type="int", default=5),
             service_host=dict(type="str", default="localhost"),
             service_port=dict(type="int", default=8080),
@@ -338,6 +344,8 @@ def main():
         finish(module, result)
     except Failed as exc:
         result.update(failure=exc.failure, changed=result["restarted"])
+        if exc.error:
+            result["error"] = exc.error
         module.fail_json(msg=exc.msg, **result)
     result["changed"] = bool(result["restarted"] or result.get("removed"))
     module.exit_json(**result)

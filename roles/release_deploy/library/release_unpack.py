@@ -68,6 +68,21 @@ options:
     description:
       - When set, the artifact's C(.release/VERSION) must hold this version.
     type: str
+  executable:
+    description:
+      - A path inside the release that must be an executable file, for example C(bin/restart)
+        (the program of the restart hook). Checked after unpacking, before the release appears;
+        when it is not, nothing is unpacked and the result's C(executable_problem) says why
+        (C(missing), C(notfile), C(noexec)).
+      - With the action plugin, set from its O(hook) option when the hook's program lies inside
+        a release that is not on the host yet.
+    type: str
+  hook:
+    description:
+      - The restart hook's command line, read by the action plugin, which fails the task before
+        anything is uploaded when its program is missing or not executable on the host (or in the
+        release). The module itself does not use it.
+    type: str
   remove_src:
     description: Remove O(src) once it is unpacked, or once it has been refused.
     type: bool
@@ -295,6 +310,18 @@ def check_version(root, version):
         raise Refused(f"the artifact's {VERSION_MEMBER} says {found!r}, not {version!r}")
 
 
+def executable_problem(root, relative):
+    """None when `relative` is an executable file inside the unpacked release `root`, else missing, notfile or noexec."""
+    if not relative:
+        return None
+    path = os.path.join(root, relative)
+    if not os.path.exists(path):
+        return "missing"
+    if not os.path.isfile(path):
+        return "notfile"
+    return None if os.access(path, os.X_OK) else "noexec"
+
+
 def write_digest(root, digest):
     meta = os.path.join(root, ".release")
     if not os.path.isdir(meta):
@@ -336,6 +363,8 @@ def main():
             artifact=dict(type="path"),
             link=dict(type="path"),
             directories=dict(type="list", elements="dict", default=[]),
+            executable=dict(type="str"),
+            hook=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -402,6 +431,14 @@ def main():
         result["members"] = unpack(src, partial, version, write=True)
         if version is not None:
             check_version(partial, version)
+        problem = executable_problem(partial, module.params["executable"])
+        if problem:
+            shutil.rmtree(partial, ignore_errors=True)
+            if remove_src:
+                result["src_removed"] = remove(src)
+            result["changed"] = result["src_removed"]
+            said = {"missing": "is missing", "notfile": "is not a file", "noexec": "is not executable"}[problem]
+            module.fail_json(msg=f"{module.params['executable']} {said} in release {version or dest}", executable_problem=problem, **result)
         write_digest(partial, digest)
         os.rename(partial, dest)
         fsync_dir(parent)

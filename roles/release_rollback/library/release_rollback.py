@@ -60,8 +60,12 @@ options:
     description:
       - Command that restarts the application, split like a shell would but run without one.
       - Empty means C(<base_dir>/current/bin/restart).
-      - Runs with C(RELEASE_BASE_DIR), C(RELEASE_DIR), C(RELEASE_VERSION), C(APP_HOST) and
-        C(APP_PORT) in its environment.
+      - Runs in the release directory, stdin from C(/dev/null), with C(RELEASE_BASE_DIR),
+        C(RELEASE_DIR), C(RELEASE_VERSION), C(RELEASE_PREVIOUS_VERSION) (what C(current) pointed
+        to before), C(RELEASE_ACTION) (C(rollback)), C(RELEASE_HEALTH_URL), C(APP_HOST) and
+        C(APP_PORT) in its environment, as release_deploy's.
+      - Checked before the link is switched; when its program is missing or not executable,
+        nothing changes and the module fails saying so (RV(error)).
     type: str
     default: ""
   health_path:
@@ -127,6 +131,18 @@ stopped:
   description: Whether the application was (or would be) stopped to take the host out of service.
   returned: always
   type: bool
+restart_output:
+  description: The last lines the restart hook printed (stdout and stderr together).
+  returned: when the hook ran and succeeded
+  type: list
+  elements: str
+error:
+  description:
+    - Why the restart hook failed, C({step, command, rc, output, problem}) - C(step) C(hook) (it
+      cannot run, nothing was switched) or C(restart) (it exited with C(rc)); C(output) holds the
+      last lines it printed.
+  returned: when the restart hook could not run or failed
+  type: dict
 """
 
 import contextlib
@@ -134,7 +150,6 @@ import json
 import os
 import posixpath
 import re
-import shlex
 import signal
 import time
 from http.client import HTTPException
@@ -142,6 +157,9 @@ from urllib.error import HTTPError, URLError
 from urllib.request import ProxyHandler, Request, build_opener
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_hook import HookError, environment, hook_command
+from ansible.module_utils.release_hook import check as check_hook
+from ansible.module_utils.release_hook import run as run_hook
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -270,23 +288,13 @@ def append_history(base_dir, version):
         os.fsync(handle.fileno())
 
 
-def restart(module, params, release_dir):
-    command = params["restart_command"] or os.path.join(params["base_dir"], "current", "bin", "restart")
-    environment = {
-        "RELEASE_BASE_DIR": params["base_dir"],
-        "RELEASE_DIR": release_dir,
-        "RELEASE_VERSION": params["version"],
-        "APP_HOST": params["service_host"],
-        "APP_PORT": str(params["service_port"]),
-    }
-    rc, out, err = module.run_command(shlex.split(command), environ_update=environment)
-    if rc != 0:
-        raise RollbackFailed(
-            "the restart command %s exited with %d: %s" % (command, rc, (err or out).strip()[-2000:]),
-            restart_rc=rc,
-            restart_stdout=out,
-            restart_stderr=err,
-        )
+def restart(params, previous, url):
+    command = hook_command(params["restart_command"], params["base_dir"])
+    env = environment(params["base_dir"], params["version"], previous, "rollback", params["service_host"], params["service_port"], url)
+    try:
+        return run_hook(command, env)
+    except HookError as exc:
+        raise RollbackFailed(exc.msg, error=exc.error)
 
 
 def process_state(pid):
@@ -400,6 +408,13 @@ def roll_back(module, result):
     if at_target and probe(url, PROBE_TIMEOUT).is_version(version):
         module.exit_json(**result)
 
+    # A hook that cannot run fails the host before its link is touched (in check mode too).
+    command = hook_command(params["restart_command"], base_dir)
+    try:
+        check_hook(command, base_dir, release_dir)
+    except HookError as exc:
+        raise RollbackFailed(exc.msg, error=exc.error)
+
     if module.check_mode:
         result.update(changed=True, current=version, switched=not at_target, restarted=True)
         module.exit_json(**result)
@@ -410,7 +425,7 @@ def roll_back(module, result):
         result.update(changed=True, current=version, switched=True)
         append_history(base_dir, version)
     result.update(changed=True, restarted=True)
-    restart(module, params, release_dir)
+    result["restart_output"] = restart(params, result["previous"], url)
     answer = wait_until_answers(url, version, params["health_timeout"])
     if not answer.is_version(version):
         raise RollbackFailed(
