@@ -11,14 +11,16 @@ import types
 import typing
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from relpromote import yamlfile
 from relpromote.errors import BadInput
-from relpromote.refresh import RefreshConfig
 from relpromote.secret import SecretSource
+
+if TYPE_CHECKING:
+    from relpromote.refresh import RefreshConfig
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
@@ -81,22 +83,25 @@ class ApprovalConfig(_Strict):
 
 
 class FreezeWindow(_Strict):
-    """A period with no promotions: a date range (`start`..`end`, inclusive) or a cron-like
-    expression (`cron`: minute hour day-of-month month day-of-week, UTC) matching frozen minutes."""
+    """A period with no promotions: a date range (`start`..`end`, inclusive) or a cron expression
+    (`cron`: minute hour day-of-month month day-of-week, names such as MON-FRI, or @daily) matching
+    frozen minutes; both read in `timezone` (an IANA name, default UTC)."""
 
     reason: str
     start: datetime | date | None = None
     end: datetime | date | None = None
     cron: str | None = None
+    timezone: str = "UTC"
 
     @model_validator(mode="after")
     def _one_kind(self) -> FreezeWindow:
-        if self.cron is None and (self.start is None or self.end is None):
+        from relpromote.freeze import parse_cron, zone
+
+        if (self.cron is None) == (self.start is None or self.end is None):
             raise ValueError("give either start and end, or cron")
         if self.cron is not None:
-            from relpromote.freeze import parse_cron
-
             parse_cron(self.cron)
+        zone(self.timezone)
         return self
 
 
@@ -160,6 +165,24 @@ class SourceConfig(_Strict):
     revise: RevisePolicy = RevisePolicy()
 
 
+def _refresh_section(value: Any) -> Any:
+    """Validate `refresh:` only where a config has one: the refresh and masking code is costly to import."""
+    if value is None:
+        return None
+    from relpromote.refresh import RefreshConfig
+
+    try:
+        return RefreshConfig.model_validate(value)
+    except ValidationError as exc:
+        raise _PathError("", _first_problem(exc, RefreshConfig, "refresh")) from None  # the message names its key
+
+
+if TYPE_CHECKING:
+    RefreshSection: TypeAlias = "RefreshConfig | None"
+else:
+    RefreshSection = Annotated[Any, AfterValidator(_refresh_section)]
+
+
 class Config(_Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
     promotion_path: list[str]
@@ -169,7 +192,7 @@ class Config(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     runs: RunsConfig = RunsConfig()
     allow: GlobalAllowConfig = GlobalAllowConfig()
-    refresh: RefreshConfig | None = None  # QA data from production, masked (relpromote refresh-qa)
+    refresh: RefreshSection = None  # QA data from production, masked (relpromote refresh-qa)
 
     @model_validator(mode="after")
     def _refresh_environments(self) -> Config:
@@ -240,10 +263,7 @@ class _PathError(ValueError):
 
 def parse_config(text: str, source: str) -> Config:
     """Validate config text; `source` names the file in messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{source}: {_yaml_problem(exc)}") from None
+    data = yamlfile.load(text, source)
     if not isinstance(data, dict):
         raise BadInput(f"{source}: expected a mapping of settings at the top level; see `relpromote init` for an example")
     try:
@@ -264,14 +284,7 @@ def load_config(path: Path) -> Config:
     return parse_config(text, str(path))
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}malformed YAML ({problem}); fix the indentation or quote the value"
-
-
-def _first_problem(exc: ValidationError) -> str:
+def _first_problem(exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = "") -> str:
     errors = exc.errors()
     # An unknown key usually explains a missing one next to it (a typo), so report it first.
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
@@ -279,11 +292,11 @@ def _first_problem(exc: ValidationError) -> str:
     context = error.get("ctx") or {}
     original = context.get("error")
     if isinstance(original, _PathError):
-        return f"{original.key}: {original.message}"
-    key = ".".join(str(part) for part in loc) or "(top level)"
+        return f"{original.key}: {original.message}" if original.key else original.message
+    key = ".".join(str(part) for part in (prefix, *loc) if part != "") or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(Config, loc[:-1])
+        allowed = _fields_at(model or Config, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(sorted(allowed))}"
         return f"{key}: unknown key; {hint}"

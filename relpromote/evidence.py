@@ -1,16 +1,24 @@
-"""Test evidence: JUnit XML reports, reduced to what a verdict needs (counts, and the file's digest)."""
+"""Test evidence: JUnit XML reports, reduced to what a verdict needs (counts, and the file's digest).
+
+Reports are read by junitparser over defusedxml: a report is input from outside, so entity
+expansion, external entities and DTDs are refused before anything is parsed. `evidence_problem`
+says why a report does not let a release be accepted: a test failed or errored (even when nothing
+failed), or no test passed at all (an empty suite, or every test skipped).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from relpromote.errors import BadInput
 
 KIND = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# A JUnit report of a large suite is a few MiB; this bounds what is read into memory.
+MAX_EVIDENCE_BYTES = 64 << 20
 
 
 def split_evidence_argument(argument: str) -> tuple[str, Path]:
@@ -22,37 +30,71 @@ def split_evidence_argument(argument: str) -> tuple[str, Path]:
         kind = re.split(r"[.\-]", Path(argument).name, maxsplit=1)[0].lower()
     if not KIND.match(kind):
         raise BadInput(f"--evidence {argument}: cannot tell the kind of evidence; write it as KIND=FILE, e.g. unit=reports/unit.xml")
+    if not path:
+        raise BadInput(f"--evidence {argument}: no file after '='; write it as KIND=FILE, e.g. unit=reports/unit.xml")
     return kind, Path(path)
 
 
 def junit_counts(data: bytes, source: str) -> dict[str, int]:
+    """Tests, passed, failed, errors and skipped of a JUnit XML report (`<testsuites>` or one `<testsuite>`)."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+    from junitparser import JUnitXml, JUnitXmlError
+
     try:
-        root = ElementTree.fromstring(data)
-    except ElementTree.ParseError as exc:
+        root = fromstring(data, forbid_dtd=True)
+    except ParseError as exc:
         raise BadInput(f"{source}: not JUnit XML ({exc}); pass the XML report your test runner wrote") from None
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite") if root.tag == "testsuites" else []
-    if not suites:
-        raise BadInput(f"{source}: no <testsuite> in it; pass a JUnit XML report")
-    totals = {"tests": 0, "failed": 0, "errors": 0, "skipped": 0}
-    for suite in suites:
-        cases = suite.iter("testcase")
-        for case in cases:
+    except DefusedXmlException as exc:
+        raise BadInput(f"{source}: refused: {exc}; a JUnit report needs no DTD or entities") from None
+    try:
+        report = JUnitXml.fromroot(root)
+    except JUnitXmlError:
+        raise BadInput(f"{source}: <{root.tag}> is not a JUnit report; pass a file with <testsuites> or <testsuite>") from None
+    totals = {"tests": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    elements = [root] if root.tag == "testsuite" else [element for element in root if element.tag == "testsuite"]
+    for suite, element in zip(report, elements, strict=True):
+        errors_before = totals["errors"]
+        for case in suite:
             totals["tests"] += 1
-            if case.find("failure") is not None:
+            if case.is_failure:
                 totals["failed"] += 1
-            elif case.find("error") is not None:
+            elif case.is_error:
                 totals["errors"] += 1
-            elif case.find("skipped") is not None:
+            elif case.is_skipped:
                 totals["skipped"] += 1
-    if totals["tests"] == 0:
-        raise BadInput(f"{source}: the report holds no test cases; evidence must show tests that ran")
-    totals["passed"] = totals["tests"] - totals["failed"] - totals["errors"] - totals["skipped"]
+            else:
+                totals["passed"] += 1
+        # Errors outside any test case (a suite that could not be set up) still count.
+        totals["errors"] = max(totals["errors"], errors_before + _declared(element.get("errors")))
     return totals
+
+
+def _declared(value: str | None) -> int:
+    try:
+        return max(0, int(value)) if value else 0
+    except ValueError:
+        return 0
+
+
+def evidence_problem(item: Mapping[str, Any]) -> str | None:
+    """Why this evidence does not let a release be accepted, or None when it shows tests that ran and passed."""
+    name = f"evidence {item['kind']} ({item['file']})"
+    if item["failed"] or item["errors"]:
+        return f"{name} has {item['failed']} failed and {item['errors']} errored tests"
+    if not item.get("passed"):
+        if not item["tests"]:
+            return f"{name} holds no test cases; evidence must show tests that ran"
+        return f"{name}: no test passed ({item['skipped']} of {item['tests']} skipped); evidence must show tests that ran"
+    return None
 
 
 def read_evidence(argument: str) -> dict[str, Any]:
     kind, path = split_evidence_argument(argument)
     try:
+        size = path.stat().st_size
+        if size > MAX_EVIDENCE_BYTES:
+            raise BadInput(f"{path}: {size >> 20} MiB is larger than a test report can be (limit {MAX_EVIDENCE_BYTES >> 20} MiB); pass the JUnit XML file")
         data = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the evidence ({exc.strerror}); pass an existing JUnit XML file") from None
@@ -61,10 +103,13 @@ def read_evidence(argument: str) -> dict[str, Any]:
 
 def junit_report(suite: str, cases: list[tuple[str, str | None]]) -> bytes:
     """A JUnit XML report of (name, failure message or None) cases: what automated tests record."""
-    root = ElementTree.Element("testsuite", name=suite, tests=str(len(cases)), failures=str(sum(1 for _, f in cases if f)))
+    from junitparser import Failure, TestCase, TestSuite
+
+    report = TestSuite(suite)
     for name, failure in cases:
-        case = ElementTree.SubElement(root, "testcase", name=name, classname=suite)
+        case = TestCase(name, classname=suite)
         if failure:
-            ElementTree.SubElement(case, "failure", message=failure[:500])
-    report: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
-    return report
+            case.result = [Failure(failure[:500])]
+        report.add_testcase(case)
+    text: bytes = report.tostring()
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + text

@@ -9,15 +9,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from relpromote import yamlfile
 from relpromote.errors import BadInput
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 CommitId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4,64}$")]
 DOCUMENTED_FIELDS = ("id", "type", "title", "owner", "why", "how")
+# A release plans changes a person reviews: even thousands of well-documented changes stay far below this.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 class Change(BaseModel):
@@ -58,12 +60,13 @@ class Manifest(BaseModel):
 
 
 def parse_manifest(text: str, source: str) -> Manifest:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise BadInput(f"{source}: {where}malformed YAML; fix the indentation or quote the value") from None
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_MANIFEST_BYTES:
+        raise BadInput(
+            f"{source}: {size / (1 << 20):.1f} MiB is too large for a release manifest (limit {MAX_MANIFEST_BYTES >> 20} MiB); "
+            "list the release's changes, not their content"
+        )
+    data = yamlfile.load(text, source)
     if not isinstance(data, dict):
         raise BadInput(f"{source}: expected a mapping with 'version' and 'changes'")
     if isinstance(data.get("version"), (int, float)):
@@ -72,10 +75,11 @@ def parse_manifest(text: str, source: str) -> Manifest:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise BadInput(f"{source}: {_describe(exc, data)}") from None
-    ids = [c.id for c in manifest.changes]
-    for change_id in ids:
-        if ids.count(change_id) > 1:
-            raise BadInput(f"{source}: change {change_id} is listed twice; give each change its own id")
+    seen: set[str] = set()
+    for change in manifest.changes:
+        if change.id in seen:
+            raise BadInput(f"{source}: change {change.id} is listed twice; give each change its own id")
+        seen.add(change.id)
     return manifest
 
 

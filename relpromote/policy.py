@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from relpromote.config import ApprovalConfig, Config, Person
 from relpromote.errors import Refused
+from relpromote.evidence import evidence_problem
 from relpromote.freeze import active_freeze
 from relpromote.ledger import parse_time
 from relpromote.release import Release
@@ -180,11 +181,9 @@ def acceptance_verdict(
     live = state.environments[environment].current == release.version
     where = "is live" if live else "is not live"
     gates.append(Gate("live", live, f"{release.version} {where} in {environment}" + ("" if live else "; promote it there first")))
-    failing = [e for e in evidence if e["failed"] or e["errors"]]
-    if failing:
-        bad = failing[0]
-        why = f"evidence {bad['kind']} ({bad['file']}) has {bad['failed']} failed and {bad['errors']} errored tests"
-        gates.append(Gate("evidence-passes", False, why))
+    problems = [problem for problem in map(evidence_problem, evidence) if problem]
+    if problems:
+        gates.append(Gate("evidence-passes", False, problems[0]))
     else:
         gates.append(Gate("evidence-passes", True, "all evidence passes"))
     have = {e["kind"] for e in evidence} | {e["kind"] for e in automatic_evidence(state, release.version, environment)}

@@ -41,8 +41,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import psycopg
-from psycopg import sql
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError as exc:  # relpromote itself never connects to PostgreSQL: psycopg is an extra
+    raise ImportError("relpromote.testing.postgres needs psycopg: pip install 'relpromote[postgres]'") from exc
 
 SUPERUSER = "postgres"
 START_TIMEOUT = 30

@@ -81,3 +81,32 @@ def test_unknown_environment_lookup() -> None:
     config = parse_config(BASE, "relpromote.yml")
     with pytest.raises(BadInput, match="unknown environment 'prod'"):
         config.environment("prod")
+
+
+def test_a_second_people_block_is_refused_naming_both_lines() -> None:
+    key = "ed25519:" + "A" * 43 + "="
+    other = "ed25519:" + "B" * 43 + "="
+    text = BASE + f"people:\n  - {{name: alice, key: '{key}', roles: [qa]}}\n" + f"people:\n  - {{name: mallory, key: '{other}', roles: [change_manager]}}\n"
+    assert problem(text) == "relpromote.yml: line 9: duplicate key 'people' (first on line 7); keep one and merge what the other says"
+
+
+def test_duplicate_key_inside_an_environment() -> None:
+    text = BASE.replace("protected: true}", "protected: true, protected: false}")
+    assert "line 6: duplicate key 'protected'" in problem(text)
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    text = BASE.replace("  qa: {inventory: inventories/qa}", "  qa: &base {inventory: inventories/qa}").replace(
+        "deployment: {inventory: inventories/deployment}", "deployment: {<<: *base, inventory: inventories/deployment}"
+    )
+    assert parse_config(text, "relpromote.yml").environments["deployment"].inventory == "inventories/deployment"
+
+
+def test_refresh_section_problems_name_their_key() -> None:
+    refresh = "refresh:\n  source: {host: db}\n  target: {host: qadb}\n  database: shop\n  salt: {file: /s}\n"
+    config = parse_config(BASE + refresh, "relpromote.yml")
+    assert config.refresh is not None and config.refresh.qa_database == "shop"
+    assert problem(BASE + refresh.replace("database:", "databse:")) == "relpromote.yml: refresh.databse: unknown key; did you mean 'database'?"
+    assert "refresh.source.port" in problem(BASE + refresh.replace("{host: db}", "{host: db, port: 70000}"))
+    message = problem(BASE + refresh.replace("{host: qadb}", "{environment: staging, host: qadb}"))
+    assert message == "relpromote.yml: refresh: environment 'staging' is not defined; use one of qa, deployment, production"

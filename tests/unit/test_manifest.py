@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from relpromote.errors import BadInput
@@ -57,3 +59,42 @@ def test_unquoted_numeric_version_is_explained() -> None:
 def test_no_changes() -> None:
     with pytest.raises(BadInput, match="at least one change"):
         parse_manifest('version: "1"\nchanges: []\n', "m.yml")
+
+
+def _changes(count: int) -> str:
+    entry = "  - {{id: CH-{0}, type: fix, title: Fix {0}, owner: dana, why: It broke, how: It is mended}}\n"
+    return 'version: "1.4.0"\nchanges:\n' + "".join(entry.format(n) for n in range(count))
+
+
+def test_many_changes_and_a_late_duplicate_are_quick() -> None:
+    text = _changes(5000)
+    started = time.perf_counter()
+    assert len(parse_manifest(text, "m.yml").changes) == 5000
+    with pytest.raises(BadInput, match="CH-0 is listed twice"):
+        parse_manifest(text + "  - {id: CH-0, type: fix, title: T, owner: dana, why: W, how: H}\n", "m.yml")
+    assert time.perf_counter() - started < 10
+
+
+def test_a_huge_manifest_is_refused_by_size() -> None:
+    text = _changes(110_000)  # about 10 MB
+    started = time.perf_counter()
+    with pytest.raises(BadInput, match=r"m.yml: 1\d\.\d MiB is too large for a release manifest \(limit 1 MiB\)"):
+        parse_manifest(text, "m.yml")
+    assert time.perf_counter() - started < 1
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(BadInput, match=r"m.yml: line 2: duplicate key 'version' \(first on line 1\)"):
+        parse_manifest(GOOD.replace("changes:", 'version: "9.9"\nchanges:'), "m.yml")
+
+
+def test_alias_bomb_is_refused() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    with pytest.raises(BadInput, match="expands to more than"):
+        parse_manifest("\n".join(lines) + "\n", "m.yml")
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    with pytest.raises(BadInput, match=r"m.yml: line 4, column 4: malformed YAML"):
+        parse_manifest('version: "1"\nchanges:\n  - id: CH-1\n   title: x\n  - id: CH-2\n', "m.yml")
