@@ -5,20 +5,45 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from relpromote.adapters.artifact_store import LocalArtifactStore
 from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
 from relpromote.errors import BadInput, Refused
-from relpromote.identity import DEFAULT_IDENTITY, Identity, load_identity
 from relpromote.ledger import LedgerStore
 from relpromote.state import ProjectState, fold
 
+if TYPE_CHECKING:
+    from relpromote.adapters.artifact_store import LocalArtifactStore
+    from relpromote.identity import Identity
 
-def config_path_from(option: str | None) -> Path:
-    return Path(option or os.environ.get("RELPROMOTE_CONFIG") or DEFAULT_CONFIG_NAME)
+
+def config_path_from(option: str | None, start: Path | None = None) -> Path:
+    """The config a command acts on: --config, else $RELPROMOTE_CONFIG, else relpromote.yml in the
+    working directory or the nearest folder above it (as git finds .git), so any subfolder of a
+    project works. Outside any project: BadInput saying where it looked and how to make one."""
+    chosen = option or os.environ.get("RELPROMOTE_CONFIG")
+    if chosen:
+        return Path(chosen)
+    try:
+        here = start or Path.cwd()
+    except OSError:
+        raise BadInput("the working directory no longer exists; cd into a promotion project, or pass --config FILE") from None
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_CONFIG_NAME
+        try:
+            if candidate.is_file():
+                return Path(DEFAULT_CONFIG_NAME) if folder == here and start is None else candidate
+        except OSError:  # a folder above that we may not look into: keep looking further up
+            continue
+    raise BadInput(
+        f"not inside a promotion project: no {DEFAULT_CONFIG_NAME} in {here} or any folder above it; "
+        "run `relpromote init DIR` to make one, or pass --config FILE (or set RELPROMOTE_CONFIG)"
+    )
 
 
 def identity_path_from(option: str | None) -> Path:
+    from relpromote.identity import DEFAULT_IDENTITY
+
     return Path(option or os.environ.get("RELPROMOTE_IDENTITY") or DEFAULT_IDENTITY).expanduser()
 
 
@@ -46,6 +71,8 @@ class Project:
 
     @property
     def store(self) -> LocalArtifactStore:
+        from relpromote.adapters.artifact_store import LocalArtifactStore
+
         return LocalArtifactStore(self.resolve(self.config.store.path))
 
     def state(self) -> ProjectState:
@@ -77,5 +104,7 @@ def open_ledger(url: str, root: Path) -> LedgerStore:
 
 
 def load_actor(project: Project, identity_option: str | None) -> tuple[Identity, Person]:
+    from relpromote.identity import load_identity
+
     identity = load_identity(identity_path_from(identity_option))
     return identity, project.actor(identity)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from relpromote.config import parse_config
 from relpromote.errors import BadInput, ExitCode
+from relpromote.project import config_path_from
 
 BASE = """\
 project: shop
@@ -110,3 +113,29 @@ def test_refresh_section_problems_name_their_key() -> None:
     assert "refresh.source.port" in problem(BASE + refresh.replace("{host: db}", "{host: db, port: 70000}"))
     message = problem(BASE + refresh.replace("{host: qadb}", "{environment: staging, host: qadb}"))
     assert message == "relpromote.yml: refresh: environment 'staging' is not defined; use one of qa, deployment, production"
+
+
+def test_config_is_found_upward_after_option_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELPROMOTE_CONFIG", raising=False)
+    project = tmp_path / "infra" / "releases"
+    deep = project / "inventories" / "qa"
+    deep.mkdir(parents=True)
+    (project / "relpromote.yml").write_text(BASE)
+    assert config_path_from(None, deep) == project / "relpromote.yml"
+    assert config_path_from(None, project) == project / "relpromote.yml"
+    assert config_path_from("other.yml", deep) == Path("other.yml")
+    monkeypatch.setenv("RELPROMOTE_CONFIG", "/etc/relpromote.yml")
+    assert config_path_from(None, deep) == Path("/etc/relpromote.yml")
+    assert config_path_from("other.yml", deep) == Path("other.yml")
+
+
+def test_outside_any_project_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELPROMOTE_CONFIG", raising=False)
+    if any((folder / "relpromote.yml").exists() for folder in tmp_path.parents):
+        pytest.skip("a relpromote.yml lies above the test's temporary folder")
+    with pytest.raises(BadInput) as caught:
+        config_path_from(None, tmp_path)
+    assert caught.value.message == (
+        f"not inside a promotion project: no relpromote.yml in {tmp_path} or any folder above it; "
+        "run `relpromote init DIR` to make one, or pass --config FILE (or set RELPROMOTE_CONFIG)"
+    )
