@@ -55,6 +55,7 @@ class HostResult:
     failed_task: str = ""
     busy: bool = False  # the failing module said another run holds what it needs
     tasks: tuple[str, ...] = ()  # the tasks this host started, in order (what it may have done)
+    error: Mapping[str, Any] = field(default_factory=dict)  # a failing module's `error` data (e.g. the restart hook's)
 
     @property
     def succeeded(self) -> bool:
@@ -117,6 +118,7 @@ def run_playbook(
     last_messages: dict[str, str] = {}
     failed_tasks: dict[str, str] = {}
     busy_hosts: set[str] = set()
+    errors: dict[str, Mapping[str, Any]] = {}
     started_tasks: dict[str, list[str]] = {}
     per_host_stats: dict[str, dict[str, Any]] = {}
     final_stats: dict[str, Any] = {}
@@ -134,6 +136,8 @@ def run_playbook(
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and data.get("host"):
             result = data.get("res") or {}
             last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
+            if isinstance(result.get("error"), Mapping):
+                errors[data["host"]] = result["error"]
             if not data.get("ignore_errors"):
                 failed_tasks[data["host"]] = str(data.get("task", "")).strip()
                 if result.get("busy"):
@@ -180,6 +184,7 @@ def run_playbook(
             failed_task=failed_tasks.get(host, ""),
             busy=host in busy_hosts,
             tasks=tuple(started_tasks.get(host, ())),
+            error=errors.get(host, {}),
         )
     custom = dict(final_stats.get("artifact_data") or {})
     for host, published in per_host_stats.items():
