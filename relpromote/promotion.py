@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,18 @@ class HostOutcome:
     published: bool = True  # False: the host never said what it runs (it failed or vanished first)
 
     def as_data(self) -> dict[str, Any]:
-        return {**self.result.as_data(), "previous": self.previous, "current": self.current, "switched": self.switched}
+        data = {**self.result.as_data(), "previous": self.previous, "current": self.current, "switched": self.switched}
+        if self.result.error:
+            # e.g. the restart hook's {step, command, rc, output (its last lines), problem}
+            data["error"] = dict(self.result.error)
+        return data
+
+    @property
+    def failure(self) -> str:
+        """What went wrong on this host, on one line ("" when nothing did)."""
+        if self.result.succeeded:
+            return ""
+        return one_line(self.result.message) or ("unreachable" if self.result.unreachable else "failed")
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,22 @@ class PromotionOutcome:
             "project_dirty": self.project_dirty,
             **self.extra,
         }
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def host_failures(hosts: Sequence[HostOutcome], most: int = 3) -> str:
+    """Why the hosts failed, on one line: "a, b: what failed; c: what else" (hosts with the same failure together)."""
+    by_failure: dict[str, list[str]] = {}
+    for host in hosts:
+        if host.failure:
+            by_failure.setdefault(host.failure, []).append(host.host)
+    parts = [f"{', '.join(names)}: {failure}" for failure, names in list(by_failure.items())[:most]]
+    if len(by_failure) > most:
+        parts.append(f"and {sum(len(n) for n in list(by_failure.values())[most:])} more host(s)")
+    return "; ".join(parts)
 
 
 def host_outcomes(run: RunResult, stats_key: str) -> tuple[HostOutcome, ...]:

@@ -16,7 +16,7 @@ from relpromote.identity import Identity
 from relpromote.ledger import utc_now
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
-from relpromote.promotion import PromotionOutcome, host_outcomes
+from relpromote.promotion import HostOutcome, PromotionOutcome, host_failures, host_outcomes, one_line
 from relpromote.rollback import RollbackReport, may_have_switched, verification_failed
 from relpromote.state import ProjectState
 from relpromote.usecases.autotest import run_test_steps
@@ -122,6 +122,7 @@ def promote(
         if not succeeded and not request.check and any(may_have_switched(h) for h in hosts):
             report = automatic_rollback(project, request.environment, hosts, access, on_event)
         result = _result(succeeded, interrupted, report)
+        reason = None if succeeded else _reason(hosts, run.status, tests_failed, interrupted, report)
         outcome = PromotionOutcome(
             version=release.version,
             digest=release.digest,
@@ -135,6 +136,7 @@ def promote(
             project_dirty=bool(dirty),
             extra={
                 "result": result,
+                "reason": reason,  # one line: what failed, where (host, command, exit code, output); None when succeeded
                 "requested_by": actor.name,
                 "limit": request.limit,
                 "batch": batch,
@@ -150,7 +152,7 @@ def promote(
         if not request.check:
             project.ledger.append(events.PROMOTION_FINISHED, actor.name, identity, outcome.as_data())
     if not succeeded:
-        raise _failure(outcome, run.status, tests_failed, report, interrupted)
+        raise _failure(outcome, reason or run.status, report)
     return outcome
 
 
@@ -164,25 +166,40 @@ def _result(succeeded: bool, interrupted: bool, report: RollbackReport | None) -
     return "rolled_back" if report is not None else "failed"
 
 
-def _failure(
-    outcome: PromotionOutcome, status: str, tests_failed: list[dict[str, Any]], report: RollbackReport | None, interrupted: bool
-) -> RunFailed | NeedsPerson:
-    where = f"{outcome.version} to {outcome.environment}"
+def _rollback_failures(report: RollbackReport) -> str:
+    by_message: dict[str, list[str]] = {}
+    for host in report.hosts:
+        if not host["ok"]:
+            by_message.setdefault(one_line(str(host.get("message") or "")) or "failed", []).append(host["host"])
+    return "; ".join(f"{', '.join(names)}: {message}" for message, names in by_message.items())
+
+
+def _reason(
+    hosts: tuple[HostOutcome, ...], status: str, tests_failed: list[dict[str, Any]], interrupted: bool, report: RollbackReport | None
+) -> str:
+    """Why the promotion did not succeed, on one line: each failed host with what failed there (for a
+    restart hook: the command, its exit code and the last lines of its output), and what the automatic
+    rollback could not do."""
     if interrupted:
-        what = f"promotion of {where} was interrupted"
+        what = "the run was interrupted"
     elif tests_failed:
         bad = tests_failed[0]
-        what = f"{outcome.version} went live in {outcome.environment} but its {bad['kind']} tests failed ({bad['failed'] + bad['errors']} of {bad['tests']})"
+        what = f"its {bad['kind']} tests failed ({bad['failed'] + bad['errors']} of {bad['tests']})"
     else:
-        failed = [h for h in outcome.hosts if not h.result.succeeded]
-        message = next((h.result.message for h in failed if h.result.message), status)
-        what = f"promotion of {where} failed on {', '.join(h.host for h in failed) or 'the run'}: {message}"
+        what = host_failures(hosts) or f"the Ansible run ended {status}"
+    if report is not None and not report.succeeded:
+        what += f"; the automatic rollback failed on {_rollback_failures(report)}"
+    return what
+
+
+def _failure(outcome: PromotionOutcome, reason: str, report: RollbackReport | None) -> RunFailed | NeedsPerson:
+    where = f"{outcome.version} to {outcome.environment}"
+    if outcome.check:
+        return RunFailed(f"check of {where} failed: {reason}; nothing changed", detail=outcome.as_data())
+    what = f"promotion of {where} failed: {reason}"
     if report is None:
         return RunFailed(f"{what}; no host had switched, nothing changed", detail=outcome.as_data())
     if not report.succeeded:
-        return NeedsPerson(
-            f"{what}; the automatic rollback failed on {', '.join(report.need_a_person)}: these hosts need a person",
-            detail=outcome.as_data(),
-        )
+        return NeedsPerson(f"{what}: these hosts need a person", detail=outcome.as_data())
     back = ", ".join(f"{h['host']}→{h['target'] or 'out of service'}" for h in report.hosts)
     return RunFailed(f"{what}; rolled back {back}", detail=outcome.as_data())

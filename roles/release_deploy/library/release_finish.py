@@ -308,7 +308,8 @@ def finish(module, result):
                     "health",
                     f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
                     f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
-                    f"({last['msg'] or 'no message'})",
+                    f"({last['msg'] or 'no message'}); the restart hook {json.dumps(command)} had exited with 0: "
+                    f"{' | '.join(result['restart_output'])[-150:] or '(no output)'}",
                 )
 
     # Old releases, by history order; never what `current` points to, never `version`.
