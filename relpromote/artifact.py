@@ -60,9 +60,13 @@ def build_artifact(
     """Write the artifact of `source` (or of just `files` in it) to `out`; refuses anything unsafe."""
     if (source / META_DIR).exists():
         raise BadInput(f"{source}: has a '{META_DIR}' entry, which relpromote reserves for the manifest; rename it")
+    entries = _walk(source) if files is None else _with_parents(files)
+    if not any(_is_content(source, relative) for relative in entries):
+        where = "tracks no files here that git does not ignore" if files is not None else "holds no files"
+        raise BadInput(f"{source}: {where}, so there is nothing to release; pass --source DIR with the application")
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=mtime, compresslevel=6, filename="") as zipped:
         with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for relative in _walk(source) if files is None else _with_parents(files):
+            for relative in entries:
                 member, handle = _member(source, relative, mtime)
                 if handle is None:
                     tar.addfile(member)
@@ -125,9 +129,18 @@ def _check_link_target(name: str, target: str, source: str) -> None:
         raise BadInput(f"{source}: link {name!r} points outside the release ({target!r}); make it relative and inside")
 
 
+def _is_content(source: Path, relative: str) -> bool:
+    """A file or link: folders alone (even nested) release nothing."""
+    return not (source / relative).is_dir() or (source / relative).is_symlink()
+
+
 def _walk(source: Path) -> list[str]:
     found: list[str] = []
-    for directory, dirnames, filenames in os.walk(source):
+
+    def unreadable(error: OSError) -> None:
+        raise BadInput(f"{source}: cannot read {error.filename} ({error.strerror}); fix its permissions or leave it out of the source")
+
+    for directory, dirnames, filenames in os.walk(source, onerror=unreadable):
         relative_dir = os.path.relpath(directory, source)
         if relative_dir == ".":
             dirnames[:] = [d for d in dirnames if d not in EXCLUDED_TOP_LEVEL]
@@ -164,7 +177,10 @@ def _member(source: Path, relative: str, mtime: int) -> tuple[tarfile.TarInfo, I
         member = _base_info(relative, mtime)
         member.size = info.st_size
         member.mode = 0o755 if info.st_mode & stat.S_IXUSR else 0o644
-        return member, full.open("rb")
+        try:
+            return member, full.open("rb")
+        except OSError as exc:
+            raise BadInput(f"{source}: cannot read {relative} ({exc.strerror}); fix its permissions or leave it out of the source") from None
     raise BadInput(f"{source}: {relative} is not a regular file, directory or link; remove it from the source")
 
 

@@ -34,6 +34,9 @@ def has_commits(directory: Path) -> bool:
 
 
 def source_state(directory: Path) -> SourceState:
+    """What a build of the git work tree `directory` packages; a repository without commits has nothing to release."""
+    if not has_commits(directory):
+        raise BadInput(f"{directory}: the git repository has no commits, so there is nothing to release; commit the application first")
     commit = _git(directory, "rev-parse", "HEAD").stdout.strip()
     status = _git(directory, "status", "--porcelain", "--untracked-files=all", "--", ".").stdout
     listed = _git(directory, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".").stdout

@@ -61,8 +61,8 @@ def build_release(
     source_record: dict[str, Any] = {"path": str(source.resolve())}
     files = None
     mtime = 0
-    if git.is_work_tree(source) and git.has_commits(source):
-        state = git.source_state(source)
+    if git.is_work_tree(source):
+        state = git.source_state(source)  # refuses a repository with no commits: nothing to release
         if state.dirty and not allow_dirty:
             raise Refused(
                 f"{source}: the git work tree has uncommitted changes; commit them, or pass --allow-dirty "

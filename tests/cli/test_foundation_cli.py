@@ -47,7 +47,7 @@ def test_bad_config_gets_one_line_and_exit_2(project: Cli) -> None:
 
 def test_missing_config(tmp_path: Path) -> None:
     result = Cli(tmp_path).run("releases")
-    assert result.returncode == 2 and "no such config; run `relpromote init DIR`" in one_line_error(result)
+    assert result.returncode == 2 and "not inside a promotion project: no relpromote.yml in" in one_line_error(result)
 
 
 def test_keygen_writes_a_private_key_and_prints_the_people_line(tmp_path: Path) -> None:
