@@ -26,7 +26,7 @@ OK, FAILED, BAD, REFUSED, BUSY, PERSON = (
 # The verb's path (as typed after `relpromote`) → (examples, exit codes it can give).
 VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "keygen": (("relpromote keygen alice --out ~/.config/relpromote/identity.key",), (OK, BAD)),
-    "init": (("relpromote init shop-releases",), (OK, BAD)),
+    "init": (("relpromote init shop-releases", "relpromote init shop-releases --sandbox"), (OK, BAD)),
     "build": (("relpromote build 1.4.0 --source ../shop --manifest release-1.4.0.yml",
                "relpromote build 1.4.0 --source ../shop --manifest release-1.4.0.yml --tag --json"), (OK, BAD, REFUSED)),
     "revise": (("relpromote revise 1.4.0 --drop CH-102 --new-version 1.4.1",), (OK, FAILED, BAD, REFUSED)),
@@ -47,8 +47,14 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "lock": (("relpromote lock status --env qa", "relpromote lock release --env qa --lock-id ID"), (OK, BAD, REFUSED)),
     "lock status": (("relpromote lock status --env production", "relpromote lock status --env qa --json"), (OK, BAD)),
     "lock release": (("relpromote lock release --env qa --lock-id 3f9c0d1e --reason \"runner host rebooted\"",), (OK, BAD, REFUSED)),
-    "audit": (("relpromote audit verify",), (OK, FAILED, BAD)),
-    "audit verify": (("relpromote audit verify", "relpromote audit verify --json"), (OK, FAILED, BAD)),
+    "audit": (("relpromote audit verify", "relpromote audit checkpoint --out checkpoint.json"), (OK, FAILED, BAD, REFUSED)),
+    "audit verify": (("relpromote audit verify", "relpromote audit verify --hosts production --expect-head checkpoint.json"),
+                     (OK, FAILED, BAD)),
+    "audit checkpoint": (("relpromote audit checkpoint --out ~/ledger-checkpoints/$(date +%F).json",), (OK, BAD, REFUSED)),
+    "people": (("relpromote people add dana --key dana.key.pub --role qa", "relpromote people list"), (OK, BAD)),
+    "people add": (("relpromote people add dana --key \"ed25519:3q2+7w...\" --role release_manager --role operator",
+                    "relpromote people add erin --key ~/erin.key.pub --role change_manager"), (OK, BAD)),
+    "people list": (("relpromote people list", "relpromote people list --json"), (OK, BAD)),
     "demo": (("relpromote demo --workdir relpromote-demo", "relpromote demo --stop --workdir relpromote-demo"), (OK, FAILED, BAD)),
 }
 
