@@ -43,6 +43,16 @@ def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
     return True
 
 
+def verify_public_key(public_key: str) -> bool:
+    """Whether `public_key` is a well-formed `ed25519:<base64>` line of a real ed25519 public key."""
+    try:
+        raw = base64.b64decode(public_key.removeprefix(KEY_PREFIX), validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return False
+    return public_key.startswith(KEY_PREFIX)
+
+
 def generate_identity(out: Path) -> Identity:
     """Create a new key at `out` (0600, never overwriting) and return it."""
     key = Ed25519PrivateKey.generate()

@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "lock": "lock:lock",
     "audit": "audit:audit",
     "demo": "demo:demo",
+    "people": "people:people",
 }
 
 

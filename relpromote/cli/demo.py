@@ -10,14 +10,15 @@ from rich.markup import escape
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.status import status
-from relpromote.usecases.demo import DEMO_PORT, run_demo, stop_demo_apps
+from relpromote.usecases.demo import run_demo
+from relpromote.usecases.sandbox import FIRST_PORT, stop_sandbox_apps
 
 
 @click.command()
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("relpromote-demo"), show_default=True,
               help="Where to create the demo project (re-running the demo replaces an earlier demo there).")
 @click.option("--stop", is_flag=True, help="Stop the example apps a demo left running in --workdir, and exit.")
-@click.option("--port", "first_port", type=click.IntRange(1024, 65535), default=DEMO_PORT, show_default=True,
+@click.option("--port", "first_port", type=click.IntRange(1024, 65535), default=FIRST_PORT, show_default=True,
               help="The first port tried for the simulated hosts' apps; the demo takes the first one free on all of them.")
 @pass_session
 @click.pass_context
@@ -25,7 +26,7 @@ def demo(ctx: click.Context, session: Session, workdir: Path, stop: bool, first_
     """Run the whole process end to end on a built-in sandbox."""
     console = Console(stderr=session.json_output, highlight=False)
     if stop:
-        stopped = stop_demo_apps(workdir.resolve())
+        stopped = stop_sandbox_apps(workdir.resolve())
         session.emit({"stopped": stopped}, lambda c: c.print(f"stopped {stopped} demo app(s) in {workdir}", markup=False))
         return
     result = run_demo(workdir.resolve(), lambda line: console.print("[cyan]demo[/] " + escape(line), soft_wrap=True), first_port)

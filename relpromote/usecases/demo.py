@@ -1,18 +1,12 @@
-"""`relpromote demo`: the whole process, end to end, on a built-in sandbox.
-
-The sandbox: six simulated hosts (two per environment), each a folder under DIR/hosts/ reached
-with Ansible's local connection, each running the example app on its own loopback address. The
-work directory is left a promotion project that every other command can inspect.
+"""`relpromote demo`: the whole process, end to end, on the sandbox (relpromote.usecases.sandbox:
+six simulated hosts on this machine). The work directory is left a promotion project that every
+other command can inspect.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +25,7 @@ from relpromote.usecases.build import build_release, read_manifest
 from relpromote.usecases.init import init_project
 from relpromote.usecases.promote import PromoteRequest, promote
 from relpromote.usecases.rollback import rollback
+from relpromote.usecases.sandbox import ADDRESS_BASE, FIRST_PORT, HOSTS, Sandbox, recorded_sandbox, sandbox_config, stop_sandbox_apps
 
 MARKER = ".relpromote-demo"
 PEOPLE = {
@@ -39,10 +34,6 @@ PEOPLE = {
     "quinn": ["qa"],
     "carol": ["change_manager"],
 }
-HOSTS = {"qa": ("qa-app-1", "qa-app-2"), "deployment": ("deploy-app-1", "deploy-app-2"), "production": ("prod-app-1", "prod-app-2")}
-ADDRESS_BASE = "127.0.79"  # loopback addresses of the simulated hosts; tests use 127.0.77.x
-DEMO_PORT = 8080  # the first port tried; the demo takes the first one free on all six addresses
-PORT_TRIES = 200
 
 Say = Callable[[str], None]
 
@@ -60,91 +51,11 @@ class DemoProject:
         return identity, self.project.actor(identity)
 
 
-@dataclass(frozen=True)
-class Sandbox:
-    """Where the simulated hosts' apps listen: one loopback address per host, one port for all, chosen at
-    run time (the first port from `first_port` free on every address) and kept in the demo project."""
-
-    addresses: dict[str, str]
-    port: int
-
-    def url(self, host: str, path: str = "/health") -> str:
-        return f"http://{self.addresses[host]}:{self.port}{path}"
-
-    def as_data(self) -> dict[str, Any]:
-        return {"port": self.port, "addresses": dict(self.addresses)}
-
-
-def host_addresses() -> dict[str, str]:
-    names = [name for hosts in HOSTS.values() for name in hosts]
-    return {name: f"{ADDRESS_BASE}.{index + 11}" for index, name in enumerate(names)}
-
-
-def _port_free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))  # no SO_REUSEADDR: a port in any use, even TIME_WAIT, counts as taken
-        except OSError:
-            return False
-    return True
-
-
-def choose_sandbox(first_port: int = DEMO_PORT, tries: int = PORT_TRIES) -> Sandbox:
-    addresses = host_addresses()
-    for port in range(first_port, min(first_port + tries, 65536)):
-        if all(_port_free(address, port) for address in addresses.values()):
-            return Sandbox(addresses, port)
-    raise BadInput(
-        f"no port in {first_port}-{first_port + tries - 1} is free on all of {ADDRESS_BASE}.11-16; "
-        "stop earlier demos (`relpromote demo --stop --workdir DIR`) or pass --port with another first port"
-    )
-
-
-def recorded_sandbox(workdir: Path) -> Sandbox | None:
-    """The addresses a demo in `workdir` chose, from its marker file (None when there is no demo there)."""
-    try:
-        data = yaml.safe_load((workdir / MARKER).read_text())
-        return Sandbox({str(k): str(v) for k, v in data["addresses"].items()}, int(data["port"]))
-    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, AttributeError):
-        return None
-
-
-def stop_demo_apps(workdir: Path) -> int:
-    """Stop the example apps running from `workdir`'s simulated hosts (found by command line, not only by pid
-    file: an app whose pid file was overwritten must not be left behind); returns how many."""
-    marker = f"{workdir}/hosts/"
-    stopped = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if marker in command and "app.py" in command:
-                os.kill(int(proc.name), signal.SIGTERM)
-                stopped += 1
-        except OSError:
-            continue
-    sandbox = recorded_sandbox(workdir)
-    deadline = time.monotonic() + 5
-    while stopped and sandbox and time.monotonic() < deadline and _answering(sandbox):
-        time.sleep(0.1)
-    return stopped
-
-
-def _answering(sandbox: Sandbox) -> bool:
-    for address in sandbox.addresses.values():
-        with socket.socket() as probe:
-            probe.settimeout(0.2)
-            if probe.connect_ex((address, sandbox.port)) == 0:
-                return True
-    return False
-
-
 def prepare_workdir(workdir: Path) -> None:
     if workdir.exists() and any(workdir.iterdir()):
         if not (workdir / MARKER).exists():
             raise BadInput(f"{workdir}: exists and is not a relpromote demo; pass --workdir with a new or empty directory")
-        stop_demo_apps(workdir)
+        stop_sandbox_apps(workdir)
         shutil.rmtree(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -160,57 +71,27 @@ def _git(directory: Path, *args: str) -> None:
 
 
 def _demo_config(identities: dict[str, Identity]) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((TEMPLATES / "relpromote.yml").read_text())
+    config: dict[str, Any] = sandbox_config(yaml.safe_load((TEMPLATES / "relpromote.yml").read_text()))
     config["project"] = "shop"
-    config["environments"]["qa"].update(evidence=["unit"], tests=[{"kind": "smoke", "playbook": "playbooks/smoke_test.yml"}])
-    config["environments"]["deployment"].update(evidence=["system"], tests=[{"kind": "system", "playbook": "playbooks/system_test.yml"}])
+    config["environments"]["qa"]["evidence"] = ["unit"]
     config["people"] = [{"name": n, "key": identities[n].public_key, "roles": roles} for n, roles in PEOPLE.items()]
     return config
 
 
-def _write_sandbox_inventories(workdir: Path, sandbox: Sandbox) -> None:
-    addresses = sandbox.addresses
-    for environment, names in HOSTS.items():
-        folder = workdir / "inventories" / environment
-        inventory = {"all": {"children": {"app": {"hosts": {n: {"release_service_host": addresses[n]} for n in names}}}}}
-        header = "# Simulated hosts of the demo: folders under hosts/, local connection.\n"
-        (folder / "hosts.yml").write_text(header + yaml.safe_dump(inventory, sort_keys=False))
-        settings = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "release_base_dir": f"{workdir}/hosts/{{{{ inventory_hostname }}}}/opt/shop",
-            "release_keep": 3,
-            "release_service_port": sandbox.port,
-            "release_health_timeout": 8,
-        }
-        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
-
-
-def create_project(workdir: Path, say: Say, first_port: int = DEMO_PORT) -> DemoProject:
+def create_project(workdir: Path, say: Say, first_port: int = FIRST_PORT) -> DemoProject:
     prepare_workdir(workdir)
-    sandbox = choose_sandbox(first_port)
-    marker = {"created_by": "relpromote demo; safe to delete (stop its apps first: relpromote demo --stop --workdir DIR)",
-              **sandbox.as_data()}
-    (workdir / MARKER).write_text(yaml.safe_dump(marker, sort_keys=False))
+    (workdir / MARKER).write_text("created by relpromote demo; safe to delete (stop its apps first: relpromote demo --stop --workdir DIR)\n")
     keys = workdir / ".relpromote" / "demo-keys"
     identities = {name: generate_identity(keys / f"{name}.key") for name in PEOPLE}
     # Always its own repository, also where the folder lies in (and is ignored by) a clone of relpromote.
-    init_project(workdir, yaml.safe_dump(_demo_config(identities), sort_keys=False), own_repository=True)
-    _write_sandbox_inventories(workdir, sandbox)
-    with (workdir / ".gitignore").open("a") as ignore:
-        ignore.write("# the demo's simulated hosts and the test reports QA attaches as evidence\nhosts/\nevidence/\n" + MARKER + "\n")
-    _git(workdir, "add", "-A")
-    _git(workdir, "commit", "-q", "-m", "demo: simulated hosts for qa, deployment and production")
+    result = init_project(workdir, yaml.safe_dump(_demo_config(identities), sort_keys=False), own_repository=True,
+                          sandbox_port=first_port)
+    sandbox = recorded_sandbox(workdir)
+    assert result.committed and sandbox is not None  # init made the sandbox, in the demo's own repository
     say(f"promotion project in {workdir}: people {', '.join(PEOPLE)} (keys in .relpromote/demo-keys), "
         f"{sum(len(h) for h in HOSTS.values())} simulated hosts under hosts/, their apps on "
         f"{ADDRESS_BASE}.11-16 port {sandbox.port}")
-
-    app = workdir / "app-source"
-    shutil.copytree(bundled("examples") / "app", app)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(app)], check=True)
-    _git(app, "add", "-A")
-    _git(app, "commit", "-q", "-m", "shop 1.0.0: health endpoint")
-    return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), sandbox, identities, app)
+    return DemoProject(workdir, Project.open(workdir / "relpromote.yml"), sandbox, identities, workdir / "app-source")
 
 
 def build_releases(demo: DemoProject, say: Say) -> None:
@@ -314,7 +195,7 @@ def _accept_with_unit_evidence(demo: DemoProject, say: Say, version: str) -> Non
     say(f"quinn accepted {version} in qa with unit test evidence")
 
 
-def run_demo(workdir: Path, say: Say, first_port: int = DEMO_PORT) -> DemoProject:
+def run_demo(workdir: Path, say: Say, first_port: int = FIRST_PORT) -> DemoProject:
     demo = create_project(workdir, say, first_port)
     build_releases(demo, say)
     walk_the_process(demo, say)

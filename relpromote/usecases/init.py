@@ -7,19 +7,26 @@ from a committed project, so the project is put under git at once. Where it land
 - inside someone's repository (an infrastructure repo is a normal home for it): nothing is
   committed in their repository; the caller is told in one line what to commit;
 - inside a repository that ignores the folder, or when asked (the demo): its own repository.
+
+With a sandbox, the inventories point at simulated hosts on this machine (relpromote.usecases.sandbox),
+so the whole process can be tried by hand before there are real hosts.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from relpromote.config import DEFAULT_CONFIG_NAME, parse_config
 from relpromote.errors import BadInput
 from relpromote.resources import TEMPLATES, bundled
+from relpromote.usecases.sandbox import SANDBOX_FILE, TESTS, choose_sandbox, sandbox_config, write_sandbox
 
 GITIGNORE = "# relpromote's local state: ledger, artifact store, run directories\n.relpromote/\napp-source/\n"
 COPIED = ("inventories", "playbooks", "roles", "ansible.cfg")
@@ -34,12 +41,17 @@ class InitResult:
     next_step: str  # one line: what the user does next about git
 
 
-def init_project(directory: Path, config_text: str | None = None, own_repository: bool = False) -> InitResult:
-    """Create the project in `directory`; `own_repository` makes it a git repository of its own wherever it lies."""
+def init_project(
+    directory: Path, config_text: str | None = None, own_repository: bool = False, sandbox_port: int | None = None
+) -> InitResult:
+    """Create the project in `directory`; `own_repository` makes it a git repository of its own wherever it lies;
+    `sandbox_port` (the first port to try) points its inventories at simulated hosts on this machine."""
     directory = directory.absolute()
     if (directory / DEFAULT_CONFIG_NAME).exists():
         raise BadInput(f"{directory / DEFAULT_CONFIG_NAME}: a project is already here; pick another DIR")
     text = config_text if config_text is not None else (TEMPLATES / DEFAULT_CONFIG_NAME).read_text()
+    if sandbox_port is not None and config_text is None:
+        text = _with_sandbox_tests(text)
     parse_config(text, DEFAULT_CONFIG_NAME)
     for name in COPIED:
         if (directory / name).exists():
@@ -61,7 +73,22 @@ def init_project(directory: Path, config_text: str | None = None, own_repository
     (directory / DEFAULT_CONFIG_NAME).write_text(text)
     (directory / ".gitignore").write_text(GITIGNORE)
     written += [DEFAULT_CONFIG_NAME, ".gitignore"]
+    if sandbox_port is not None:
+        write_sandbox(directory, choose_sandbox(sandbox_port))
+        written += ["app-source/", SANDBOX_FILE]
     return _put_under_git(directory, written, own_repository)
+
+
+def _with_sandbox_tests(text: str) -> str:
+    """The template with the sandbox's automated tests added to its environments, its comments kept."""
+    config = sandbox_config(yaml.safe_load(text))
+    for environment in TESTS:
+        settings = config["environments"][environment]
+        block = "".join(f"    {key}: {json.dumps(settings[key])}\n" for key in ("tests", "evidence") if key in settings)
+        anchor = f"    inventory: inventories/{environment}"
+        line_end = text.index("\n", text.index(anchor)) + 1
+        text = text[:line_end] + block + text[line_end:]
+    return text
 
 
 def _git(directory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,8 @@ import socket
 import urllib.request
 from pathlib import Path
 
-from relpromote.usecases.demo import MARKER, choose_sandbox, host_addresses, recorded_sandbox, stop_demo_apps
+from relpromote.usecases.demo import MARKER
+from relpromote.usecases.sandbox import choose_sandbox, host_addresses, recorded_sandbox, stop_sandbox_apps
 from tests.helpers import Cli, git_run
 
 # Each pytest-xdist worker starts its demos on its own ports: the suite never collides with itself,
@@ -73,7 +74,7 @@ def test_demo_inside_a_git_clone_runs_the_whole_process_twice_beside_a_busy_port
         assert choose_sandbox(second.port, tries=1).port == second.port  # every address free again
     finally:
         squatter.close()
-        stop_demo_apps(workdir)
+        stop_sandbox_apps(workdir)
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
