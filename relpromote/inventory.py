@@ -43,3 +43,27 @@ def _find(groups: Any, host: str) -> dict[str, Any] | None:
         if found is not None:
             return found
     return None
+
+
+def shadowed_variable_files(inventory: Path) -> list[Path]:
+    """`group_vars/NAME.yml` (or host_vars) beside a `NAME/` folder: Ansible reads only the folder, so the file's
+    settings would be silently ignored (seen with ansible-core 2.19). Returns such files."""
+    found = []
+    for kind in ("group_vars", "host_vars"):
+        folder = inventory / kind
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".yml", ".yaml") and path.is_file() and (folder / path.stem).is_dir():
+                found.append(path)
+    return found
+
+
+def check_variable_files(inventory: Path) -> None:
+    shadowed = shadowed_variable_files(inventory)
+    if shadowed:
+        first = shadowed[0]
+        raise BadInput(
+            f"{first}: Ansible ignores this file because the folder {first.parent / first.stem}/ exists beside it; "
+            f"move it to {first.parent / first.stem / 'main.yml'}"
+        )

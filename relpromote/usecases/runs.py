@@ -7,6 +7,7 @@ from typing import Any
 
 from relpromote.adapters.runner import PlaybookRun
 from relpromote.adapters.vault import VaultAccess
+from relpromote.inventory import check_variable_files
 from relpromote.project import Project
 
 
@@ -23,9 +24,11 @@ def environment_run(
     extra_var_files: tuple[str, ...] = (),
 ) -> PlaybookRun:
     """`playbook` (relative to the project) with the environment's inventory, the project's ansible.cfg and run folder."""
+    inventory = project.resolve(project.config.environment(environment).inventory)
+    check_variable_files(inventory)
     return PlaybookRun(
         playbook=project.resolve(playbook),
-        inventory=project.resolve(project.config.environment(environment).inventory),
+        inventory=inventory,
         project_dir=project.root,
         runs_dir=project.root / ".relpromote" / "runs",
         extravars=extravars,
