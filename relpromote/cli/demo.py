@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from relpromote.cli._common import Session, pass_session
+from relpromote.cli._common import Session, json_event, pass_session
 from relpromote.cli.status import status
 from relpromote.usecases.demo import run_demo
 from relpromote.usecases.sandbox import FIRST_PORT, stop_sandbox_apps
@@ -24,15 +24,25 @@ from relpromote.usecases.sandbox import FIRST_PORT, stop_sandbox_apps
 @click.pass_context
 def demo(ctx: click.Context, session: Session, workdir: Path, stop: bool, first_port: int) -> None:
     """Run the whole process end to end on a built-in sandbox."""
-    console = Console(stderr=session.json_output, highlight=False)
     if stop:
         stopped = stop_sandbox_apps(workdir.resolve())
         session.emit({"stopped": stopped}, lambda c: c.print(f"stopped {stopped} demo app(s) in {workdir}", markup=False))
         return
-    result = run_demo(workdir.resolve(), lambda line: console.print("[cyan]demo[/] " + escape(line), soft_wrap=True), first_port)
+    console = Console(highlight=False)
+
+    def say(line: str) -> None:
+        if session.json_output:
+            json_event("demo", message=line)
+        else:
+            console.print("[cyan]demo[/] " + escape(line), soft_wrap=True)
+
+    result = run_demo(workdir.resolve(), say, first_port)
+    if session.json_output:
+        session.emit({"workdir": str(result.workdir), "config": str(result.project.config_path), "sandbox": result.sandbox.as_data()},
+                     lambda c: None)
+        return
     hint = (f"cd {workdir} && relpromote history  (or: releases, show 1.1.0, audit verify); "
             f"stop its apps: relpromote demo --stop --workdir {workdir}")
     console.print(f"\n[bold]the demo project is in {workdir}[/]: try  {hint}", soft_wrap=True)
     session.config_option = str(result.project.config_path)
     ctx.invoke(status, env_name=None)
-
