@@ -157,6 +157,9 @@ from ansible.module_utils.release_hook import HookError, environment, hook_comma
 from ansible.module_utils.release_hook import run as run_hook  # noqa: E402
 
 PROBE_TIMEOUT = 5.0
+# The application runs on this very host: a proxy from the environment (http_proxy) must never
+# answer in its place (as in release_rollback).
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 LONGEST_PAUSE = 0.5
 
 
@@ -197,7 +200,7 @@ def ask(url, version, timeout):
     """The answer of one GET: {url, status, version, msg}; status -1 when nothing answered."""
     answer = {"url": url, "status": -1, "version": None, "msg": ""}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with DIRECT.open(url, timeout=timeout) as response:
             answer["status"], body = response.status, response.read(65536)
     except urllib.error.HTTPError as exc:
         answer["status"], body = exc.code, exc.read(65536)
