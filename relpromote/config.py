@@ -6,7 +6,6 @@ immutable `Config` or raises `BadInput` with one line naming the file, the key a
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from datetime import date, datetime
@@ -296,6 +295,8 @@ def _first_problem(exc: ValidationError, model: type[BaseModel] | None = None, p
     key = ".".join(str(part) for part in (prefix, *loc) if part != "") or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
+        import difflib  # only a mistake pays for it
+
         allowed = _fields_at(model or Config, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(sorted(allowed))}"

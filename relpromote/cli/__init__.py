@@ -9,7 +9,6 @@ import sys
 import click
 
 from relpromote import __version__
-from relpromote.cli._common import Session, json_event
 from relpromote.errors import ExitCode, RelpromoteError
 
 # Each verb's module is imported only when that verb runs: a promotion does not pay for the demo's imports.
@@ -35,9 +34,38 @@ VERBS: dict[str, str] = {
 }
 
 
+# What `relpromote --help` lists, without importing every verb (and all it imports) to read its docstring.
+# tests/cli/test_help_summaries.py keeps it equal to each verb's own short help.
+SUMMARIES: dict[str, str] = {
+    "keygen": "Create a new ed25519 identity; print the public key line for the config's people list.",
+    "init": 'Scaffold a promotion project (config, inventories, playbooks, roles) in DIRECTORY.',
+    "build": 'Package the source once, digest it (sha256), store it and record it; print the digest.',
+    "revise": 'Build the next release without rejected changes: revert their commits on a release branch, build, link both.',
+    "promote": 'Put VERSION live on every host of ENV.',
+    "accept": 'Record that VERSION passed its tests in ENV.',
+    "reject": 'Record that VERSION (or some of its changes) failed in ENV; it can never be promoted again.',
+    "approve": 'Approve VERSION (these exact bytes) for ENV under a change ticket.',
+    "rollback": 'Put every host of ENV back on its last accepted release, in seconds.',
+    "refresh-qa": "Refresh QA's database from production, with sensitive columns masked.",
+    "releases": 'List the built releases, where each one is live, and what became of it.',
+    "show": 'One release: its changes, where it is, and what became of it in each environment.',
+    "status": 'The status board: which release each environment runs, and what needs attention.',
+    "history": 'Every recorded decision and run: what, who, when, and how it ended (result and reason), in order.',
+    "lock": "Inspect an environment's lock, or release one a crashed run left.",
+    "audit": 'Check the signed, hash-chained ledger and anchor its head.',
+    "demo": 'Run the whole process end to end on a built-in sandbox.',
+    "people": 'Who may act: the people: list of relpromote.yml, edited for you (commit the change).',
+}
+
+
 class LazyVerbs(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(VERBS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUMMARIES.get(name, "")) for name in VERBS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = VERBS.get(cmd_name)
@@ -60,6 +88,8 @@ class LazyVerbs(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_option: str | None, identity_option: str | None, json_output: bool) -> None:
     """Promote one immutable release through qa, deployment and production."""
+    from relpromote.cli._common import Session
+
     session = Session(config_option, identity_option, json_output)
     ctx.obj = session
     ctx.call_on_close(session.close)
@@ -121,6 +151,8 @@ def main() -> None:
 
 def _fail(message: str, code: int, detail: dict[str, object], json_output: bool) -> None:
     if json_output:
+        from relpromote.cli._common import json_event
+
         # stderr carries only JSON lines under --json; the document on stdout is the result.
         json_event("error", exit_code=int(code), message=message)
         document = {"ok": False, "exit_code": int(code), "error": message, **detail}

@@ -9,14 +9,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from relpromote.config import Person
-from relpromote.identity import Identity
-from relpromote.project import Project, config_path_from, load_actor
+if TYPE_CHECKING:  # the project (config, ledger, keys) is imported when a verb first needs it
+    from relpromote.config import Person
+    from relpromote.identity import Identity
+    from relpromote.project import Project
 
 
 @dataclass
@@ -34,10 +35,14 @@ class Session:
     @property
     def project(self) -> Project:
         if self._project is None:
+            from relpromote.project import Project, config_path_from
+
             self._project = Project.open(config_path_from(self.config_option))
         return self._project
 
     def actor(self) -> tuple[Identity, Person]:
+        from relpromote.project import load_actor
+
         return load_actor(self.project, self.identity_option)
 
     def emit(self, data: Any, human: Callable[[Console], None]) -> None:
