@@ -80,7 +80,7 @@ class LazyVerbs(click.Group):
 
 
 @click.group(cls=LazyVerbs, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_option", metavar="FILE", help="Project config (else $RELPROMOTE_CONFIG, else ./relpromote.yml).")
+@click.option("--config", "config_option", metavar="FILE", help="Project config (else $RELPROMOTE_CONFIG, else relpromote.yml here or above).")
 @click.option("--identity", "identity_option", metavar="KEYFILE",
               help="Your ed25519 key (else $RELPROMOTE_IDENTITY, else ~/.config/relpromote/identity.key).")
 @click.option("--json", "json_output", is_flag=True, help="Print the result as one JSON document on stdout; human text goes to stderr.")
