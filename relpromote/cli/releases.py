@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import release_standing, standing_summary
@@ -51,7 +54,12 @@ def show(session: Session, version: str) -> None:
     data = {**release.as_data(), "live_in": state.where(version), **standing, "summary": standing_summary(standing)}
 
     def human(console: Console) -> None:
-        say = console.print
+        def say(line: str, markup: bool = False, highlight: bool = False) -> None:
+            # Wrapped at the terminal's width, continuation lines under the first word (readable at 80 columns).
+            indent = len(line) - len(line.lstrip(" "))
+            body = Text.from_markup(line.lstrip(" ")) if markup else Text(line.lstrip(" "))
+            console.print(Padding(body, (0, 0, 0, indent), expand=False), soft_wrap=False, highlight=highlight)
+
         console.print(f"[bold]{release.version}[/]  sha256:{release.digest}")
         say(f"built by {release.built_by} at {release.built_at}, {release.size} bytes", markup=False)
         source = release.source
@@ -60,7 +68,7 @@ def show(session: Session, version: str) -> None:
             say(f"source {source['path']} at commit {source['commit'][:12]}{dirty}", markup=False)
         say(f"live in: {', '.join(data['live_in']) or 'no environment'}", markup=False)
         if standing["refused_because"]:
-            say(f"[red]may not be promoted again[/]: {standing['refused_because']}", markup=True, highlight=False)
+            say(f"[red]may not be promoted again[/]: {escape(standing['refused_because'])}", markup=True)
         for promotion in standing["promotions"]:
             why = f": {promotion['reason']}" if promotion["reason"] and promotion["result"] != "succeeded" else ""
             say(f"  {promotion['at'][:16].replace('T', ' ')}  promoted to {promotion['environment']} by {promotion['by']}: "
@@ -78,7 +86,8 @@ def show(session: Session, version: str) -> None:
         say("changes:", markup=False)
         for change in release.changes:
             say(f"  {change['id']} [{change['type']}] {change['title']} — {change['owner']}", markup=False)
-            say(f"      why: {change['why']}\n      how: {change['how']}", markup=False)
+            say(f"      why: {change['why']}")
+            say(f"      how: {change['how']}")
         for dropped in data["dropped"]:
             say(f"  dropped {dropped['id']} (from {dropped['from_version']}): {dropped['reason']}", markup=False)
 

@@ -10,6 +10,9 @@ from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
 from relpromote.ledger import entries_about
 
+# At most three lines of the outcome column at 80 columns: a table row, not a log.
+OUTCOME_WIDTH = 90
+
 
 def _when(iso: str | None) -> str:
     return (iso or "-")[:16].replace("T", " ")
@@ -33,7 +36,7 @@ def status(session: Session, env_name: str | None) -> None:
         if row["needs_a_person"]:
             attention.append(f"needs a person: {', '.join(row['needs_a_person'])}")
         if blocked:
-            attention.append(f"runs a release that may not be promoted again: {blocked}")
+            attention.append(f"may not be promoted again: {blocked}")
         rows.append({**row, "current_blocked": blocked, "attention": attention})
 
     def human(console: Console) -> None:
@@ -68,9 +71,12 @@ def history(session: Session, env_name: str | None, version: str | None) -> None
             table.add_column(name, no_wrap=True, justify="right" if name == "#" else "left")
         table.add_column("outcome", overflow="fold", min_width=16)
         for row in rows:
-            what = VERB_OF_KIND.get(row["kind"], row["kind"]) + (f" {row['version']}" if row["version"] else "")
+            verb = VERB_OF_KIND.get(row["kind"], row["kind"])
+            what = verb + (f"{' to' if verb == 'rollback' else ''} {row['version']}" if row["version"] else "")
             result = (row["result"] or "").replace("_", " ")
             outcome = f"{result}: {row['reason']}" if result and row["reason"] else (result or row["reason"] or "")
+            if len(outcome) > OUTCOME_WIDTH:  # the whole reason is in --json and in `show VERSION`
+                outcome = outcome[: OUTCOME_WIDTH - 1].rstrip() + "…"
             failed = row["result"] in ("failed", "rolled_back", "interrupted", "rollback_failed", "rejected")
             table.add_row(str(row["seq"]), _when(row["at"]), row["actor"], what, row["environment"] or "-", outcome,
                           style="red" if failed else None)

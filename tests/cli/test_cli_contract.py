@@ -116,7 +116,8 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
     return [arg.format(**{k: str(v) for k, v in world.items()}) for arg in args]
 
 
-# Verbs whose success needs real hosts (or a database): tests/integration/test_read_views.py runs them under --json.
+# Verbs whose success needs real hosts: tests/integration/test_read_views.py runs them under --json and checks the same
+# contract; refresh-qa's needs PostgreSQL (tests/integration/test_refresh_qa.py).
 SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "refresh-qa", "lock release"}
 
 
