@@ -12,7 +12,7 @@ from relpromote.usecases.revise import revise
 @click.command("revise")
 @click.argument("version")
 @click.option("--drop", "drop", multiple=True, required=True, metavar="CHANGE", help="A rejected change to leave out (repeat).")
-@click.option("--new-version", "new_version", required=True, metavar="V")
+@click.option("--new-version", "new_version", required=True, metavar="V", help="The version of the revised release.")
 @pass_session
 def revise_command(session: Session, version: str, drop: tuple[str, ...], new_version: str) -> None:
     """Build the next release without rejected changes: revert their commits on a release branch, build, link both."""

@@ -11,9 +11,9 @@ from relpromote.usecases import verdicts
 
 @click.command()
 @click.argument("version")
-@click.option("--env", "environment", required=True, metavar="ENV")
+@click.option("--env", "environment", required=True, metavar="ENV", help="The environment where VERSION was tested.")
 @click.option("--evidence", "evidence", multiple=True, metavar="[KIND=]FILE", help="JUnit XML test report; repeat for each kind.")
-@click.option("--note", default="", metavar="TEXT")
+@click.option("--note", default="", metavar="TEXT", help="A remark recorded with the acceptance.")
 @pass_session
 def accept(session: Session, version: str, environment: str, evidence: tuple[str, ...], note: str) -> None:
     """Record that VERSION passed its tests in ENV."""
@@ -29,9 +29,9 @@ def accept(session: Session, version: str, environment: str, evidence: tuple[str
 
 @click.command()
 @click.argument("version")
-@click.option("--env", "environment", required=True, metavar="ENV")
+@click.option("--env", "environment", required=True, metavar="ENV", help="The environment where VERSION failed.")
 @click.option("--change", "changes", multiple=True, metavar="ID", help="Reject only this change (repeat); none: the whole release.")
-@click.option("--reason", required=True, metavar="TEXT")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (recorded in the ledger, shown by history and show).")
 @pass_session
 def reject(session: Session, version: str, environment: str, changes: tuple[str, ...], reason: str) -> None:
     """Record that VERSION (or some of its changes) failed in ENV; it can never be promoted again."""
@@ -49,7 +49,7 @@ def reject(session: Session, version: str, environment: str, changes: tuple[str,
 
 @click.command()
 @click.argument("version")
-@click.option("--env", "environment", required=True, metavar="ENV")
+@click.option("--env", "environment", required=True, metavar="ENV", help="The environment the approval is for.")
 @click.option("--ticket", required=True, metavar="ID", help="The change ticket.")
 @click.option("--expires", metavar="DURATION", help="How long the approval holds: 30m, 12h, 7d, 2w (default: the policy's maximum).")
 @pass_session

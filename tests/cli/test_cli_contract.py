@@ -248,3 +248,40 @@ def walk(value: Any) -> Iterator[tuple[str, Any]]:
     elif isinstance(value, list):
         for inner in value:
             yield from walk(inner)
+
+
+def visible_options() -> dict[str, list[tuple[str, str]]]:
+    """Option name → [(command path, metavar)] over every command, hidden options aside."""
+    context = click.Context(cli)
+    found: dict[str, list[tuple[str, str]]] = {}
+
+    def walk(command: click.Command, path: str) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+            return
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                for name in param.opts:
+                    found.setdefault(name, []).append((path, param.metavar or ("FLAG" if param.is_flag else param.type.name)))
+
+    for verb in VERBS:
+        command = cli.get_command(context, verb)
+        assert command is not None
+        walk(command, verb)
+    return found
+
+
+# Known and reported: audit verify's `--hosts ENV` (named so in the product's contract) compares what the hosts of ENV
+# witnessed; it names an environment without being `--env`.
+ENVIRONMENT_OPTIONS = {"--env", "--to", "--hosts"}
+
+
+def test_one_meaning_per_option_name() -> None:
+    options = visible_options()
+    for name, uses in options.items():
+        assert len({metavar for _, metavar in uses}) == 1, (name, uses)  # same placeholder: same kind of value
+    assert {metavar for _, metavar in options["--to"]} == {"ENV"} and {metavar for _, metavar in options["--env"]} == {"ENV"}
+    assert {name for name, uses in options.items() if any(metavar == "ENV" for _, metavar in uses)} <= ENVIRONMENT_OPTIONS
+    assert {metavar for _, metavar in options["--version"]} == {"VERSION"}
+    assert {path for path, _ in options["--env"]} >= {"accept", "reject", "approve", "rollback", "lock status", "lock release"}
