@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -19,7 +20,7 @@ def refresh_qa_command(session: Session, dry_run: bool) -> None:
     identity, actor = session.actor()
     summary = refresh_qa(session.project, identity, actor, dry_run, on_event=Progress(True, "refresh-qa") if session.json_output else None)
     # One line, whatever the mode: what a scheduler's log collects.
-    sys.stdout.write(summary.json_line() + "\n")
+    sys.stdout.write(json.dumps({"ok": True, **json.loads(summary.json_line())}, sort_keys=True, separators=(",", ":")) + "\n")
     for warning in summary.warnings:
         session.note(f"warning: {warning}")
     verb = {"refreshed": "refreshed", "skipped": "skipped (refreshed recently)", "dry_run": "dry run"}.get(summary.result, summary.result)
