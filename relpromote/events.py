@@ -12,3 +12,4 @@ ROLLBACK_FINISHED = "rollback.finished"
 LOCK_RELEASED = "lock.released"
 REFRESH_FINISHED = "refresh.finished"
 RELEASE_REVISED = "release.revised"
+PERSON_RENAMED = "person.renamed"  # the config gave a key a new name; recorded, signed by that key, on its first use

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -51,6 +51,8 @@ class Entry:
     prev_hash: str
     hash: str
     signature: str
+    # Why a stored row could not be read as an entry (not JSON, wrong shape); such a row never counts.
+    corrupt: str = field(default="", compare=False)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -89,44 +91,144 @@ def seal(
     return Entry(**body, hash=digest, signature=identity.sign(digest.encode()))
 
 
+CORRUPT_KIND = "(corrupt)"
+RENAMED_KIND = "person.renamed"  # mirrors relpromote.events.PERSON_RENAMED (events imports nothing)
+
+
+def corrupt_entry(seq: int, stored_hash: str, why: str) -> Entry:
+    """A stored row that is not an entry: kept in place (its hash may still be what the next row links to)."""
+    return Entry(seq, "", CORRUPT_KIND, "", "", {}, "", stored_hash, "", corrupt=why)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One entry that does not count, and why."""
+
+    seq: int
+    reason: str
+
+    def line(self) -> str:
+        return f"#{self.seq}: {self.reason}"
+
+    def as_data(self) -> dict[str, Any]:
+        return {"seq": self.seq, "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    ok: bool
+    """The verdict on a whole ledger: every entry that does not count, and the head."""
+
     entries: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-    unknown_signers: tuple[str, ...] = field(default=())
+    problems: tuple[Problem, ...] = ()
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        return self.problems[0].seq if self.problems else None
+
+    @property
+    def reason(self) -> str:
+        return self.problems[0].reason if self.problems else ""
+
+    @property
+    def bad_seqs(self) -> frozenset[int]:
+        return frozenset(p.seq for p in self.problems)
+
+    @property
+    def head(self) -> str:
+        return f"{self.head_seq}:{self.head_hash}"
 
 
-def verify_chain(entries: Iterable[Entry], known_keys: dict[str, str] | None = None) -> ChainReport:
-    """Check order, hashes, links and signatures; name the first bad entry.
+def signer_names(entries: Iterable[Entry], people: dict[str, str]) -> dict[str, frozenset[str]]:
+    """Which names each key may sign as: the name the config gives it (`people`: key -> name, retired
+    people included), plus former names whose rename that same key recorded and signed in the ledger.
 
-    `known_keys` maps public key -> person from the config; keys not in it are reported (a person
-    may have left, so that alone does not break the chain).
+    A rename counts only for a name the key had already used: nobody can claim another's history.
     """
+    names: dict[str, set[str]] = {key: {name} for key, name in people.items()}
+    used: dict[str, set[str]] = {}
+    renames: list[tuple[str, str, str]] = []
+    for entry in entries:
+        if entry.corrupt or entry.public_key not in people:
+            continue
+        if entry_hash(entry.body()) != entry.hash or not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
+            continue
+        if entry.kind == RENAMED_KIND:
+            old, new = entry.payload.get("from"), entry.payload.get("to")
+            if isinstance(old, str) and new == entry.actor and old in used.get(entry.public_key, set()):
+                renames.append((entry.public_key, old, new))
+        used.setdefault(entry.public_key, set()).add(entry.actor)
+    # A chain of renames (a -> b -> c) is followed back from the name in the config.
+    for _ in renames:
+        for key, old, new in renames:
+            if new in names.get(key, set()):
+                names[key].add(old)
+    return {key: frozenset(value) for key, value in names.items()}
+
+
+def entry_problem(
+    entry: Entry,
+    expected_seq: int,
+    previous_hash: str,
+    signers: dict[str, frozenset[str]] | None,
+    name_then: Callable[[Entry], str | None] | None = None,
+) -> str | None:
+    """Why this entry does not count at this place in the chain, or None when it does.
+
+    The checks run in a fixed order and the first failing one is the reason, so each attack is
+    named by the check that catches it: sequence, link, hash, signature, then the signer's key.
+    """
+    if entry.corrupt:
+        return f"corrupt row: {entry.corrupt}"
+    if entry.seq != expected_seq:
+        missing = "an entry is missing" if entry.seq > expected_seq else "entries are out of order"
+        return f"sequence jumps from {expected_seq - 1} to {entry.seq} ({missing})"
+    if entry.prev_hash != previous_hash:
+        return "does not link to the entry before it (an entry was removed or replaced, or the row was copied from another ledger)"
+    if entry_hash(entry.body()) != entry.hash:
+        return "content does not match its hash (the row was edited)"
+    if not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
+        return f"signature does not verify with the key in the row (forged or re-signed; recorded as {entry.actor})"
+    if signers is not None:
+        names = signers.get(entry.public_key)
+        if names is not None and entry.actor in names:
+            return None
+        if name_then is not None and name_then(entry) == entry.actor:
+            return None  # the committed config the entry was made under gave this key that name
+        if names is None:
+            return f"signed with a key the config gives no one (recorded as {entry.actor})"
+        return f"signed with {'/'.join(sorted(names))}'s key but recorded as {entry.actor}"
+    return None
+
+
+def verify_chain(
+    entries: Iterable[Entry], known_keys: dict[str, str] | None = None, name_then: Callable[[Entry], str | None] | None = None
+) -> ChainReport:
+    """Check every entry's sequence, link, hash and signature, and (given `known_keys`: public key ->
+    person, from the config, retired people included) that its key is the key of the person it names,
+    now or (`name_then`) in the committed config the entry was made under.
+
+    Every failing entry is reported, not only the first: each one does not count, and the rest of
+    the chain is checked against the stored rows as they are.
+    """
+    rows = list(entries)
+    signers = signer_names(rows, known_keys) if known_keys is not None else None
     previous_hash = GENESIS_HASH
     expected_seq = 1
-    count = 0
-    unknown: list[str] = []
-    for entry in entries:
-        count += 1
-        if entry.seq != expected_seq:
-            return ChainReport(False, count, entry.seq, f"sequence jumps from {expected_seq - 1} to {entry.seq} (an entry is missing)")
-        if entry.prev_hash != previous_hash:
-            return ChainReport(False, count, entry.seq, "does not link to the entry before it (an entry was removed or reordered)")
-        if entry_hash(entry.body()) != entry.hash:
-            return ChainReport(False, count, entry.seq, "content does not match its hash (the row was edited)")
-        if not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
-            return ChainReport(False, count, entry.seq, f"signature is not {entry.actor}'s (forged or re-signed)")
-        if known_keys is not None:
-            person = known_keys.get(entry.public_key)
-            if person is None and entry.actor not in unknown:
-                unknown.append(entry.actor)
-            elif person is not None and person != entry.actor:
-                return ChainReport(False, count, entry.seq, f"signed with {person}'s key but recorded as {entry.actor}")
+    problems: list[Problem] = []
+    for entry in rows:
+        why = entry_problem(entry, expected_seq, previous_hash, signers, name_then)
+        if why is not None:
+            problems.append(Problem(entry.seq, why))
         previous_hash = entry.hash
-        expected_seq += 1
-    return ChainReport(True, count, unknown_signers=tuple(unknown))
+        expected_seq = entry.seq + 1
+    head = rows[-1] if rows else None
+    return ChainReport(len(rows), tuple(problems), head.seq if head else 0, head.hash if head else GENESIS_HASH)
 
 
 def entries_about(entries: Iterable[Entry], environment: str | None = None, version: str | None = None) -> list[Entry]:
@@ -138,10 +240,19 @@ def entries_about(entries: Iterable[Entry], environment: str | None = None, vers
     ]
 
 
+Precondition = Callable[[list[Entry]], None]
+"""Re-checks a decision against every entry, inside the append's transaction; raises to refuse."""
+
+
 class LedgerStore(Protocol):
     """Storage of the ledger. Appends are atomic: an entry is wholly written or not at all."""
 
-    def append(self, kind: str, actor: str, identity: Identity, payload: dict[str, Any]) -> Entry: ...
+    # Added to every payload under "config" when set: the config's commit and digest at the decision.
+    stamp: Callable[[], dict[str, Any]] | None
+
+    def append(
+        self, kind: str, actor: str, identity: Identity, payload: dict[str, Any], precondition: Precondition | None = None
+    ) -> Entry: ...
 
     def entries(self, kinds: Sequence[str] | None = None) -> list[Entry]: ...
 

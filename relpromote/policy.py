@@ -6,18 +6,19 @@ the acting person and the time. Each gate names its rule, so a refusal can say w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from relpromote import events
 from relpromote.config import ApprovalConfig, Config, Person
 from relpromote.errors import Refused
 from relpromote.evidence import evidence_problem
 from relpromote.freeze import active_freeze
-from relpromote.ledger import parse_time
+from relpromote.ledger import Entry, Problem, parse_time, verify_chain
 from relpromote.release import Release
-from relpromote.state import Approval, ProjectState
+from relpromote.state import Approval, ProjectState, fold
 
 Act = Literal["build", "promote", "accept", "reject", "approve", "rollback", "break_glass", "lock_release", "refresh"]
 
@@ -132,16 +133,17 @@ def valid_approval(
         if parse_time(approval.expires_at) <= now:
             why = f"approval {approval.ticket} expired at {approval.expires_at[:16]}"
             continue
-        approver = next((p for p in config.people if p.name == approval.approver), None)
+        approver = config.person_by_key(approval.approver_key)
         if approver is None or not role_gate(config, approver, "approve", environment).passed:
             why = f"approval {approval.ticket} was given by {approval.approver}, who may no longer approve"
             continue
         if policy is not None and policy.separation_of_duties:
-            if approval.approver == release.built_by:
-                why = f"approval {approval.ticket} was given by the release's builder {approval.approver}"
+            # By key, not by name: renaming a person does not make them someone else.
+            if approval.approver_key == state.built_by_key.get(release.version):
+                why = f"approval {approval.ticket} was given by the release's builder {approval.approver} (same key)"
                 continue
-            if approval.approver == requester.name:
-                why = f"approval {approval.ticket} was given by {requester.name}, who requests this promotion"
+            if approval.approver_key == requester.key:
+                why = f"approval {approval.ticket} was given by {requester.name}, who requests this promotion (same key)"
                 continue
         return approval, f"approved by {approval.approver} under {approval.ticket} until {approval.expires_at[:16]}"
     return None, why
@@ -157,7 +159,10 @@ def promotion_verdict(
     break_glass: str | None = None,
 ) -> Verdict:
     env = config.environment(environment)
-    gates = [role_gate(config, requester, "promote", environment), _not_rejected(state, release), _order(config, state, release, environment)]
+    gates = [
+        role_gate(config, requester, "promote", environment), ledger_gate(state, environment, env.protected),
+        config_gate(state, environment, env.protected), _not_rejected(state, release), _order(config, state, release, environment),
+    ]
     if env.approval_policy() is not None:
         approval, reason = valid_approval(config, state, release, environment, requester, now)
         gates.append(Gate("approval", approval is not None, reason if approval else f"{environment} needs a valid approval: {reason}"))
@@ -177,7 +182,7 @@ def acceptance_verdict(
     config: Config, state: ProjectState, release: Release, environment: str, actor: Person, evidence: Sequence[dict[str, Any]]
 ) -> Verdict:
     env = config.environment(environment)
-    gates = [role_gate(config, actor, "accept", environment), _not_rejected(state, release)]
+    gates = [role_gate(config, actor, "accept", environment), ledger_gate(state, environment, env.protected), _not_rejected(state, release)]
     live = state.environments[environment].current == release.version
     where = "is live" if live else "is not live"
     gates.append(Gate("live", live, f"{release.version} {where} in {environment}" + ("" if live else "; promote it there first")))
@@ -206,7 +211,8 @@ def automatic_evidence(state: ProjectState, version: str, environment: str) -> l
 
 
 def rejection_verdict(config: Config, state: ProjectState, release: Release, environment: str, actor: Person, changes: Sequence[str]) -> Verdict:
-    gates = [role_gate(config, actor, "reject", environment)]
+    # A rejection only ever stops a release, so it is recorded even while the ledger does not verify.
+    gates = [role_gate(config, actor, "reject", environment), ledger_gate(state, environment, protected=False)]
     known = {c["id"] for c in release.changes}
     unknown = [c for c in changes if c not in known]
     if unknown:
@@ -222,10 +228,13 @@ def approval_verdict(
 ) -> Verdict:
     env = config.environment(environment)
     policy = env.approval_policy() or ApprovalConfig()  # approving where none is required still follows the defaults
-    gates = [role_gate(config, actor, "approve", environment), _not_rejected(state, release)]
+    gates = [
+        role_gate(config, actor, "approve", environment), ledger_gate(state, environment, env.protected),
+        config_gate(state, environment, env.protected), _not_rejected(state, release),
+    ]
     if policy.separation_of_duties:
-        own = actor.name == release.built_by
-        why = f"{actor.name} built {release.version} and may not approve it; another change manager must"
+        own = actor.key == state.built_by_key.get(release.version)
+        why = f"{actor.name} built {release.version} (with the same key) and may not approve it; another change manager must"
         gates.append(Gate("separation-of-duties", not own, why if own else f"{actor.name} did not build {release.version}"))
     limit = parse_duration(policy.max_validity)
     fits = validity <= limit
@@ -272,6 +281,125 @@ def revise_verdict(
     else:
         gates.append(Gate("deadline", True, "the release plans no date, so no deadline applies"))
     return Verdict(tuple(gates))
+
+
+def ledger_gate(state: ProjectState, environment: str, protected: bool) -> Gate:
+    """Entries that do not verify never count; while there are any, a protected environment refuses.
+
+    Elsewhere the gates decide on the entries that verify and name the ones they ignore, so a forged
+    or damaged row cannot stop QA's work, but it can never be what lets a release reach production.
+    """
+    if not state.ignored:
+        return Gate("ledger", True, f"every entry verifies (head #{state.head[0]})")
+    shown = "; ".join(problem.line() for problem in state.ignored[:3])
+    more = f" and {len(state.ignored) - 3} more" if len(state.ignored) > 3 else ""
+    if protected:
+        return Gate("ledger", False, f"{environment} is protected and {len(state.ignored)} ledger entries do not verify ({shown}{more}); "
+                    "see `relpromote audit verify` and restore the ledger from a verified copy")
+    return Gate("ledger", True, f"ignoring {len(state.ignored)} ledger entries that do not verify ({shown}{more})")
+
+
+def config_gate(state: ProjectState, environment: str, protected: bool) -> Gate:
+    """Who may do what changes only through a committed config: a protected environment refuses a
+    config that differs from the project's commit (people, roles, approvals and freezes live there)."""
+    record = state.config_record
+    if not record:
+        return Gate("committed", True, "the config's commit was not looked up")
+    commit = str(record.get("commit") or "")
+    if record.get("committed"):
+        return Gate("committed", True, f"the config is as committed in {commit[:12]}")
+    where = f"differs from commit {commit[:12]}" if commit else "is not in a git repository with a commit"
+    if not protected:
+        return Gate("committed", True, f"the config {where} (recorded; {environment} is not protected)")
+    return Gate("committed", False, f"{environment} is protected and the config (relpromote.yml) {where}; "
+                "commit it: who may do what changes only through a committed config")
+
+
+# The act each kind of entry records: its signer must have held a role allowed to do it.
+ENTRY_ACTS: dict[str, Act] = {
+    events.RELEASE_BUILT: "build",
+    events.RELEASE_REVISED: "build",
+    events.PROMOTION_FINISHED: "promote",
+    events.VERDICT_ACCEPTED: "accept",
+    events.VERDICT_REJECTED: "reject",
+    events.APPROVAL_GRANTED: "approve",
+    events.ROLLBACK_FINISHED: "rollback",
+    events.LOCK_RELEASED: "lock_release",
+    events.REFRESH_FINISHED: "refresh",
+}
+
+ConfigAt = Callable[[str], "Config | str | None"]
+"""The committed config at a commit of the project, or why there is none (not in the history);
+None when that config cannot be read any more (the current config decides)."""
+
+
+def entry_authority(config: Config, entry: Entry, config_at: ConfigAt | None = None, cache: dict[str, Config | str | None] | None = None) -> str | None:
+    """Why the entry's signer could not make this decision, or None when they could.
+
+    The config that decides is the one the entry recorded: its commit's config when it was committed
+    then, else the current one. A recorded commit that is not in the project's history never counts.
+    """
+    act = ENTRY_ACTS.get(entry.kind)
+    if act is None:
+        return None
+    governing, where = config, "the current config"
+    found = _recorded_config(entry, config_at, {} if cache is None else cache)
+    commit = str(entry.payload["config"]["commit"]) if found is not None else ""
+    if isinstance(found, str):
+        return f"recorded under config commit {commit[:12]}, which {found}"
+    if isinstance(found, Config):
+        governing, where = found, f"the config of commit {commit[:12]}"
+    environment = None
+    if act != "build":
+        environment = entry.payload.get("environment")
+        if not isinstance(environment, str) or environment not in governing.environments:
+            return None  # an environment the config no longer has decides nothing
+    person = governing.person_by_key(entry.public_key)
+    if person is None:
+        return f"{entry.actor}'s key is not among the people of {where}"
+    roles = allowed_roles(governing, act, environment)
+    if set(person.roles) & set(roles):
+        return None
+    held = ", ".join(person.roles) or "no roles"
+    place = f" in {environment}" if environment else ""
+    return f"{entry.actor} ({held}) could not {act.replace('_', ' ')}{place} under {where}; allowed roles: {', '.join(roles)}"
+
+
+def _recorded_config(entry: Entry, config_at: ConfigAt | None, cache: dict[str, Config | str | None]) -> Config | str | None:
+    """The committed config the entry was made under; a reason when its commit is unknown; None when the
+    entry records none, was made under an uncommitted config, or its config can no longer be read."""
+    stamp = entry.payload.get("config")
+    if config_at is None or not isinstance(stamp, dict) or not isinstance(stamp.get("commit"), str):
+        return None
+    commit = stamp["commit"]
+    if commit not in cache:
+        cache[commit] = config_at(commit)
+    found = cache[commit]
+    if isinstance(found, str):
+        return found
+    return found if stamp.get("committed") else None
+
+
+def trusted_state(entries: Iterable[Entry], config: Config, config_at: ConfigAt | None = None) -> ProjectState:
+    """The project's state from the entries that count: each verified (sequence, link, hash, signature,
+    the signer's key is the key the config gives the named person, retired people included) and made
+    by someone whose role allowed it. The others are kept in `state.ignored`, with their reasons."""
+    rows = list(entries)
+    cache: dict[str, Config | str | None] = {}
+
+    def name_then(entry: Entry) -> str | None:
+        governing = _recorded_config(entry, config_at, cache)
+        person = governing.person_by_key(entry.public_key) if isinstance(governing, Config) else None
+        return person.name if person else None
+
+    report = verify_chain(rows, {person.key: person.name for person in config.people}, name_then)
+    problems = list(report.problems)
+    for entry in rows:
+        if entry.seq not in report.bad_seqs:
+            why = entry_authority(config, entry, config_at, cache)
+            if why is not None:
+                problems.append(Problem(entry.seq, why))
+    return fold(rows, config, problems)
 
 
 def committed_gate(environment: str, protected: bool, commit: str | None, dirty: Sequence[str]) -> Gate:

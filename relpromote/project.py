@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relpromote.adapters.config_history import committed_config, config_stamp
 from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
 from relpromote.errors import BadInput, Refused
 from relpromote.ledger import LedgerStore
-from relpromote.state import ProjectState, fold
+from relpromote.policy import trusted_state
+from relpromote.state import ProjectState
 
 if TYPE_CHECKING:
     from relpromote.adapters.artifact_store import LocalArtifactStore
@@ -67,6 +69,7 @@ class Project:
     def ledger(self) -> LedgerStore:
         if self._ledger is None:
             self._ledger = open_ledger(self.config.ledger.url, self.root)
+            self._ledger.stamp = lambda: config_stamp(self.config_path)  # every entry records its config's commit and digest
         return self._ledger
 
     @property
@@ -76,7 +79,9 @@ class Project:
         return LocalArtifactStore(self.resolve(self.config.store.path))
 
     def state(self) -> ProjectState:
-        return fold(self.ledger.entries(), self.config)
+        state = trusted_state(self.ledger.entries(), self.config, committed_config(self.config_path))
+        state.config_record = config_stamp(self.config_path)  # the committed gate covers the config itself
+        return state
 
     def actor(self, identity: Identity) -> Person:
         """The person the identity belongs to; anyone else is refused before anything happens."""

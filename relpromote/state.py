@@ -12,7 +12,7 @@ from typing import Any
 from relpromote import events
 from relpromote.config import Config
 from relpromote.errors import BadInput
-from relpromote.ledger import Entry
+from relpromote.ledger import GENESIS_HASH, Entry, Problem
 from relpromote.release import Release
 
 
@@ -71,6 +71,8 @@ class Approval:
     approver: str
     at: str
     expires_at: str
+    approver_key: str = ""  # separation of duties compares keys: a rename does not make another person
+    plan: dict[str, Any] = field(default_factory=dict)  # what was approved: hosts, config and inventory, playbooks, roles
 
 
 @dataclass
@@ -82,6 +84,13 @@ class ProjectState:
     rejections: dict[str, list[Rejection]] = field(default_factory=dict)
     approvals: list[Approval] = field(default_factory=list)
     failed_verification: dict[str, str] = field(default_factory=dict)  # version -> why it was rolled back
+    built_by_key: dict[str, str] = field(default_factory=dict)  # version -> the builder's public key
+    # Entries that do not count (failed signature, link, signer's key or role, or could not be folded):
+    # gates ignore them and say so; a protected environment refuses while there are any.
+    ignored: list[Problem] = field(default_factory=list)
+    head: tuple[int, str] = (0, GENESIS_HASH)  # the last stored entry's sequence number and hash
+    # The config deciding now: its git commit, sha256, and whether it is exactly as committed there.
+    config_record: dict[str, Any] = field(default_factory=dict)
 
     def release(self, version: str) -> Release:
         if version not in self.releases:
@@ -113,6 +122,7 @@ def _release_built(state: ProjectState, entry: Entry) -> None:
         manifest=p["manifest"],
         source=p.get("source", {}),
     )
+    state.built_by_key[p["version"]] = entry.public_key
 
 
 def _promotion_finished(state: ProjectState, entry: Entry) -> None:
@@ -149,7 +159,8 @@ def _rejected(state: ProjectState, entry: Entry) -> None:
 def _approved(state: ProjectState, entry: Entry) -> None:
     p = entry.payload
     state.approvals.append(
-        Approval(p["version"], p["digest"], p["environment"], p["ticket"], entry.actor, entry.recorded_at, p["expires_at"])
+        Approval(p["version"], p["digest"], p["environment"], p["ticket"], entry.actor, entry.recorded_at, p["expires_at"],
+                 entry.public_key, dict(p.get("plan") or {}))
     )
 
 
@@ -185,10 +196,20 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
 }
 
 
-def fold(entries: Iterable[Entry], config: Config) -> ProjectState:
+def fold(entries: Iterable[Entry], config: Config, ignore: Iterable[Problem] = ()) -> ProjectState:
+    """Fold the entries that count. `ignore` names the entries that do not (see
+    relpromote.policy.trusted_state); an entry whose payload lacks what its kind needs is ignored too."""
     state = ProjectState({}, {name: EnvironmentState(name) for name in config.promotion_path})
+    state.ignored.extend(ignore)
+    skipped = {problem.seq for problem in state.ignored}
     for entry in entries:
+        state.head = (entry.seq, entry.hash)
         handler = FOLDS.get(entry.kind)
-        if handler is not None:
+        if handler is None or entry.seq in skipped:
+            continue
+        try:
             handler(state, entry)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            state.ignored.append(Problem(entry.seq, f"{entry.kind} entry has the wrong shape ({type(exc).__name__}: {exc})"))
+    state.ignored.sort(key=lambda problem: problem.seq)
     return state

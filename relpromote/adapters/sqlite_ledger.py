@@ -1,6 +1,7 @@
 """The ledger in a SQLite file: the embedded default.
 
-Each append is one IMMEDIATE transaction (reads the last entry, seals the next, inserts it), so
+Each append is one IMMEDIATE transaction (re-checks the decision, reads the last entry, seals the
+next, inserts it), so
 concurrent writers queue and a process killed mid-write leaves the previous, consistent state
 (WAL journal, synchronous=FULL). Triggers make the entries table append-only.
 """
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
-from relpromote.ledger import SCHEMA_VERSION, Entry, seal, utc_now
+from relpromote.ledger import RENAMED_KIND, SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal, utc_now
 from relpromote.lock import Lock
 
 MIGRATIONS: dict[int, str] = {
@@ -58,6 +59,7 @@ class SqliteLedger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.stamp: Callable[[], dict[str, Any]] | None = None
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -88,29 +90,52 @@ class SqliteLedger:
             self._db.execute("ROLLBACK")
             raise
 
-    def append(self, kind: str, actor: str, identity: Identity, payload: dict[str, Any]) -> Entry:
+    def append(
+        self, kind: str, actor: str, identity: Identity, payload: dict[str, Any], precondition: Precondition | None = None
+    ) -> Entry:
+        """Seal and insert the next entry. `precondition` re-checks the decision against every entry
+        inside the same IMMEDIATE transaction, so a check and its record cannot be split by another
+        writer (two builds of one version, two approvals racing a rejection)."""
+        if self.stamp is not None:
+            payload = {**payload, "config": self.stamp()}
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if precondition is not None:
+                precondition(self.entries())
             row = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-            entry = seal(_entry(row) if row else None, kind, actor, identity, payload, utc_now())
-            self._db.execute(
-                f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.seq,
-                    entry.recorded_at,
-                    entry.kind,
-                    entry.actor,
-                    entry.public_key,
-                    json.dumps(entry.payload, sort_keys=True),
-                    entry.prev_hash,
-                    entry.hash,
-                    entry.signature,
-                ),
-            )
+            previous = _entry(row) if row else None
+            now = utc_now()
+            last_name = self._db.execute(
+                "SELECT actor FROM entries WHERE public_key = ? ORDER BY seq DESC LIMIT 1", (identity.public_key,)
+            ).fetchone()
+            if last_name is not None and last_name[0] != actor:
+                # The config now gives this key another name: record the rename, signed by the key itself,
+                # so the entries made under the old name keep verifying.
+                renamed = {"from": last_name[0], "to": actor, **({"config": payload["config"]} if "config" in payload else {})}
+                previous = self._insert(seal(previous, RENAMED_KIND, actor, identity, renamed, now))
+            entry = self._insert(seal(previous, kind, actor, identity, payload, now))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
+        return entry
+
+    def _insert(self, entry: Entry) -> Entry:
+        self._db.execute(
+            f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.seq,
+                entry.recorded_at,
+                entry.kind,
+                entry.actor,
+                entry.public_key,
+                json.dumps(entry.payload, sort_keys=True),
+                entry.prev_hash,
+                entry.hash,
+                entry.signature,
+            ),
+        )
         return entry
 
     def entries(self, kinds: Sequence[str] | None = None) -> list[Entry]:
@@ -153,8 +178,24 @@ class SqliteLedger:
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
+    """A stored row as an entry; a row that is not one (bad JSON, wrong types) becomes a corrupt entry
+    that `audit verify` names and no gate counts, instead of a traceback in every command."""
     seq, recorded_at, kind, actor, public_key, payload, prev_hash, digest, signature = row
-    return Entry(seq, recorded_at, kind, actor, public_key, json.loads(payload), prev_hash, digest, signature)
+    stored_hash = digest if isinstance(digest, str) else ""
+    if not isinstance(seq, int):
+        return corrupt_entry(-1, stored_hash, f"sequence number {seq!r} is not an integer")
+    try:
+        data = json.loads(payload)
+    except (TypeError, ValueError) as exc:
+        return corrupt_entry(seq, stored_hash, f"payload is not JSON ({exc})")
+    if not isinstance(data, dict):
+        return corrupt_entry(seq, stored_hash, f"payload is a JSON {type(data).__name__}, not an object")
+    texts = {"recorded_at": recorded_at, "kind": kind, "actor": actor, "public_key": public_key,
+             "prev_hash": prev_hash, "hash": digest, "signature": signature}
+    wrong = [name for name, value in texts.items() if not isinstance(value, str)]
+    if wrong:
+        return corrupt_entry(seq, stored_hash, f"column {wrong[0]} is not text")
+    return Entry(seq, recorded_at, kind, actor, public_key, data, prev_hash, digest, signature)
 
 
 def _statements(script: str) -> list[str]:

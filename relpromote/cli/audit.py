@@ -1,36 +1,65 @@
-"""`relpromote audit verify`."""
+"""`relpromote audit verify [--hosts ENV] [--expect-head SEQ:HASH|FILE]` and `relpromote audit checkpoint`."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 from rich.console import Console
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.errors import RunFailed
-from relpromote.ledger import verify_chain
 
 
 @click.group()
 def audit() -> None:
-    """Check the signed, hash-chained ledger."""
+    """Check the signed, hash-chained ledger and anchor its head."""
 
 
 @audit.command()
+@click.option("--hosts", "hosts_env", metavar="ENV", help="Also compare the head the hosts of ENV witnessed.")
+@click.option("--expect-head", metavar="SEQ:HASH|FILE", help="The ledger must still hold this head (a checkpoint).")
 @pass_session
-def verify(session: Session) -> None:
-    """Verify every entry's hash, link and signature; name the first bad entry."""
-    project = session.project
-    known = {person.key: person.name for person in project.config.people}
-    report = verify_chain(project.ledger.entries(), known)
-    data = {"ok": report.ok, "entries": report.entries, "first_bad_seq": report.first_bad_seq,
-            "reason": report.reason, "unknown_signers": list(report.unknown_signers)}
+def verify(session: Session, hosts_env: str | None, expect_head: str | None) -> None:
+    """Verify every entry (link, hash, signature, signer's key and role, config commit); name each bad one."""
+    from relpromote.usecases.audit import audit_ledger
+
+    report = audit_ledger(session.project, expect_head)
+    if hosts_env is not None:
+        from relpromote.usecases.witness import audit_witnesses
+
+        audit_witnesses(session.project, hosts_env, report)
+    data = report.as_data()
     if not report.ok:
-        raise RunFailed(f"ledger entry #{report.first_bad_seq} is bad: {report.reason}", detail=data)
+        first = report.problems[0]
+        more = f" (and {len(report.problems) - 1} more: see --json)" if len(report.problems) > 1 else ""
+        raise RunFailed(f"ledger entry #{first.seq} is bad: {first.reason}{more}", detail=data)
 
     def human(console: Console) -> None:
-        console.print(f"ledger ok: {report.entries} entries, every hash, link and signature checks out", markup=False)
-        if report.unknown_signers:
-            console.print(f"note: signed by people no longer in the config: {', '.join(report.unknown_signers)}", markup=False)
+        console.print(f"ledger ok: {report.entries} entries, head {report.head_seq}:{report.head_hash}; every hash, link, "
+                      "signature, signer and role checks out", markup=False)
+        for witness in report.witnesses:
+            console.print(f"{witness['host']}: witnessed #{witness['seq']} ({witness['what']})", markup=False)
+        for note in report.notes:
+            console.print(f"note: {note}", markup=False)
 
     session.emit(data, human)
 
+
+@audit.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the signed checkpoint to FILE.")
+@pass_session
+def checkpoint(session: Session, out: Path | None) -> None:
+    """Sign the ledger's head now; keep it elsewhere and check it later with verify --expect-head."""
+    from relpromote.usecases.audit import checkpoint as take
+
+    identity, person = session.actor()
+    data = take(session.project, identity, person.name)
+    if out is not None:
+        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    def human(console: Console) -> None:
+        console.print(data["head"], markup=False)
+
+    session.emit({"ok": True, **data}, human)

@@ -12,10 +12,12 @@ from relpromote.artifact import build_artifact, read_artifact
 from relpromote.config import Person
 from relpromote.errors import BadInput, Refused
 from relpromote.identity import Identity
+from relpromote.ledger import Entry
 from relpromote.manifest import Manifest, parse_manifest
 from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.release import BuildOutcome, Release, decide_build
+from relpromote.usecases.verdicts import state_of
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,23 @@ def build_release(
         "manifest": manifest.as_data(),
         "source": source_record,
     }
-    entry = project.ledger.append(events.RELEASE_BUILT, actor.name, identity, payload)
+
+    def still_new(entries: list[Entry]) -> None:
+        # Re-decided inside the append's transaction: of two builds of one version, one records it.
+        if decide_build(state_of(project, entries).releases.get(version), version, digest) is BuildOutcome.SAME:
+            raise _BuiltMeanwhile
+
+    try:
+        project.ledger.append(events.RELEASE_BUILT, actor.name, identity, payload, still_new)
+    except _BuiltMeanwhile:
+        pass  # the same bytes were recorded by a concurrent build: nothing more to do
+    except Refused:
+        if digest not in {r.digest for r in project.state().releases.values()}:
+            path.unlink(missing_ok=True)
+        raise
     release = project.state().releases[version]
-    assert release.digest == entry.payload["digest"]
     return BuildResult(release, outcome, path)
+
+
+class _BuiltMeanwhile(Exception):
+    """Another build recorded these very bytes for this version while this one was packaging."""

@@ -12,7 +12,7 @@ from relpromote import events
 from relpromote.config import Person
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
-from relpromote.ledger import format_time, utc_now
+from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.lock import Lock
 from relpromote.policy import require_role
 from relpromote.project import Project
@@ -44,6 +44,16 @@ def release_lock(project: Project, identity: Identity, actor: Person, environmen
         raise BadInput(f"{environment} is not locked; nothing to release")
     if held.lock_id != lock_id:
         raise BadInput(f"{environment} is locked under id {held.lock_id}, not {lock_id}; check `relpromote lock status --env {environment}`")
-    project.ledger.append(events.LOCK_RELEASED, actor.name, identity, {"environment": environment, "lock": held.as_data(), "reason": reason})
+
+    def still_held(entries: list[Entry]) -> None:
+        # Inside the append's transaction: of two releases of one lock, one is recorded.
+        now_held = project.ledger.current(environment)
+        released = any(e.kind == events.LOCK_RELEASED and (e.payload.get("lock") or {}).get("lock_id") == lock_id for e in entries)
+        if now_held is None or now_held.lock_id != lock_id or released:
+            raise BadInput(f"lock {lock_id} of {environment} was released meanwhile; check `relpromote lock status {environment}`")
+
+    project.ledger.append(
+        events.LOCK_RELEASED, actor.name, identity, {"environment": environment, "lock": held.as_data(), "reason": reason}, still_held
+    )
     project.ledger.release(environment, lock_id)
     return held

@@ -8,6 +8,7 @@ from typing import Any
 from relpromote.adapters.runner import PlaybookRun
 from relpromote.adapters.vault import VaultAccess
 from relpromote.inventory import check_variable_files
+from relpromote.ledger import GENESIS_HASH
 from relpromote.project import Project
 
 
@@ -31,7 +32,8 @@ def environment_run(
         inventory=inventory,
         project_dir=project.root,
         runs_dir=project.root / ".relpromote" / "runs",
-        extravars=extravars,
+        # The ledger head this run starts from: promote.yml and rollback.yml leave it on the hosts (witness.py).
+        extravars={"relpromote_witness": ledger_head(project, environment), **extravars},
         envvars=access.envvars,
         vault_ids=access.vault_ids,
         extra_var_files=extra_var_files,
@@ -40,3 +42,10 @@ def environment_run(
         label=label,
         keep_runs=project.config.runs.keep,
     )
+
+
+def ledger_head(project: Project, environment: str) -> dict[str, Any]:
+    entries = project.ledger.entries()
+    last = entries[-1] if entries else None
+    return {"project": project.config.project, "environment": environment,
+            "seq": last.seq if last else 0, "hash": last.hash if last else GENESIS_HASH}

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from relpromote import events
+from relpromote.adapters.config_history import committed_config
 from relpromote.config import Person
 from relpromote.errors import BadInput
 from relpromote.evidence import read_evidence, split_evidence_argument
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
-from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict
+from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict, trusted_state
 from relpromote.project import Project
+from relpromote.state import ProjectState
 
 
 def accept(
@@ -22,10 +24,16 @@ def accept(
     evidence = [read_evidence(argument) for argument in evidence_args]
     state = project.state()
     release = state.release(version)
-    acceptance_verdict(project.config, state, release, environment, actor, evidence).enforce(f"acceptance of {version} in {environment}")
+    what = f"acceptance of {version} in {environment}"
+    acceptance_verdict(project.config, state, release, environment, actor, evidence).enforce(what)
     stored = [_keep_evidence(project, argument, item) for argument, item in zip(evidence_args, evidence, strict=True)]
     payload = {"version": version, "digest": release.digest, "environment": environment, "evidence": stored, "note": note}
-    return project.ledger.append(events.VERDICT_ACCEPTED, actor.name, identity, payload)
+
+    def still_acceptable(entries: list[Entry]) -> None:
+        fresh = state_of(project, entries)
+        acceptance_verdict(project.config, fresh, fresh.release(version), environment, actor, evidence).enforce(what)
+
+    return project.ledger.append(events.VERDICT_ACCEPTED, actor.name, identity, payload, still_acceptable)
 
 
 def reject(
@@ -36,9 +44,15 @@ def reject(
         raise BadInput("--reason is empty; say why the release or its changes are rejected")
     state = project.state()
     release = state.release(version)
-    rejection_verdict(project.config, state, release, environment, actor, changes).enforce(f"rejection of {version} in {environment}")
+    what = f"rejection of {version} in {environment}"
+    rejection_verdict(project.config, state, release, environment, actor, changes).enforce(what)
     payload = {"version": version, "digest": release.digest, "environment": environment, "changes": list(changes), "reason": reason}
-    return project.ledger.append(events.VERDICT_REJECTED, actor.name, identity, payload)
+
+    def still_rejectable(entries: list[Entry]) -> None:
+        fresh = state_of(project, entries)
+        rejection_verdict(project.config, fresh, fresh.release(version), environment, actor, changes).enforce(what)
+
+    return project.ledger.append(events.VERDICT_REJECTED, actor.name, identity, payload, still_rejectable)
 
 
 def approve(
@@ -54,13 +68,25 @@ def approve(
         raise BadInput(f"--expires: {exc}") from None
     state = project.state()
     release = state.release(version)
-    approval_verdict(project.config, state, release, environment, actor, validity).enforce(f"approval of {version} for {environment}")
+    what = f"approval of {version} for {environment}"
+    approval_verdict(project.config, state, release, environment, actor, validity).enforce(what)
     now = utc_now()
     payload = {
         "version": version, "digest": release.digest, "environment": environment, "ticket": ticket,
         "approved_at": format_time(now), "expires_at": format_time(now + validity),
     }
-    return project.ledger.append(events.APPROVAL_GRANTED, actor.name, identity, payload)
+
+    def still_approvable(entries: list[Entry]) -> None:
+        # A rejection recorded since the check above (or a release rebuilt) must win.
+        fresh = state_of(project, entries)
+        approval_verdict(project.config, fresh, fresh.release(version), environment, actor, validity).enforce(what)
+
+    return project.ledger.append(events.APPROVAL_GRANTED, actor.name, identity, payload, still_approvable)
+
+
+def state_of(project: Project, entries: list[Entry]) -> ProjectState:
+    """The state as of `entries` (read inside an append's transaction), judged like `project.state()`."""
+    return trusted_state(entries, project.config, committed_config(project.config_path))
 
 
 def _keep_evidence(project: Project, argument: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def chain(count: int) -> list[Entry]:
 
 def test_a_sealed_chain_verifies() -> None:
     report = verify_chain(chain(5), {ALICE.public_key: "alice"})
-    assert report.ok and report.entries == 5 and report.unknown_signers == ()
+    assert report.ok and report.entries == 5 and report.head_seq == 5
 
 
 def test_edited_payload_is_named() -> None:
@@ -63,9 +63,10 @@ def test_signed_by_a_known_key_under_another_name() -> None:
     assert not report.ok and "recorded as carol" in report.reason
 
 
-def test_unknown_signer_is_reported_not_fatal() -> None:
+def test_a_key_the_config_gives_no_one_does_not_count() -> None:
     report = verify_chain(chain(2), {})
-    assert report.ok and report.unknown_signers == ("alice",)
+    assert not report.ok and [p.seq for p in report.problems] == [1, 2]
+    assert "a key the config gives no one (recorded as alice)" in report.reason
 
 
 def test_sqlite_ledger_appends_and_is_append_only(tmp_path: Path) -> None:

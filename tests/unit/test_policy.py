@@ -18,7 +18,10 @@ from relpromote.policy import (
 from relpromote.release import Release
 from relpromote.state import Acceptance, Approval, EnvironmentState, ProjectState, Rejection
 
-KEY = "ed25519:" + "A" * 43 + "="
+def key(letter: str) -> str:
+    return "ed25519:" + letter * 43 + "="
+
+
 CONFIG = parse_config(
     """
 project: shop
@@ -33,18 +36,19 @@ environments:
     "x",
 )
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday
-ALICE = Person(name="alice", key=KEY, roles=["release_manager"])
-OSCAR = Person(name="oscar", key=KEY, roles=["operator"])
-QUINN = Person(name="quinn", key=KEY, roles=["qa"])
-CAROL = Person(name="carol", key=KEY, roles=["change_manager"])
-BOSS = Person(name="bob", key=KEY, roles=["change_manager", "release_manager"])
+ALICE = Person(name="alice", key=key("A"), roles=["release_manager"])
+OSCAR = Person(name="oscar", key=key("O"), roles=["operator"])
+QUINN = Person(name="quinn", key=key("Q"), roles=["qa"])
+CAROL = Person(name="carol", key=key("C"), roles=["change_manager"])
+BOSS = Person(name="bob", key=key("B"), roles=["change_manager", "release_manager"])
+PEOPLE = {p.name: p for p in (ALICE, OSCAR, QUINN, CAROL, BOSS)}
 CONFIG = CONFIG.model_copy(update={"people": [ALICE, OSCAR, QUINN, CAROL, BOSS]})
 RELEASE = Release("1.0.0", "d" * 64, 1, "alice", "t", {"changes": [{"id": "CH-1"}, {"id": "CH-2"}]}, {})
 
 
 def state(**kwargs: object) -> ProjectState:
     envs = {name: EnvironmentState(name) for name in CONFIG.promotion_path}
-    result = ProjectState({"1.0.0": RELEASE}, envs)
+    result = ProjectState({"1.0.0": RELEASE}, envs, built_by_key={"1.0.0": ALICE.key})
     for key, value in kwargs.items():
         setattr(result, key, value)
     return result
@@ -60,6 +64,7 @@ def approval(**changes: object) -> Approval:
         "at": "t", "expires_at": format_time(NOW + timedelta(hours=4)),
     }
     fields.update(changes)
+    fields.setdefault("approver_key", PEOPLE[str(fields["approver"])].key)
     return Approval(**fields)  # type: ignore[arg-type]
 
 
@@ -138,7 +143,7 @@ def test_approver_may_not_be_the_requester() -> None:
 
 def test_self_approval_by_the_builder_is_refused() -> None:
     built_by_bob = Release("1.0.0", "d" * 64, 1, "bob", "t", {"changes": []}, {})
-    s = state(**PRODUCTION_READY)
+    s = state(**PRODUCTION_READY, built_by_key={"1.0.0": BOSS.key})
     verdict = approval_verdict(CONFIG, s, built_by_bob, "production", BOSS, timedelta(hours=1))
     assert failed_rules(verdict) == ["separation-of-duties"]
     assert approval_verdict(CONFIG, s, built_by_bob, "production", CAROL, timedelta(hours=1)).allowed
