@@ -82,7 +82,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         by_kind = [(e["kind"], e["actor"]) for e in entries]
         assert ("approval.granted", "carol") in by_kind and ("verdict.rejected", "quinn") in by_kind
         assert ("rollback.finished", "alice") in by_kind
-        assert sum(1 for kind, _ in by_kind if kind == "promotion.finished") == 5
+        assert sum(1 for kind, _ in by_kind if kind == "promotion.finished") == 4  # the refused one changed nothing
         assert (home / ".config" / "relpromote" / "alice.key").stat().st_mode & 0o077 == 0
         # The last line stopped the sandbox's apps.
         sandbox = recorded_sandbox(project)
