@@ -1,0 +1,78 @@
+"""The hosts witness the ledger: truncating the ledger file is caught by `audit verify --hosts ENV`.
+
+Real promotions and a real rollback with ansible-runner against real sshd hosts; the assertions read
+the witness files on the hosts and the audit's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from relpromote.testing.sshd import SshHostFarm
+from tests.helpers import Cli, git_run, make_app_source, make_project, one_line_error, write_manifest
+from tests.integration.conftest import write_inventories
+
+
+def ledger(project: Cli) -> sqlite3.Connection:
+    return sqlite3.connect(project.cwd / ".relpromote" / "ledger.db")
+
+
+def witness(farm: SshHostFarm, host: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(farm[host].path("/opt/shop/.relpromote-witness.json").read_text())
+    return data
+
+
+def test_hosts_witness_the_head_and_catch_removing_1_5_or_all_entries(tmp_path: Path, farm: SshHostFarm) -> None:
+    project = make_project(tmp_path / "proj")
+    write_inventories(project, farm)
+    source = make_app_source(tmp_path / "app")
+    for n in range(6):
+        (source / "greeting.txt").write_text(f"build {n}\n")
+        git_run(source, "commit", "-qam", f"build {n}")
+        manifest = write_manifest(tmp_path / f"m{n}.yml", f"1.0.{n}")
+        project.run("build", f"1.0.{n}", "--source", str(source), "--manifest", str(manifest), identity="alice", check=True)
+    project.run("promote", "1.0.0", "--to", "qa", identity="oscar", check=True)
+
+    with closing(ledger(project)) as db:
+        head_seq, head_hash = db.execute("SELECT seq, hash FROM entries WHERE seq = 6").fetchone()
+        assert db.execute("SELECT max(seq), kind FROM entries").fetchone() == (7, "promotion.finished")
+    for host in ("qa-app-1", "qa-app-2"):
+        assert witness(farm, host) == {"project": "shop", "environment": "qa", "seq": head_seq, "hash": head_hash}
+    assert not farm["deployment-app-1"].path("/opt/shop/.relpromote-witness.json").exists()
+
+    report = project.json("audit", "verify", "--hosts", "qa")
+    assert report["ok"] and sorted(w["host"] for w in report["witnesses"]) == ["qa-app-1", "qa-app-2"]
+
+    pristine = sqlite3.connect(tmp_path / "pristine.db")
+    with closing(ledger(project)) as db:
+        db.backup(pristine)
+    expected = {
+        1: "host qa-app-1 was changed by a run that started after entry #6, but no promotion or rollback of it is recorded "
+           "after #6 (the ledger ends at #6): entries were removed, or that run never recorded its end",
+        5: "host qa-app-1 witnessed entry #6, but the ledger ends at #2: entries were removed (truncated)",
+        7: "host qa-app-1 witnessed entry #6, but the ledger ends at #0: entries were removed (truncated)",
+    }
+    for removed, reason in expected.items():
+        with closing(ledger(project)) as db:
+            pristine.backup(db)
+            db.execute("DROP TRIGGER entries_append_only_delete")
+            db.execute("DELETE FROM entries WHERE seq > ?", (7 - removed,))
+            db.commit()
+        assert project.run("audit", "verify").returncode == 0  # a shorter chain is still a chain: the hosts tell
+        result = project.run("audit", "verify", "--hosts", "qa")
+        assert result.returncode == 1, result.stderr
+        assert reason in one_line_error(result)
+
+    # A rollback leaves the hosts a witness too.
+    with closing(ledger(project)) as db:
+        pristine.backup(db)
+    project.run("accept", "1.0.0", "--env", "qa", identity="quinn", check=True)
+    project.run("promote", "1.0.1", "--to", "qa", identity="oscar", check=True)
+    project.run("rollback", "--env", "qa", "--reason", "checkout errors", identity="alice", check=True)
+    with closing(ledger(project)) as db:
+        last_seq, kind = db.execute("SELECT seq, kind FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+    assert kind == "rollback.finished" and witness(farm, "qa-app-2")["seq"] == last_seq - 1
+    assert project.json("audit", "verify", "--hosts", "qa")["ok"]
