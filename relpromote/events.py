@@ -13,3 +13,4 @@ LOCK_RELEASED = "lock.released"
 REFRESH_FINISHED = "refresh.finished"
 RELEASE_REVISED = "release.revised"
 PERSON_RENAMED = "person.renamed"  # the config gave a key a new name; recorded, signed by that key, on its first use
+REFRESH_STARTED = "refresh.started"

@@ -185,6 +185,13 @@ def _refreshed(state: ProjectState, entry: Entry) -> None:
         env.last_refresh = {"at": entry.recorded_at, "by": entry.actor, "result": p["result"], "snapshot_time": p.get("snapshot_time")}
 
 
+def _refresh_started(state: ProjectState, entry: Entry) -> None:
+    # Stays "in_doubt" unless the run's refresh.finished follows: a killed refresh is visible as such.
+    env = state.environments.get(entry.payload["environment"])
+    if env is not None:
+        env.last_refresh = {"at": entry.recorded_at, "by": entry.actor, "result": "in_doubt", "snapshot_time": None}
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
@@ -193,6 +200,7 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.APPROVAL_GRANTED: _approved,
     events.ROLLBACK_FINISHED: _rolled_back,
     events.REFRESH_FINISHED: _refreshed,
+    events.REFRESH_STARTED: _refresh_started,
 }
 
 

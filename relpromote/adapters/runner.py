@@ -4,13 +4,20 @@ Every run gets a fresh private data dir under the project's runs folder (ansible
 stale `env/` override what we pass), `suppress_env_files=True`, no secret in envvars or extravars,
 and the `artifacts/<id>/command` file — which holds the whole process environment — removed after
 the run. Run folders are kept for inspection up to a retention count.
+
+A run lives exactly as long as the command: ansible-playbook is started under
+`relpromote.adapters.lifeline`, which ends every process of the run when relpromote asks (a
+cancelled run), when relpromote dies (even by SIGKILL) or when ansible-playbook is killed. A cancel
+callback is always given to ansible-runner, so it never installs its own signal handlers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +28,7 @@ from typing import Any
 
 import ansible_runner
 
+from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
 EventHandler = Callable[[Mapping[str, Any]], None]
@@ -77,6 +85,8 @@ class RunResult:
     hosts: dict[str, HostResult]
     custom_stats: dict[str, Any]
     private_data_dir: Path
+
+    canceled: bool = False  # stopped on request (should_cancel): every process of the run has ended
 
     @property
     def succeeded(self) -> bool:
@@ -146,7 +156,30 @@ def run_playbook(
             on_event(event)
         return True
 
+    lifeline = private / "lifeline.pid"
+    binary = private / "ansible-playbook"
+    binary.write_text(
+        "#!/bin/sh\n"
+        f"exec {shlex.quote(sys.executable)} -m relpromote.adapters.lifeline {os.getpid()} {shlex.quote(str(lifeline))} -- "
+        f"{shlex.quote(str(Path(_ansible_bin_dir()) / 'ansible-playbook'))} \"$@\" {shlex.quote(str(run.playbook))}\n"
+    )
+    binary.chmod(0o700)
+    canceled = [False]
+
+    def cancel() -> bool:
+        # Called by ansible-runner about every 0.2 s. Ends the run through the lifeline and waits until it is over, so
+        # that when run_playbook returns no process of the run is left.
+        if canceled[0] or (should_cancel is not None and should_cancel()):
+            canceled[0] = True
+            _end_lifeline(lifeline)
+            return True
+        if lifeline.exists() and not _alive(_read_pid(lifeline)):
+            # The lifeline itself was killed: its orphans were re-parented to us (a subreaper while the run lasts).
+            end_run(os.getpid(), _read_bytes(lifeline.with_name(lifeline.name + ".cmdline")), reap_all=False)
+        return False
+
     started = time.monotonic()
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private),
@@ -162,9 +195,12 @@ def run_playbook(
             suppress_env_files=True,
             suppress_output_file=False,
             event_handler=handle,
-            cancel_callback=should_cancel,
+            cancel_callback=cancel,
+            binary=str(binary),
+            settings={"pexpect_timeout": 0.2},
         )
     finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0)
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
     duration = time.monotonic() - started
@@ -190,7 +226,46 @@ def run_playbook(
     for host, published in per_host_stats.items():
         for key, value in published.items():
             custom.setdefault(key, {})[host] = value
-    return RunResult(ident, int(runner.rc), str(runner.status), duration, hosts, custom, private)
+    # rc is None when ansible-playbook did not exit by itself (killed): a failure, never a crash.
+    rc = runner.rc if isinstance(runner.rc, int) else -1
+    status = "canceled" if canceled[0] else str(runner.status or "failed")
+    return RunResult(ident, rc, status, duration, hosts, custom, private, canceled=canceled[0])
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _end_lifeline(pid_file: Path, timeout: float = 30.0) -> None:
+    """Ask the run's lifeline to end every process of the run, and wait until it has."""
+    pid = _read_pid(pid_file)
+    if not pid:
+        return  # not started yet; ansible-runner kills what it started
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _ansible_bin_dir() -> str:

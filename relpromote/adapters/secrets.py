@@ -14,9 +14,12 @@ from pathlib import Path
 from relpromote.errors import BadInput
 from relpromote.secret import SecretSource
 
+# A masking salt shorter than this could be guessed from a few known (value, pseudonym) pairs.
+MIN_SALT_LENGTH = 16
 
-def check_source(source: SecretSource, what: str) -> None:
-    """Fail early, with the fix, when a secret source is missing or too open (without reading it)."""
+
+def check_source(source: SecretSource, what: str, min_length: int = 0) -> None:
+    """Fail early, with the fix, when a secret source is missing, too open or (a file, with min_length) too short."""
     if source.file is not None:
         path = Path(source.file).expanduser()
         try:
@@ -27,6 +30,16 @@ def check_source(source: SecretSource, what: str) -> None:
             raise BadInput(f"{what}: {path} is not owned by you; it must be your own 0600 file")
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise BadInput(f"{what}: {path} is readable by others; run `chmod 600 {path}`")
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput(f"{what}: {path} is not a regular file; it must be your own 0600 file")
+        if min_length:
+            try:
+                length = len(path.read_text().rstrip("\n"))
+            except (OSError, UnicodeDecodeError):
+                raise BadInput(f"{what}: {path} cannot be read as text; fix the file") from None
+            if length < min_length:
+                raise BadInput(f"{what}: the secret in {path} has {length} characters, fewer than {min_length}; "
+                               f"use a longer random one (e.g. `openssl rand -hex 32 > {path}`)")
     elif source.command is not None and not shlex.split(source.command):
         raise BadInput(f"{what}: the command is empty; fix the config")
 

@@ -1,4 +1,4 @@
-"""`relpromote refresh-qa [--dry-run]`: for scheduled jobs; prints one JSON summary line on stdout."""
+"""`relpromote refresh-qa [--dry-run]`: for scheduled jobs; prints one JSON summary line on stdout, on failure too."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import sys
 
 import click
 
-from relpromote.cli._common import Session, pass_session
+from relpromote.cli._common import Session, interruptible, pass_session
 from relpromote.cli.progress import Progress
+from relpromote.errors import RelpromoteError
 from relpromote.usecases.refresh_qa import refresh_qa
+
+FAILURE_RESULT = {1: "failed", 2: "bad_input", 3: "refused", 4: "busy", 5: "failed"}
 
 
 @click.command("refresh-qa")
@@ -17,13 +20,25 @@ from relpromote.usecases.refresh_qa import refresh_qa
 @pass_session
 def refresh_qa_command(session: Session, dry_run: bool) -> None:
     """Refresh QA's database from production, with sensitive columns masked."""
-    identity, actor = session.actor()
-    summary = refresh_qa(session.project, identity, actor, dry_run, on_event=Progress(True, "refresh-qa") if session.json_output else None)
+    try:
+        identity, actor = session.actor()
+        with interruptible(session.json_output) as stop_asked:
+            summary = refresh_qa(session.project, identity, actor, dry_run,
+                                 on_event=Progress(True, "refresh-qa") if session.json_output else None,
+                                 should_cancel=stop_asked)
+    except RelpromoteError as exc:
+        if not session.json_output:
+            # The scheduler's log gets a JSON line for every run, with the real cause (stderr has it too).
+            line = dict(exc.detail.get("summary") or {})
+            line.update(result=line.get("result") or FAILURE_RESULT.get(int(exc.code), "failed"),
+                        exit_code=int(exc.code), message=exc.message)
+            sys.stdout.write(json.dumps(line, sort_keys=True, separators=(",", ":"), default=str) + "\n")
+            sys.stdout.flush()
+        raise
     # One line, whatever the mode: what a scheduler's log collects.
-    sys.stdout.write(json.dumps({"ok": True, **json.loads(summary.json_line())}, sort_keys=True, separators=(",", ":")) + "\n")
+    sys.stdout.write(summary.json_line() + "\n")
     for warning in summary.warnings:
         session.note(f"warning: {warning}")
     verb = {"refreshed": "refreshed", "skipped": "skipped (refreshed recently)", "dry_run": "dry run"}.get(summary.result, summary.result)
     session.note(f"QA {verb}: {summary.rows} rows in {len(summary.tables)} tables, "
                  f"{sum(len(c) for c in summary.masked_columns.values())} masked columns, {summary.duration_seconds:.1f}s")
-

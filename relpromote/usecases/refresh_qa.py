@@ -7,10 +7,13 @@ the vault client, and the role's password argument is only the expression `{{ <p
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters.runner import EventHandler, run_playbook
+from relpromote.adapters.secrets import MIN_SALT_LENGTH, check_source
 from relpromote.adapters.vault import vault_access
 from relpromote.config import Person
 from relpromote.errors import BadInput, Busy, RunFailed
@@ -24,6 +27,42 @@ from relpromote.usecases.runs import environment_run
 
 REFRESH_PLAYBOOK = "playbooks/refresh_qa_data.yml"
 PLAN_TASK = "Plan the copy and the masking"  # its failure: the masking rules do not fit production (nothing ran)
+SWAP_TASK = "Swap the new database in as QA's"  # the one task after which QA has changed
+SWAP_GRACE_SECONDS = 120.0  # a stop asked during the swap task waits for it (a rename: well under a second)
+
+
+class _SwapWatch:
+    """Follows the swap task through the run's events, so that a stop asked for lands before the swap or after it,
+    never in the middle of it, and relpromote knows which."""
+
+    def __init__(self, should_cancel: Callable[[], bool] | None, on_event: EventHandler | None) -> None:
+        self.should_cancel = should_cancel
+        self.on_event = on_event
+        self.swap_started: float | None = None
+        self.swapped: dict[str, Any] | None = None  # the swap task's summary once it has succeeded
+        self.swap_failed = False
+        self.stop_asked = False
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        if str(data.get("task", "")).strip() == SWAP_TASK:
+            kind = event.get("event")
+            if kind == "runner_on_start":
+                self.swap_started = time.monotonic()
+            elif kind == "runner_on_ok":
+                self.swapped = dict((data.get("res") or {}).get("summary") or {})
+                self.swap_started = None
+            elif kind in ("runner_on_failed", "runner_on_unreachable"):
+                self.swap_failed = True
+                self.swap_started = None
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def cancel(self) -> bool:
+        if self.should_cancel is None or not (self.stop_asked or self.should_cancel()):
+            return False
+        self.stop_asked = True
+        return self.swap_started is None or time.monotonic() - self.swap_started > SWAP_GRACE_SECONDS
 
 
 def refresh_extravars(project: Project, refresh: RefreshConfig, dry_run: bool) -> dict[str, Any]:
@@ -59,8 +98,16 @@ def refresh_extravars(project: Project, refresh: RefreshConfig, dry_run: bool) -
 
 
 def refresh_qa(
-    project: Project, identity: Identity, actor: Person, dry_run: bool = False, on_event: EventHandler | None = None
+    project: Project,
+    identity: Identity,
+    actor: Person,
+    dry_run: bool = False,
+    on_event: EventHandler | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> RefreshSummary:
+    """Run the refresh under QA's lock. The ledger gets `refresh.started` before anything runs and `refresh.finished`
+    after (a run without its finished entry was killed: in doubt). Asked to stop (should_cancel), the run ends with
+    every process of it, before the swap (QA unchanged) or, if the swap had started, right after it."""
     refresh = project.config.refresh
     if refresh is None:
         raise BadInput(f"{project.config_path}: no refresh: section; describe the source, target, salt and masking (see README)")
@@ -76,31 +123,57 @@ def refresh_qa(
         if not vault_file.is_file():
             raise BadInput(f"{vault_file}: no such vault file; create it with ansible-vault or fix vault.file")
         vault_files.append(str(vault_file))
+    if refresh.salt.file is not None:
+        check_source(refresh.salt, "refresh.salt", min_length=MIN_SALT_LENGTH)
     purpose = "dry run of a QA data refresh" if dry_run else "QA data refresh"
-    with environment_lock(project, target_env, actor.name, purpose), \
+    watch = _SwapWatch(should_cancel, on_event)
+    with environment_lock(project, target_env, actor.name, purpose) as lock, \
             vault_access(source_env.vault, project.config.environment(target_env).vault) as access:
-        run = run_playbook(
-            environment_run(project, target_env, REFRESH_PLAYBOOK, "refresh-qa", extravars, access,
-                            limit=refresh.target.host, extra_var_files=tuple(vault_files)),
-            on_event=on_event,
-        )
+        context = {"environment": target_env, "source_environment": refresh.source.environment, "lock_id": lock.lock_id}
+        if not dry_run:
+            project.ledger.append(events.REFRESH_STARTED, actor.name, identity,
+                                  {**context, "source_database": refresh.database, "qa_database": refresh.qa_database})
+        started = time.monotonic()
+        try:
+            run = run_playbook(
+                environment_run(project, target_env, REFRESH_PLAYBOOK, "refresh-qa", extravars, access,
+                                limit=refresh.target.host, extra_var_files=tuple(vault_files)),
+                on_event=watch.event,
+                should_cancel=watch.cancel,
+            )
+        except BaseException as exc:  # a bug or a second interruption: still recorded, the run already ended
+            if not dry_run:
+                failure = RefreshSummary(result="failed", source_database=refresh.database, qa_database=refresh.qa_database,
+                                         duration_seconds=round(time.monotonic() - started, 3),
+                                         message=f"relpromote failed during the run ({type(exc).__name__}); QA's state is in doubt")
+                project.ledger.append(events.REFRESH_FINISHED, actor.name, identity, {**context, **failure.model_dump(mode="json")})
+            raise
         published = run.custom_stats.get("qa_data_refresh")
         failed = [h for h in run.hosts.values() if not h.succeeded]
-        if any(h.failed_task == PLAN_TASK for h in failed):
-            raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}")
-        if any(h.busy for h in failed):
-            raise Busy(f"QA's database is busy: {failed[0].message}; try again when that refresh has finished")
-        if run.succeeded and published:
+        busy = next((h for h in failed if h.busy), None)
+        if watch.swapped:  # the swap is done: whatever came after it, QA has the new data
+            summary = summary_from_result(watch.swapped)
+        elif run.succeeded and published:
             summary = summary_from_result(published)
         else:
-            message = next((h.message for h in run.hosts.values() if h.message), run.status)
+            if run.canceled or watch.stop_asked:
+                message = ("stopped on request (SIGINT/SIGTERM) before the swap; every process of the run has ended "
+                           "and QA's database is unchanged")
+            else:
+                message = next((h.message for h in run.hosts.values() if h.message), "") or \
+                    f"ansible-playbook ended with {run.status} (exit {run.rc}) before the swap; QA's database is unchanged"
             summary = RefreshSummary(result="failed", source_database=refresh.database, qa_database=refresh.qa_database,
                                      duration_seconds=round(run.duration, 3), message=message[:500])
         if not dry_run:
-            payload = {"environment": target_env, "source_environment": refresh.source.environment, "run_id": run.ident,
-                       **summary.model_dump(mode="json")}
+            payload = {**context, "run_id": run.ident, **summary.model_dump(mode="json")}
             project.ledger.append(events.REFRESH_FINISHED, actor.name, identity, payload)
+        if any(h.failed_task == PLAN_TASK for h in failed):
+            raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}",
+                           detail={"summary": summary.model_dump(mode="json")})
+        if busy is not None and not watch.swapped:
+            raise Busy(f"QA's database is busy: {busy.message}; try again when that refresh has finished",
+                       detail={"summary": summary.model_dump(mode="json")})
     if summary.result == "failed":
-        raise RunFailed(f"QA data refresh failed, QA is unchanged: {summary.message or run.status}",
+        raise RunFailed(f"QA data refresh failed: {summary.message or run.status}",
                         detail={"summary": summary.model_dump(mode="json")})
     return summary

@@ -1,0 +1,660 @@
+"""Production's data into a new QA database, masked, and the proof that it is complete and leaks nothing: the
+phases of a refresh before its swap (shipped with pg_masked_refresh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ansible.module_utils.relpromote_pg_run import (
+    Children,
+    Command,
+    Finisher,
+    Job,
+    Params,
+    Pipeline,
+    RefreshError,
+    Scheduler,
+    Server,
+    Session,
+    Starter,
+    carry_key,
+    ident,
+    key_of,
+    literal,
+    qualified,
+    utcnow,
+)
+from ansible.module_utils.relpromote_pg_state import (
+    CATALOG_SQL,
+    MARKER_KEY,
+    PROD_OPTIONS,
+    QA_OPTIONS,
+    SALT_SETTING,
+    columns_sql,
+    count_sql,
+    database_exists,
+    drop_database,
+    leftovers,
+    names_for,
+    qa_lock,
+    read_marker,
+)
+
+REPAIR_ROUNDS = 5
+# Below this size (8 kB pages) splitting a table between sessions costs more than it saves.
+CHUNK_MIN_PAGES = 2000
+# Index builds sort in memory instead of in temp files: post-data is most of the restore's own time.
+MAINTENANCE_WORK_MEM = "256MB"
+RESTORE_OPTIONS = f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}"
+
+POST_DATA_OWNERS_SQL = """
+SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
+  SELECT 'pg_class'::regclass::oid || ':' || i.indexrelid AS k,
+         CASE WHEN n.nspname = 'public' THEN r.relname ELSE n.nspname || '.' || r.relname END AS v
+    FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+  UNION ALL
+  SELECT 'pg_constraint'::regclass::oid || ':' || c.oid,
+         CASE WHEN n.nspname = 'public' THEN r.relname ELSE n.nspname || '.' || r.relname END
+    FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+   WHERE c.contype IN ('p', 'u', 'x', 'c')
+) owners
+"""
+
+
+# ---- the refresh ----
+class Refresh:
+    """One refresh, step by step; `run()` returns the summary or raises with QA's database untouched."""
+
+    def __init__(self, warn: Callable[[str], None], params: Params, bin_dir: str, children: Children, workdir: str) -> None:
+        self.warn = warn
+        self.run_token = secrets.token_hex(8)
+        self.params = params
+        self.plan: Params = params["plan"]
+        self.jobs: int = params["jobs"]
+        self.children = children
+        self.workdir = workdir
+        self.started_at = utcnow()
+        self.clock = time.monotonic()
+        source, target = params["source"], params["target"]
+        self.source_db: str = source["database"]
+        self.qa_db: str = target["database"]
+        self.maintenance_db: str = target["maintenance_database"]
+        self.owner: str = target["owner"]
+        self.prod = Server(bin_dir, children, workdir, "production", source, PROD_OPTIONS)
+        self.qa = Server(bin_dir, children, workdir, "qa", target, QA_OPTIONS)
+        self.names = names_for(self.qa_db, self.started_at.strftime("%Y%m%dT%H%M%S"))
+        self.incoming = self.names["incoming"]
+        self.incoming_created = False
+        self.sessions: list[Session] = []
+        self.snapshot = ""
+        self.snapshot_time = ""
+        self.fingerprint_seed = secrets.randbits(62)  # per run: the hashes mean nothing once the run is over
+        self.pages: dict[str, int] = {}
+        self.qa_counts: dict[str, list[int]] = {}  # table key -> rows, then the null/fixed checks' offending values
+        self.collisions: dict[str, int] = {}
+        self.remasked: dict[str, int] = {}
+        self.carried_over: dict[str, int] = {}
+        self.qa_only_tables: list[tuple[str, str]] = []
+        self.early_post_data: dict[str, list[str]] = {}  # table key -> pg_restore list lines
+        self.final_post_data: list[str] = []
+        self.early_files: list[str] = []
+        self.archive = os.path.join(workdir, "schema.dump")
+        self.phases: dict[str, float] = {}
+        self._mark = self.clock
+
+    # -- helpers --
+    def _session(self, server: Server, database: str, what: str) -> Session:
+        session = server.session(database, what)
+        self.sessions.append(session)
+        return session
+
+    def _phase(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self._mark, 3)
+        self._mark = now
+
+    def _restore_argv(
+        self,
+        archive: str,
+        *,
+        section: str | None = None,
+        listing: str | None = None,
+        jobs: int = 1,
+        single_transaction: bool = False,
+    ) -> list[str]:
+        argv = [self.qa.program("pg_restore"), "-w", "--no-owner", "--no-privileges", "--exit-on-error", "-d", self.incoming]
+        if section:
+            argv.append(f"--section={section}")
+        if listing:
+            argv.append(f"--use-list={listing}")
+        if self.owner:
+            argv.append(f"--role={self.owner}")
+        if jobs > 1:
+            argv.append(f"--jobs={jobs}")
+        if single_transaction:
+            argv.append("--single-transaction")
+        return [*argv, archive]
+
+    def _restore(self, archive: str, section: str, single_transaction: bool = False) -> None:
+        argv = self._restore_argv(archive, section=section, single_transaction=single_transaction)
+        self.qa.run(argv, self.incoming, f"restoring the {section} of {os.path.basename(archive)}", options=RESTORE_OPTIONS)
+
+    def _split_post_data(self, archive: str, holder: Session) -> None:
+        """Which post-data entries belong to one copied table (its indexes and non-foreign-key constraints: built as
+        soon as that table is loaded and checked, while other tables still copy) and which wait for all the data
+        (foreign keys, triggers, the rest). Entries are matched by production's OIDs, which the archive lists."""
+        listing = self.qa.run(
+            [self.qa.program("pg_restore"), "--list", "--section=post-data", archive], self.incoming, "listing the schema"
+        )
+        owners = json.loads(holder.ask(POST_DATA_OWNERS_SQL))
+        copied = {t["key"] for t in self.plan["tables"]}
+        for line in listing.splitlines():
+            if not line.strip() or line.startswith(";"):
+                continue
+            fields = line.partition("; ")[2].split(" ")  # "3207; 2606 16397 CONSTRAINT public customers customers_pkey owner"
+            owner = owners.get(f"{fields[0]}:{fields[1]}") if len(fields) > 2 else None
+            if owner is not None and owner in copied:
+                self.early_post_data.setdefault(owner, []).append(line)
+            else:
+                self.final_post_data.append(line)
+
+    def _listing_file(self, name: str, lines: list[str]) -> str:
+        path = os.path.join(self.workdir, f"{name}.list")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
+
+    def _snapshot_prelude(self) -> str:
+        return f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {literal(self.snapshot)};\n"
+
+    # -- steps --
+    def prepare(self) -> dict[str, Any]:
+        control = self._session(self.qa, self.maintenance_db, "QA control session")
+        qa_lock(control, self.qa_db)
+        for name in leftovers(control, self.qa_db):
+            drop_database(control, name)  # left by a run that was killed before it could clean up
+        qa_exists = database_exists(control, self.qa_db)
+        marker = read_marker(control, self.qa_db) if qa_exists else None
+        if marker and self.params["min_interval"] > 0:
+            age = (utcnow() - datetime.fromisoformat(marker["refreshed_at"])).total_seconds()
+            if age < self.params["min_interval"]:
+                return self._summary(
+                    "skipped",
+                    tables=marker.get("tables", {}),
+                    snapshot_time=marker.get("snapshot_time"),
+                    message=f"QA was refreshed {age:.0f} s ago (min_interval {self.params['min_interval']} s)",
+                )
+
+        # One exported snapshot: the schema dump, every table copy, every check and the row counts see
+        # production at the same instant, however long the copy takes.
+        holder = self._session(self.prod, self.source_db, "holding production's snapshot")
+        holder.do("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        exported = holder.ask(
+            "SELECT pg_export_snapshot() || ' ' || to_char(statement_timestamp() AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
+        )
+        self.snapshot, self.snapshot_time = exported.split(" ", 1)
+        tables = json.loads(holder.ask(CATALOG_SQL))
+        self._check_drift(tables)
+        self.pages = {key_of(t["schema"], t["name"]): int(t["pages"]) for t in tables}
+        database = json.loads(
+            holder.ask(
+                "SELECT to_jsonb(d) || jsonb_build_object('encoding', pg_encoding_to_char(d.encoding)) "
+                "FROM pg_database d WHERE datname = current_database()"
+            )
+        )
+        sequences = json.loads(
+            holder.ask(
+                "SELECT coalesce(json_agg(json_build_array(quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+                "last_value))::jsonb, '[]') "
+                "FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        )
+        self._phase("snapshot")
+
+        archive = self.archive
+        self.prod.run(
+            [
+                self.prod.program("pg_dump"),
+                "-w",
+                "--schema-only",
+                "--format=custom",
+                "--no-sync",
+                f"--snapshot={self.snapshot}",
+                "--no-publications",
+                "--no-subscriptions",
+                "--no-tablespaces",
+                f"--file={archive}",
+            ],
+            self.source_db,
+            "dumping production's schema",
+        )
+        self._split_post_data(archive, holder)
+        self._create_incoming(control, database)
+        # Tables, types and functions first; indexes, constraints and triggers only after the data (post-data).
+        self._restore(archive, "pre-data", single_transaction=True)
+        self._phase("schema")
+
+        incoming = self._session(self.qa, self.incoming, "checking the new database")
+        carried_in_schema, carried_qa_only = self._carry_over_sources(qa_exists, incoming)
+        for qa_archive in carried_qa_only:
+            self._restore(qa_archive, "pre-data", single_transaction=True)
+            self._restore(qa_archive, "data", single_transaction=True)
+        planned = [(t["schema"], t["name"]) for t in self.plan["tables"]]
+        if planned:
+            holder.send(count_sql(planned))  # production counts its rows in the snapshot while the copies run
+        scheduler = Scheduler(self.jobs)
+        for table in self.plan["tables"]:
+            self._queue_copy(table, scheduler)
+        for schema, name, columns in carried_in_schema:
+            scheduler.add(self._carry_starter(schema, name, columns))
+        scheduler.run()
+        self._phase("copy")
+        self.phases.update(scheduler.timings)
+
+        prod_counts = json.loads(holder.receive()) if planned else []
+        holder.do("COMMIT")  # production's part is over: end the long transaction early
+        self._set_sequences(incoming, sequences, qa_exists)
+        if self.final_post_data:  # foreign keys (validated against all the data), triggers, the rest
+            listing = self._listing_file("final", self.final_post_data)
+            argv = self._restore_argv(archive, listing=listing, jobs=self.jobs)
+            self.qa.run(argv, self.incoming, "restoring foreign keys and triggers", options=RESTORE_OPTIONS)
+        for qa_archive in carried_qa_only:
+            self._restore(qa_archive, "post-data")
+        self._phase("post_data")
+
+        rows = self._verify(prod_counts)
+        for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
+            self.carried_over[key_of(schema, name)] = int(incoming.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
+        carried = [qualified(schema, name) for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables]
+        if carried:
+            incoming.do(f"ANALYZE {', '.join(carried)}")  # production's tables were analyzed as they arrived
+        incoming.close()
+        self._phase("verify")
+
+        # Ready to be swapped in, by this run only: the swap (pg_masked_refresh action=swap, a task of its own) checks the
+        # token, so it can never put in place a database some other, interrupted run left half-built.
+        marker = {
+            MARKER_KEY: {
+                "refreshed_at": utcnow().isoformat(),
+                "snapshot_time": self.snapshot_time,
+                "source": self.source_db,
+                "tables": rows,
+                "run": self.run_token,
+            }
+        }
+        control.do(f"COMMENT ON DATABASE {ident(self.incoming)} IS {literal(json.dumps(marker, sort_keys=True))}")
+        self.incoming_created = False  # complete and verified: the swap task takes it from here (or the next run drops it)
+        summary = self._summary("prepared", tables=rows, snapshot_time=self.snapshot_time)
+        summary["incoming"] = self.incoming
+        summary["run"] = self.run_token
+        summary["qa_exists"] = qa_exists
+        return summary
+
+    def _check_drift(self, tables: list[Params]) -> None:
+        """The plan was made from an earlier read of the catalog: refuse to copy a table it does not describe."""
+        planned = {t["key"]: [list(pair) for pair in t["signature"]] for t in self.plan["tables"]}
+        carry = set(self.plan["carry_over"])
+        actual = {}
+        for table in tables:
+            if f"{table['schema']}.{table['name']}" in carry or (table.get("root") and carry_key(table["root"]) in carry):
+                continue
+            actual[key_of(table["schema"], table["name"])] = [[c["name"], c["type"]] for c in table["columns"]]
+        if actual != planned:
+            changed = sorted((set(actual) ^ set(planned)) | {k for k in set(actual) & set(planned) if actual[k] != planned[k]})
+            raise RefreshError(
+                f"production's schema changed since the plan was made ({', '.join(changed)}); run the refresh again"
+            )
+
+    def _create_incoming(self, control: Session, database: Params) -> None:
+        """A new, empty database with production's encoding and collation (they decide sort order and indexes)."""
+        options = ["TEMPLATE template0", f"ENCODING {literal(database['encoding'])}"]
+        if database.get("datlocprovider") == "i" and database.get("daticulocale"):
+            options += ["LOCALE_PROVIDER icu", f"ICU_LOCALE {literal(database['daticulocale'])}"]
+        options += [f"LC_COLLATE {literal(database['datcollate'])}", f"LC_CTYPE {literal(database['datctype'])}"]
+        if self.owner:
+            options.append(f"OWNER {ident(self.owner)}")
+        self.incoming_created = True  # first: a CREATE that fails half-way still gets its DROP IF EXISTS
+        control.do(f"CREATE DATABASE {ident(self.incoming)} {' '.join(options)}")
+
+    def _carry_over_sources(self, qa_exists: bool, incoming: Session) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+        """Carried-over tables that production's schema also has (their rows are copied) and those only QA has
+        (dumped from QA and restored whole)."""
+        if not self.plan["carry_over"] or not qa_exists:
+            return [], []
+        current = self._session(self.qa, self.qa_db, "reading QA's carried-over tables")
+        in_schema: list[tuple[str, str, list[str]]] = []
+        qa_only: list[str] = []
+        for entry in self.plan["carry_over"]:
+            schema, name = entry.split(".", 1)
+            table = qualified(schema, name)
+            if current.ask(f"SELECT to_regclass({literal(table)}) IS NOT NULL") != "t":
+                continue  # QA does not have it (yet): nothing to keep
+            if incoming.ask(f"SELECT to_regclass({literal(table)}) IS NOT NULL") == "t":
+                mine = json.loads(current.ask(columns_sql(table)))
+                theirs = json.loads(incoming.ask(columns_sql(table)))
+                in_schema.append((schema, name, [column for column in theirs if column in mine]))
+            else:
+                archive = os.path.join(self.workdir, f"carry-{len(qa_only)}.dump")
+                self.qa.run(
+                    [
+                        self.qa.program("pg_dump"),
+                        "-w",
+                        "--format=custom",
+                        "--no-sync",
+                        "--no-owner",
+                        "--no-privileges",
+                        f"--table={table}",
+                        f"--file={archive}",
+                    ],
+                    self.qa_db,
+                    f"dumping QA's {entry}",
+                )
+                qa_only.append(archive)
+                self.qa_only_tables.append((schema, name))
+        current.close()
+        return in_schema, qa_only
+
+    def _chunks(self, table: Params) -> list[str | None]:
+        """ctid ranges that split a masked table between the parallel slots: masking is production CPU, and one
+        session uses one core. Other tables load in one piece, which keeps COPY FREEZE."""
+        pages = self.pages.get(table["key"], 0)
+        costly = any(check["kind"] == "fingerprint" for check in table["checks"])  # derived values: CPU on production
+        count = self.jobs if costly and pages >= CHUNK_MIN_PAGES else 1
+        if count <= 1:
+            return [None]
+        bounds = [pages * i // count for i in range(1, count)]
+        ranges: list[str | None] = []
+        for index in range(count):
+            low = f"ctid >= '({bounds[index - 1]},0)'::tid" if index > 0 else None
+            # The last range is open: pages added since relpages was counted still belong to it.
+            high = f"ctid < '({bounds[index]},0)'::tid" if index < count - 1 else None
+            ranges.append(" AND ".join(part for part in (low, high) if part))
+        return ranges
+
+    def _copy_starter(self, table: Params, where: str | None) -> Starter:
+        def start() -> Pipeline:
+            binary = bool(table["binary_copy"])
+            salt_hex = self.params["salt"].encode().hex()
+            # The salt reaches production on stdin, hex-encoded so no quoting can break out of the literal.
+            script = (
+                self._snapshot_prelude()
+                + f"SELECT set_config({literal(SALT_SETTING)}, convert_from(decode({literal(salt_hex)}, 'hex'), 'UTF8'), false)"
+                + " \\g /dev/null\n"
+                + f"COPY (SELECT {table['select_list']} FROM ONLY {table['qualified']}"
+                + (f" WHERE {where}" if where else "")
+                + ") TO STDOUT"
+                + (" (FORMAT binary)" if binary else "")
+                + ";\nCOMMIT;\n"
+            )
+            into = f"COPY {table['qualified']} ({table['column_list']}) FROM STDIN"
+            if where is None:
+                # FREEZE writes the rows already frozen, so the checks and index builds that read them next do not
+                # rewrite every page for hint bits; it needs the table truncated in the same transaction.
+                consumer = self.qa.psql_argv(
+                    "-c",
+                    f"BEGIN; TRUNCATE ONLY {table['qualified']}",
+                    "-c",
+                    f"{into} ({'FORMAT binary, ' if binary else ''}FREEZE)",
+                    "-c",
+                    "COMMIT",
+                )
+            else:
+                consumer = self.qa.psql_argv("-c", into + (" (FORMAT binary)" if binary else ""))
+            label = f"copy {table['key']}" + (f" [{where}]" if where else "")
+            return Pipeline(label, (self.prod, self.source_db, self.prod.psql_argv(), script), (self.qa, self.incoming, consumer))
+
+        return start
+
+    def _queue_copy(self, table: Params, scheduler: Scheduler) -> None:
+        chunks = self._chunks(table)
+        remaining = [len(chunks)]
+        fingerprinted = [check for check in table["checks"] if check["kind"] == "fingerprint"]
+
+        checking = [len(fingerprinted)]
+
+        def analyze(_job: Job | None = None) -> None:
+            scheduler.add(self._analyze_starter(table), self._read_counts(table))
+
+        def indexes() -> None:
+            # After the checks: a primary key takes an exclusive lock the checks' scans would wait for.
+            if self.early_post_data.get(table["key"]):
+                scheduler.add(self._indexes_starter(table["key"]), analyze)
+            else:
+                analyze()
+
+        def finisher(check: Params) -> Finisher:
+            def finish_check(job: Job) -> None:
+                self._read_collisions(table, check, job)
+                checking[0] -= 1
+                if checking[0] == 0:
+                    indexes()
+
+            return finish_check
+
+        def finish(_job: Job) -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                # One check per column: they run side by side in the free slots instead of one long tail.
+                for check in fingerprinted:
+                    scheduler.add(self._fingerprint_starter(table, check), finisher(check))
+                if not fingerprinted:
+                    indexes()
+
+        for where in chunks:
+            scheduler.add(self._copy_starter(table, where), finish)
+
+    def _fingerprint_starter(self, table: Params, check: Params) -> Starter:
+        """Production's keyed hashes of one masked column's original values, into a temp table on QA, compared there.
+
+        One scan of the new table counts the masked values whose hash is among production's. A column that can be
+        re-masked (fake phones: real numbers are dense, so a few fakes are real ones) has just those rows re-drawn,
+        found again by ctid, a bounded number of rounds.
+        """
+        seed = self.fingerprint_seed
+        column = ident(check["column"])
+
+        def colliding(value: str) -> str:
+            return (
+                f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) "
+                "IN (SELECT f FROM pg_temp.relpromote_fp WHERE f IS NOT NULL)"
+            )
+
+        # Only production values that could equal a masked one (the rule's shape) need hashing and sending.
+        candidates = f" AND {check['candidates_sql'].format(value=column + '::text')}" if check.get("candidates_sql") else ""
+
+        def start() -> Pipeline:
+            script = (
+                self._snapshot_prelude()
+                + f"COPY (SELECT hashtextextended({column}::text, {seed}) FROM ONLY {table['qualified']} "
+                + f"WHERE {column} IS NOT NULL{candidates}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+            )
+            repair = ""
+            if check.get("repair_sql"):
+                redrawn = check["repair_sql"].format(value=column, round="r::text")
+                repair = (
+                    f"IF bad IS NOT NULL THEN fixed := cardinality(bad); FOR r IN 1..{REPAIR_ROUNDS} LOOP "
+                    f"WITH redrawn AS (UPDATE ONLY {table['qualified']} SET {column} = {redrawn} WHERE ctid = ANY (bad) "
+                    f"RETURNING ctid, {column} AS value) "
+                    f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value')}) INTO bad FROM redrawn; "
+                    "EXIT WHEN bad IS NULL; END LOOP; hits := coalesce(cardinality(bad), 0); END IF;"
+                )
+            block = (
+                "DO $relpromote$ DECLARE hits bigint := 0; fixed bigint := 0; bad tid[]; BEGIN "
+                # No candidate on production: nothing in QA can equal one, no scan needed.
+                "IF EXISTS (SELECT FROM pg_temp.relpromote_fp) THEN "
+                f"SELECT count(*), array_agg(ctid) INTO hits, bad FROM ONLY {table['qualified']} "
+                f"WHERE {colliding(column)}; {repair} END IF; "
+                "PERFORM set_config('relpromote.verdict', json_build_array(hits, fixed)::text, false); END $relpromote$"
+            )
+            statements = [
+                "SET work_mem = '256MB'",  # the hash set stays in memory: IN (...) is a hashed lookup, not a rescan per row
+                "CREATE TEMP TABLE relpromote_fp (f bigint)",
+                "COPY pg_temp.relpromote_fp FROM STDIN (FORMAT binary)",
+                block,
+                "SELECT current_setting('relpromote.verdict')",
+            ]
+            consumer = self.qa.psql_argv("-A", "-t", *(arg for statement in statements for arg in ("-c", statement)))
+            return Pipeline(
+                f"verify {table['key']}.{check['column']}",
+                (self.prod, self.source_db, self.prod.psql_argv(), script),
+                (self.qa, self.incoming, consumer),
+            )
+
+        return start
+
+    def _analyze_starter(self, table: Params) -> Starter:
+        """Statistics for QA's first queries (instead of waiting for autovacuum) and, in the same job, the counts the
+        verification needs: rows, and values a null or fixed rule should not have left."""
+        parts = ["count(*)"]
+        for check in table["checks"]:
+            column = ident(check["column"])
+            if check["kind"] == "all_null":
+                parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL)")
+            elif check["kind"] == "fixed_or_null":
+                parts.append(f"count(*) FILTER (WHERE {column} IS NOT NULL AND {column} IS DISTINCT FROM {check['fixed_sql']})")
+        counts = f"SELECT {', '.join(parts)} FROM ONLY {table['qualified']}"
+
+        def start() -> Job:
+            argv = self.qa.psql_argv("-A", "-t", "-c", f"ANALYZE {table['qualified']}", "-c", counts)
+            return Command(f"analyze {table['key']}", self.qa, self.incoming, argv)
+
+        return start
+
+    def _read_counts(self, table: Params) -> Finisher:
+        def finish(job: Job) -> None:
+            self.qa_counts[table["key"]] = [int(value) for value in job.output().strip().splitlines()[-1].split("|")]
+
+        return finish
+
+    def _indexes_starter(self, key: str) -> Starter:
+        def start() -> Job:
+            listing = self._listing_file(f"early-{len(self.early_files)}", self.early_post_data[key])
+            self.early_files.append(listing)
+            argv = self._restore_argv(self.archive, listing=listing)
+            return Command(f"indexes {key}", self.qa, self.incoming, argv, options=RESTORE_OPTIONS)
+
+        return start
+
+    def _read_collisions(self, table: Params, check: Params, job: Job) -> None:
+        count, remasked = json.loads(job.output().strip().splitlines()[-1])
+        column = f"{table['key']}.{check['column']}"
+        if int(count):
+            self.collisions[column] = int(count)
+        if int(remasked):
+            self.remasked[column] = int(remasked)
+
+    def _carry_starter(self, schema: str, name: str, columns: list[str]) -> Starter:
+        table = qualified(schema, name)
+        column_list = ", ".join(ident(c) for c in columns)
+
+        def start() -> Pipeline:
+            script = f"COPY (SELECT {column_list} FROM ONLY {table}) TO STDOUT;\n"
+            consumer = self.qa.psql_argv(
+                "-c", f"BEGIN; TRUNCATE ONLY {table}", "-c", f"COPY {table} ({column_list}) FROM STDIN (FREEZE)", "-c", "COMMIT"
+            )
+            return Pipeline(
+                f"carry over {key_of(schema, name)}",
+                (self.qa, self.qa_db, self.qa.psql_argv(), script),
+                (self.qa, self.incoming, consumer),
+            )
+
+        return start
+
+    def _set_sequences(self, incoming: Session, sequences: list[list[Any]], qa_exists: bool) -> None:
+        """Production's sequence positions (not in a schema-only dump); carried-over tables keep QA's."""
+        values = {str(name): int(value) for name, value in sequences}
+        if qa_exists and self.plan["carry_over"]:
+            current = self._session(self.qa, self.qa_db, "reading QA's sequences")
+            tables = ", ".join(literal(qualified(*entry.split(".", 1))) for entry in self.plan["carry_over"])
+            owned = json.loads(
+                current.ask(
+                    "SELECT coalesce(json_agg(json_build_array(quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename), "
+                    "s.last_value))::jsonb, '[]') FROM pg_sequences s "
+                    "JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename))::regclass "
+                    "AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                    "WHERE s.last_value IS NOT NULL "
+                    f"AND d.refobjid IN (SELECT to_regclass(t) FROM unnest(ARRAY[{tables}]::text[]) t)"
+                )
+            )
+            current.close()
+            values.update({str(name): int(value) for name, value in owned})
+        if values:
+            calls = ", ".join(f"setval(to_regclass({literal(name)}), {value}, true)" for name, value in sorted(values.items()))
+            incoming.ask(f"SELECT count(*) FROM (SELECT {calls}) s")
+
+    def _verify(self, prod_counts: list[Any]) -> dict[str, int]:
+        """Row counts equal production's (same snapshot); no masked column holds a production value."""
+        rows: dict[str, int] = {}
+        problems: list[str] = []
+        for table, expected in zip(self.plan["tables"], prod_counts, strict=True):
+            plain = [check for check in table["checks"] if check["kind"] != "fingerprint"]
+            values = self.qa_counts[table["key"]]
+            rows[table["key"]] = values[0]
+            if values[0] != int(expected):
+                problems.append(f"{table['key']} has {values[0]} rows, production {int(expected)}")
+            for check, bad in zip(plain, values[1:], strict=True):
+                if bad:
+                    wanted = "NULL" if check["kind"] == "all_null" else "the fixed value"
+                    problems.append(f"{table['key']}.{check['column']} keeps {bad} values that are not {wanted}")
+        for column, count in sorted(self.collisions.items()):
+            problems.append(f"{column}: {count} masked values equal production values of that column")
+        if problems:
+            raise RefreshError("verification failed: " + "; ".join(problems))
+        return rows
+
+    def summary_on_failure(self, message: str) -> dict[str, Any]:
+        return self._summary("failed", message=message)
+
+    def _summary(
+        self,
+        result: str,
+        tables: dict[str, int] | None = None,
+        snapshot_time: str | None = None,
+        previous: str | None = None,
+        message: str = "",
+    ) -> dict[str, Any]:
+        return {
+            "result": result,
+            "source_database": self.source_db,
+            "qa_database": self.qa_db,
+            "snapshot_time": snapshot_time or None,
+            "started_at": self.started_at.isoformat(),
+            "duration_seconds": round(time.monotonic() - self.clock, 3),
+            "tables": tables or {},
+            "masked_columns": {t["key"]: list(t["masked"]) for t in self.plan["tables"] if t["masked"]},
+            "carried_over": dict(self.carried_over),
+            "previous_database": previous,
+            "remasked": dict(self.remasked),
+            "phases": dict(self.phases),
+            "warnings": list(self.plan.get("warning_lines") or []),
+            "message": message,
+        }
+
+    def abandon(self) -> None:
+        """After a failure or an interruption: stop everything and drop the new database. QA's own was never touched."""
+        self.children.kill_all()
+        if not self.incoming_created:
+            return
+        try:
+            cleanup = Session(self.qa, self.maintenance_db, "dropping the incoming database")
+            try:
+                drop_database(cleanup, self.incoming)
+            finally:
+                cleanup.close()
+        except RefreshError as exc:
+            self.warn(f"the incoming database {self.incoming} is left behind ({exc.message}); the next refresh drops it")
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+        self.prod.close()
+        self.qa.close()
+
+

@@ -1,0 +1,154 @@
+"""QA's state and production's catalog: what a refresh reads before it acts (shipped with pg_masked_refresh)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ansible.module_utils.relpromote_pg_run import Children, Params, RefreshError, Server, Session, carry_key, ident, key_of, literal, qualified
+
+SALT_SETTING = "relpromote.salt"
+# Prepended to production sessions: even a bug in a plan cannot write, and sessions that wait on the
+# shared snapshot are not cut by the server's idle timeouts. row_security=off makes a filtered read an
+# error instead of a silently partial copy.
+PROD_OPTIONS = (
+    "-c default_transaction_read_only=on -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off"
+)
+QA_OPTIONS = "-c statement_timeout=0 -c synchronous_commit=off"
+MARKER_KEY = "relpromote_refresh"
+
+CATALOG_SQL = r"""
+SELECT coalesce(json_agg(t ORDER BY t.schema, t.name)::jsonb, '[]')
+FROM (
+  SELECT n.nspname AS schema, c.relname AS name, c.relpages AS pages,
+         (SELECT CASE WHEN rn.nspname = 'public' THEN rc.relname ELSE rn.nspname || '.' || rc.relname END
+            FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+           WHERE c.relispartition AND rc.oid = pg_partition_root(c.oid)) AS root,
+         bool_and((bt.oid < 16384 AND bt.typtype IN ('b', 'r', 'm') AND (bt.typelem = 0 OR bt.typelem < 16384))
+                  OR bt.typtype = 'e') AS binary_copy,
+         json_agg(json_build_object(
+             'name', a.attname,
+             'type', format_type(a.atttypid, a.atttypmod),
+             'base_type', bt.typname,
+             'not_null', a.attnotnull,
+             'max_length', information_schema._pg_char_max_length(bt.oid,
+                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END))
+           ORDER BY a.attnum) AS columns
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+    JOIN pg_type t ON t.oid = a.atttypid
+    JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+   WHERE c.relkind = 'r'
+     AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   GROUP BY n.nspname, c.relname, c.oid, c.relispartition, c.relpages
+) t
+"""
+
+# The table each index and constraint belongs to, keyed like pg_restore --list names them ("classid:oid"); foreign
+# keys are left out: they need the referenced table too.
+
+def names_for(database: str, stamp: str) -> dict[str, str]:
+    return {
+        "incoming": f"{database}__incoming_{stamp}",
+        "incoming_prefix": f"{database}__incoming_",
+        "previous": f"{database}__previous",
+        "retired": f"{database}__retired_{stamp}",
+        "retired_prefix": f"{database}__retired_",
+    }
+
+
+def read_marker(control: Session, database: str) -> dict[str, Any] | None:
+    """What the last refresh wrote on QA's database (a COMMENT, so it survives the rename)."""
+    raw = control.ask(
+        "SELECT coalesce((SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+        f"WHERE datname = {literal(database)}), '')"
+    )
+    try:
+        marker = json.loads(raw).get(MARKER_KEY) if raw else None
+    except (ValueError, AttributeError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def qa_lock(control: Session, database: str) -> None:
+    """Two refreshes of one QA database must not drop each other's copy: a session lock on QA's server, which the
+    server releases by itself when the session ends, however this process ends."""
+    if control.ask(f"SELECT pg_try_advisory_lock(hashtext({literal('relpromote.refresh:' + database)}))") != "t":
+        raise RefreshError(f"another refresh of {database} is running on this server", busy=True)
+
+
+def database_exists(control: Session, database: str) -> bool:
+    return control.ask(f"SELECT count(*) FROM pg_database WHERE datname = {literal(database)}") == "1"
+
+
+def leftovers(control: Session, database: str) -> list[str]:
+    names = names_for(database, "")
+    raw = control.ask(
+        "SELECT coalesce(json_agg(datname ORDER BY datname)::jsonb, '[]') FROM pg_database "
+        f"WHERE starts_with(datname, {literal(names['incoming_prefix'])}) "
+        f"OR starts_with(datname, {literal(names['retired_prefix'])})"
+    )
+    return [str(name) for name in json.loads(raw)]
+
+
+def drop_database(control: Session, database: str) -> None:
+    # FORCE (PostgreSQL 13+) ends the sessions of a killed run that the server has not noticed yet.
+    control.do(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE)")
+
+
+def count_sql(tables: list[tuple[str, str]]) -> str:
+    return "SELECT json_build_array({})".format(", ".join(f"(SELECT count(*) FROM ONLY {qualified(s, n)})" for s, n in tables))
+
+
+def columns_sql(table: str) -> str:
+    return (
+        "SELECT coalesce(json_agg(attname ORDER BY attnum)::jsonb, '[]') FROM pg_attribute "
+        f"WHERE attrelid = {literal(table)}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''"
+    )
+
+
+def inspect(params: Params, bin_dir: str, children: Children, workdir: str) -> dict[str, Any]:
+    """Production's catalog (and row counts), QA's database, its last refresh and leftovers. Reads only."""
+    source, target = params["source"], params["target"]
+    prod = Server(bin_dir, children, workdir, "production", source, PROD_OPTIONS)
+    qa = Server(bin_dir, children, workdir, "qa", target, QA_OPTIONS)
+    sessions: list[Session] = []
+    try:
+        reader = prod.session(source["database"], "reading production's catalog")
+        sessions.append(reader)
+        reader.do("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        tables = json.loads(reader.ask(CATALOG_SQL))
+        if params["count_rows"] and tables:
+            counts = json.loads(reader.ask(count_sql([(t["schema"], t["name"]) for t in tables])))
+            for table, count in zip(tables, counts, strict=True):
+                table["rows"] = int(count)
+        reader.do("COMMIT")
+        control = qa.session(target["maintenance_database"], "reading QA's state")
+        sessions.append(control)
+        exists = database_exists(control, target["database"])
+        carried: dict[str, int] = {}
+        if exists and params["count_rows"] and params["carry_over"]:
+            current = qa.session(target["database"], "counting QA's carried-over tables")
+            sessions.append(current)
+            for entry in params["carry_over"]:
+                schema, name = carry_key(entry).split(".", 1)
+                if current.ask(f"SELECT to_regclass({literal(qualified(schema, name))}) IS NOT NULL") == "t":
+                    carried[key_of(schema, name)] = int(current.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
+        qa_state = {
+            "database": target["database"],
+            "exists": exists,
+            "last_refresh": read_marker(control, target["database"]) if exists else None,
+            "leftovers": leftovers(control, target["database"]),
+            "carried_over": carried,
+        }
+        return {"catalog": {"database": source["database"], "tables": tables}, "qa": qa_state}
+    finally:
+        for session in sessions:
+            session.close()
+        prod.close()
+        qa.close()
+
+
