@@ -118,10 +118,33 @@ def _order(config: Config, state: ProjectState, release: Release, environment: s
     return Gate("order", True, f"{release.version} was promoted to and accepted in {previous}")
 
 
+def plan_changes(approved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between the plan an approval covers and the plan now, in words."""
+    changes = []
+    before, after = set(approved.get("hosts") or []), set(now.get("hosts") or [])
+    if before != after:
+        added, removed = sorted(after - before), sorted(before - after)
+        what = ", ".join([*(f"+{h}" for h in added), *(f"-{h}" for h in removed)])
+        changes.append(f"hosts ({what})")
+    for part in ("config", "inventory", "playbooks", "roles", "ansible.cfg"):
+        if approved.get(part) != now.get(part):
+            changes.append(part)
+    return changes
+
+
+def plan_summary(plan: dict[str, Any]) -> str:
+    hosts = plan.get("hosts") or []
+    digests = ", ".join(f"{part} {str(plan.get(part, ''))[:8]}" for part in ("config", "inventory", "playbooks", "roles"))
+    return f"{len(hosts)} hosts ({', '.join(hosts[:5])}{', …' if len(hosts) > 5 else ''}), {digests}"
+
+
 def valid_approval(
-    config: Config, state: ProjectState, release: Release, environment: str, requester: Person, now: datetime
+    config: Config, state: ProjectState, release: Release, environment: str, requester: Person, now: datetime,
+    plan: dict[str, Any] | None = None,
 ) -> tuple[Approval | None, str]:
-    """The approval that lets `requester` promote `release` now, or why none does."""
+    """The approval that lets `requester` promote `release` now, or why none does.
+
+    Given the `plan` a promotion would apply now, an approval counts only for the plan it covers."""
     policy = config.environment(environment).approval_policy()
     why = "no approval recorded for these bytes"
     for approval in reversed(state.approvals):
@@ -145,7 +168,16 @@ def valid_approval(
             if approval.approver_key == requester.key:
                 why = f"approval {approval.ticket} was given by {requester.name}, who requests this promotion (same key)"
                 continue
-        return approval, f"approved by {approval.approver} under {approval.ticket} until {approval.expires_at[:16]}"
+        if plan is not None:
+            if not approval.plan:
+                why = f"approval {approval.ticket} records no plan (hosts, config, inventory, roles); approve again"
+                continue
+            changed = plan_changes(approval.plan, plan)
+            if changed:
+                why = f"approval {approval.ticket} covers another plan: since it, {', '.join(changed)} changed; approve again"
+                continue
+        covers = f"; it covers {plan_summary(approval.plan)}" if approval.plan else ""
+        return approval, f"approved by {approval.approver} under {approval.ticket} until {approval.expires_at[:16]}{covers}"
     return None, why
 
 
@@ -157,6 +189,7 @@ def promotion_verdict(
     requester: Person,
     now: datetime,
     break_glass: str | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> Verdict:
     env = config.environment(environment)
     gates = [
@@ -164,7 +197,7 @@ def promotion_verdict(
         config_gate(state, environment, env.protected), _not_rejected(state, release), _order(config, state, release, environment),
     ]
     if env.approval_policy() is not None:
-        approval, reason = valid_approval(config, state, release, environment, requester, now)
+        approval, reason = valid_approval(config, state, release, environment, requester, now, plan)
         gates.append(Gate("approval", approval is not None, reason if approval else f"{environment} needs a valid approval: {reason}"))
     window = active_freeze(env.freeze, now)
     if window is None:

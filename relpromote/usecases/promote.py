@@ -21,6 +21,7 @@ from relpromote.rollback import RollbackReport, may_have_switched, verification_
 from relpromote.state import ProjectState
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.plan import current_plan
 from relpromote.usecases.rollback import automatic_rollback
 from relpromote.usecases.runs import environment_run
 
@@ -64,7 +65,8 @@ def plan_promotion(
     """Every gate the promotion must pass, evaluated now, without touching anything."""
     release = state.release(request.version)
     env = project.config.environment(request.environment)
-    verdict = promotion_verdict(project.config, state, release, request.environment, actor, utc_now(), request.break_glass)
+    verdict = promotion_verdict(project.config, state, release, request.environment, actor, utc_now(), request.break_glass,
+                                current_plan(project, request.environment))
     return Verdict((*verdict.gates, committed_gate(request.environment, env.protected, commit, dirty)))
 
 
@@ -88,7 +90,7 @@ def promote(
     verdict.enforce(f"promotion of {request.version} to {request.environment}")
     # The digest the ledger recorded at build, where the artifact's members were checked: same bytes, same checks passed.
     artifact = project.store.verified_path(release.digest)
-    approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now())
+    approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now(), current_plan(project, request.environment))
 
     extravars: dict[str, Any] = {
         "relpromote_environment": request.environment,

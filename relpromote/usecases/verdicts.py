@@ -15,6 +15,7 @@ from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict, trusted_state
 from relpromote.project import Project
 from relpromote.state import ProjectState
+from relpromote.usecases.plan import current_plan
 
 
 def accept(
@@ -74,6 +75,7 @@ def approve(
     payload = {
         "version": version, "digest": release.digest, "environment": environment, "ticket": ticket,
         "approved_at": format_time(now), "expires_at": format_time(now + validity),
+        "plan": current_plan(project, environment),  # the approval counts only while the promotion would apply this
     }
 
     def still_approvable(entries: list[Entry]) -> None:

@@ -378,3 +378,30 @@ def test_two_lock_releases_of_one_lock_at_once(project: Cli, tmp_path: Path) -> 
     assert codes == [0, 2]
     released = list(db(project).execute("SELECT seq FROM entries WHERE kind = 'lock.released'"))
     assert len(released) == 1
+
+
+def test_an_approval_covers_the_exact_plan(project: Cli) -> None:
+    ready_for_production(project)
+    hosts_file = project.cwd / "inventories" / "production" / "hosts.yml"
+    hosts_file.write_text(yaml.safe_dump({"all": {"children": {"app": {"hosts": {"production-app-1": {"ansible_host": "127.0.0.1"}}}}}}))
+    commit(project, "production hosts")
+    project.run("approve", "1.0.0", "--env", "production", "--ticket", "CHG-7", "--expires", "2h", identity="carol", check=True)
+    approved = json.loads(next(iter(db(project).execute("SELECT payload FROM entries WHERE kind = 'approval.granted'")))[0])["plan"]
+    assert approved["hosts"] == ["production-app-1"] and len(approved["roles"]) == 64
+    # promote --check shows the plan the approval covers (the run itself then fails to reach the fake host).
+    result = project.run("--json", "promote", "1.0.0", "--to", "production", "--check", identity="alice")
+    gates = {g["rule"]: g for g in map(json.loads, result.stderr.splitlines()) if g.get("event") == "gate"}
+    assert gates["approval"]["passed"] and "it covers 1 hosts (production-app-1), config " in gates["approval"]["reason"]
+    # Another host in the inventory, committed: the approval no longer counts, and the refusal names what changed.
+    hosts_file.write_text(yaml.safe_dump({"all": {"children": {"app": {"hosts": {
+        "production-app-1": {"ansible_host": "127.0.0.1"}, "production-app-9": {"ansible_host": "127.0.0.9"}}}}}}))
+    commit(project, "one more host")
+    line = refusal(project, "promote", "1.0.0", "--to", "production", "--check", identity="alice")
+    assert "refused by rule 'approval'" in line
+    assert "approval CHG-7 covers another plan: since it, hosts (+production-app-9), inventory changed; approve again" in line
+    # A new commit of a role does the same.
+    hosts_file.write_text(yaml.safe_dump({"all": {"children": {"app": {"hosts": {"production-app-1": {"ansible_host": "127.0.0.1"}}}}}}))
+    (project.cwd / "roles" / "release_deploy" / "tasks" / "extra.yml").write_text("---\n[]\n")
+    commit(project, "a role changes")
+    line = refusal(project, "promote", "1.0.0", "--to", "production", "--check", identity="alice")
+    assert "covers another plan: since it, roles changed; approve again" in line
