@@ -74,7 +74,7 @@ def show(session: Session, version: str) -> None:
             say(f"  {promotion['at'][:16].replace('T', ' ')}  promoted to {promotion['environment']} by {promotion['by']}: "
                 f"{promotion['result'].replace('_', ' ')}{why}", markup=False)
         for rejected in standing["rejected"]:
-            what = f"changes {', '.join(rejected['changes'])}" if rejected["changes"] else "the whole release"
+            what = f"changes {', '.join(rejected['change_ids'])}" if rejected["change_ids"] else "the whole release"
             say(f"  {rejected['at'][:16].replace('T', ' ')}  rejected in {rejected['environment']} by {rejected['by']} "
                 f"({what}): {rejected['reason']}", markup=False)
         for failed in standing["failed_verification"]:

@@ -24,5 +24,7 @@ def revise_command(session: Session, version: str, drop: tuple[str, ...], new_ve
         session.note(f"{new_version} = {version} without {', '.join(drop)} (reverted {len(link['reverted_commits'])} commit(s) on "
                      f"{link['branch']}); QA must re-test it with: {', '.join(link['retest']) or 'the usual evidence'}")
 
-    session.emit({**built.as_data(), "revision": link}, human)
+    # `dropped` is a list of change objects in every result (as in the release); the revision names their ids.
+    revision = {**{k: v for k, v in link.items() if k != "dropped"}, "dropped_ids": list(link["dropped"])}
+    session.emit({**built.as_data(), "revision": revision}, human)
 

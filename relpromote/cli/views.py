@@ -88,7 +88,7 @@ def release_standing(state: ProjectState, entries: Iterable[Entry], version: str
                 failed_verification.append(record)
         elif entry.kind == events.VERDICT_REJECTED and p.get("version") == version:
             rejected.append({"environment": p.get("environment"), "at": entry.recorded_at, "by": entry.actor,
-                             "changes": list(p.get("changes") or []), "reason": p.get("reason")})
+                             "change_ids": list(p.get("changes") or []), "reason": p.get("reason")})
         elif (entry.kind == events.ROLLBACK_FINISHED and p.get("from_version") == version
               and p.get("result") == "succeeded" and p.get("version") != version):
             withdrawn.append({"environment": p.get("environment"), "at": entry.recorded_at, "by": entry.actor,
@@ -102,7 +102,7 @@ def release_standing(state: ProjectState, entries: Iterable[Entry], version: str
 
 def standing_summary(standing: dict[str, Any]) -> str:
     """One short phrase per fact, for a table cell: "rejected in qa; withdrawn from production"."""
-    parts = [f"rejected in {r['environment']}" + (f" ({', '.join(r['changes'])})" if r["changes"] else "") for r in standing["rejected"]]
+    parts = [f"rejected in {r['environment']}" + (f" ({', '.join(r['change_ids'])})" if r["change_ids"] else "") for r in standing["rejected"]]
     parts += [f"failed verification in {f['environment']}" for f in standing["failed_verification"]]
     verified = {(f["environment"], f["at"]) for f in standing["failed_verification"]}
     parts += [f"{p['result'].replace('_', ' ')} in {p['environment']}" for p in standing["promotions"]

@@ -11,16 +11,19 @@ import os
 import signal
 import subprocess
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from relpromote.testing.sshd import SshHostFarm
+from tests.cli.test_cli_contract import KNOWN_MIXED, json_types, walk
 from tests.helpers import BIN, RELPROMOTE, Cli, make_app_source, make_project
 from tests.integration.conftest import write_inventories
 from tests.integration.test_change_management import _kill_orphaned_ansible
 from tests.integration.test_promote import build, live_version
 from tests.integration.test_revise import two_change_release
+
+DOCUMENTS: list[dict[str, Any]] = []  # every --json result of the test, for the one-type-per-field check
 
 
 def contract(project: Cli, *args: str, who: str = "alice", expect: int = 0) -> dict[str, Any]:
@@ -32,6 +35,7 @@ def contract(project: Cli, *args: str, who: str = "alice", expect: int = 0) -> d
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == expect, (args, result.returncode, result.stderr[-2000:])
     document: dict[str, Any] = json.loads(result.stdout)
+    DOCUMENTS.append(document)
     assert document["ok"] is (expect == 0)
     for line in result.stderr.splitlines():
         assert isinstance(json.loads(line), dict), line
@@ -105,7 +109,7 @@ def test_history_releases_show_and_status_say_what_became_of_each_release(tmp_pa
 
     # releases and show: rejected, failed verification, withdrawn, and where
     listed = {r["version"]: r for r in contract(project, "releases")["releases"]}
-    assert [(r["environment"], r["changes"]) for r in listed["1.0.0"]["rejected"]] == [("qa", ["CH-2"])]
+    assert [(r["environment"], r["change_ids"]) for r in listed["1.0.0"]["rejected"]] == [("qa", ["CH-2"])]
     assert [w["environment"] for w in listed["1.1.0"]["withdrawn"]] == ["qa"] and listed["1.1.0"]["promotable"] is True
     assert [f["environment"] for f in listed["1.2.0"]["failed_verification"]] == ["qa"]
     assert (listed["1.0.0"]["promotable"], listed["1.2.0"]["promotable"], listed["1.0.1"]["promotable"]) == (False, False, True)
@@ -122,3 +126,11 @@ def test_history_releases_show_and_status_say_what_became_of_each_release(tmp_pa
     deployment = contract(project, "status", "--env", "deployment")["environments"][0]
     assert deployment["current"] is None and deployment["current_blocked"] is None
     assert "may not be promoted again: 1.0.0 was rejected in qa" in text(project, "status")
+
+    # One JSON type per field name across every result above (promote, rollback, verdicts, locks, revise, views).
+    seen: dict[str, set[str]] = {}
+    for document in DOCUMENTS:
+        json_types(document, "", seen)
+    assert {name for name, kinds in seen.items() if len(kinds) > 1} <= set(KNOWN_MIXED)
+    times = [str(v) for d in DOCUMENTS for k, v in walk(d) if k in ("at", "since", "built_at", "recorded_at", "expires_at") and v]
+    assert times and all(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
