@@ -9,6 +9,7 @@ import sys
 import click
 
 from relpromote import __version__
+from relpromote.cli.help import epilog
 from relpromote.errors import ExitCode, RelpromoteError
 
 # Each verb's module is imported only when that verb runs: a promotion does not pay for the demo's imports.
@@ -79,11 +80,12 @@ class LazyVerbs(click.Group):
         return command
 
 
-@click.group(cls=LazyVerbs, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyVerbs, context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog("relpromote"))
 @click.option("--config", "config_option", metavar="FILE", help="Project config (else $RELPROMOTE_CONFIG, else relpromote.yml here or above).")
 @click.option("--identity", "identity_option", metavar="KEYFILE",
               help="Your ed25519 key (else $RELPROMOTE_IDENTITY, else ~/.config/relpromote/identity.key).")
-@click.option("--json", "json_output", is_flag=True, help="Print the result as one JSON document on stdout; human text goes to stderr.")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print the result as one JSON document (with ok: true|false) on stdout; stderr carries only JSON event lines.")
 @click.version_option(__version__, prog_name="relpromote")
 @click.pass_context
 def cli(ctx: click.Context, config_option: str | None, identity_option: str | None, json_output: bool) -> None:

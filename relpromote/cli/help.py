@@ -25,6 +25,8 @@ OK, FAILED, BAD, REFUSED, BUSY, PERSON = (
 
 # The verb's path (as typed after `relpromote`) → (examples, exit codes it can give).
 VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
+    "relpromote": (("relpromote demo", "relpromote status --json", "relpromote promote 1.4.0 --to qa --identity ~/oscar.key"),
+                   tuple(MEANING)),
     "keygen": (("relpromote keygen alice --out ~/.config/relpromote/identity.key",), (OK, BAD)),
     "init": (("relpromote init shop-releases", "relpromote init shop-releases --sandbox"), (OK, BAD)),
     "build": (("relpromote build 1.4.0 --source ../shop --manifest release-1.4.0.yml",

@@ -288,3 +288,10 @@ def test_one_meaning_per_option_name() -> None:
     assert {name for name, uses in options.items() if any(metavar == "ENV" for _, metavar in uses)} <= ENVIRONMENT_OPTIONS
     assert {metavar for _, metavar in options["--version"]} == {"VERSION"}
     assert {path for path, _ in options["--env"]} >= {"accept", "reject", "approve", "rollback", "lock status", "lock release"}
+
+
+def test_top_level_help_shows_examples_exit_codes_and_where_global_options_go() -> None:
+    result = run(Path.cwd(), ["--help"])
+    assert result.returncode == 0 and "Examples:" in result.stdout and "Exit codes:" in result.stdout
+    assert all(f"  {code}  " in result.stdout for code in range(6))
+    assert "may come before or after the verb" in " ".join(result.stdout.split())

@@ -22,4 +22,4 @@ def test_help_imports_no_verb_and_no_config() -> None:
     probe = "import sys; sys.argv = ['relpromote', '--help']\nfrom relpromote.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
     probe += "print(sorted(m for m in sys.modules if m.startswith('relpromote')))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()[-1]
-    assert loaded == "['relpromote', 'relpromote.cli', 'relpromote.errors']"
+    assert loaded == "['relpromote', 'relpromote.cli', 'relpromote.cli.help', 'relpromote.errors']"  # help: examples, exit codes
