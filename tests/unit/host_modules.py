@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import importlib.util
 import io
 import json
+import os
 import sys
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,3 +134,60 @@ def make_tar(path: Path, members: list[Member]) -> str:
             else:
                 tar.addfile(info)
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+NET = os.environ.get("RELPROMOTE_TEST_NET", "127.0.77")
+
+
+class App:
+    """A tiny application on loopback that answers /health with the version `current` points to
+    (or with `answer` when a test sets it), as the example app does."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.answer: tuple[int, bytes] | None = None
+        app = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body = app.answer or (200, json.dumps({"version": app.live()}).encode())
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((f"{NET}.1", 0), Handler)
+        self.host, self.port = str(self.server.server_address[0]), int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def live(self) -> str | None:
+        link = self.base / "current"
+        return os.path.basename(os.readlink(link).rstrip("/")) if link.is_symlink() else None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+HOOK = """#!/bin/sh
+echo "$RELEASE_ACTION $RELEASE_VERSION from ${RELEASE_PREVIOUS_VERSION:-none} in $(pwd)" >> "$RELEASE_BASE_DIR/hook.log"
+echo "restarted $RELEASE_VERSION"
+"""
+
+
+def make_release(base: Path, version: str, digest: str | None = None, hook: str = HOOK) -> Path:
+    """releases/<version> as release_unpack leaves it: the app, bin/restart and .release/DIGEST."""
+    release = base / "releases" / version
+    (release / "bin").mkdir(parents=True)
+    (release / ".release").mkdir()
+    (release / ".release" / "VERSION").write_text(version + "\n")
+    if digest is not None:
+        (release / ".release" / "DIGEST").write_text(digest + "\n")
+    restart = release / "bin" / "restart"
+    restart.write_text(hook)
+    restart.chmod(0o755)
+    return release
