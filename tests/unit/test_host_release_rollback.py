@@ -137,9 +137,15 @@ def test_a_current_that_is_not_a_link_is_left_for_a_person(app: App) -> None:
 
 
 def start(*argv: str) -> subprocess.Popen[bytes]:
+    """A process running `argv`, once it runs it (its /proc cmdline is argv, not the forking parent's)."""
     process = subprocess.Popen(list(argv))
     deadline = time.monotonic() + 5
-    while ROLLBACK.process_state(process.pid) is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[-2:-1] == [argv[-1].encode()]:
+                break
+        except OSError:
+            pass
         time.sleep(0.02)
     return process
 
