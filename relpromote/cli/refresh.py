@@ -30,13 +30,13 @@ def refresh_qa_command(session: Session, dry_run: bool) -> None:
         if not session.json_output:
             # The scheduler's log gets a JSON line for every run, with the real cause (stderr has it too).
             line = dict(exc.detail.get("summary") or {})
-            line.update(result=line.get("result") or FAILURE_RESULT.get(int(exc.code), "failed"),
+            line.update(ok=False, result=line.get("result") or FAILURE_RESULT.get(int(exc.code), "failed"),
                         exit_code=int(exc.code), message=exc.message)
             sys.stdout.write(json.dumps(line, sort_keys=True, separators=(",", ":"), default=str) + "\n")
             sys.stdout.flush()
         raise
     # One line, whatever the mode: what a scheduler's log collects.
-    sys.stdout.write(summary.json_line() + "\n")
+    sys.stdout.write(json.dumps({"ok": True, **json.loads(summary.json_line())}, sort_keys=True, separators=(",", ":")) + "\n")
     for warning in summary.warnings:
         session.note(f"warning: {warning}")
     verb = {"refreshed": "refreshed", "skipped": "skipped (refreshed recently)", "dry_run": "dry run"}.get(summary.result, summary.result)
