@@ -144,7 +144,8 @@ class EnvironmentConfig(_Strict):
 
 class Person(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    key: Annotated[str, Field(pattern=r"^ed25519:[A-Za-z0-9+/]{43}=$")]
+    # relpromote's own key line, or an OpenSSH ed25519 public key (`type base64`, no comment): see relpromote.identity
+    key: Annotated[str, Field(pattern=r"^(ed25519:[A-Za-z0-9+/]{43}=|(ssh-ed25519|sk-ssh-ed25519@openssh\.com) AAAA[A-Za-z0-9+/]+={0,3})$")]
     roles: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = []
 
 
@@ -304,7 +305,7 @@ def _first_problem(exc: ValidationError, model: type[BaseModel] | None = None, p
     if kind == "missing":
         return f"{key}: required key is missing; add it"
     if kind == "string_pattern_mismatch" and loc[-1] == "key":
-        return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed"
+        return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed (or `ssh-ed25519 AAAA…` without its comment)"
     if kind == "string_pattern_mismatch":
         return f"{key}: {error['input']!r} is not a valid name; use lower-case letters, digits, '-' and '_'"
     if kind == "value_error":

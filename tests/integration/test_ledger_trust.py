@@ -90,6 +90,11 @@ def mallory() -> Identity:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Cli:
+    return new_project(tmp_path)
+
+
+def new_project(tmp_path: Path) -> Cli:
+    """A committed project with the usual people and boss (release and change manager), 1.0.0 built by alice."""
     cli = make_project(tmp_path / "proj", PEOPLE_WITH_BOSS)
     commit(cli, "people")
     source = make_app_source(tmp_path / "app")
