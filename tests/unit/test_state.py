@@ -1,0 +1,155 @@
+"""relpromote/state.py from real ledger entries: what counts as live, and what the gates then decide.
+
+Every entry is appended through the real SQLite ledger with the actor's real key and folded by
+trusted_state, as the commands do; the policy tests build states by hand, these check that the
+ledger folds into what those gates expect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relpromote import events
+from relpromote.policy import acceptance_verdict, promotion_verdict, rejection_verdict
+from relpromote.state import ProjectState
+from tests.unit.real_ledger import NOW, Ledger
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    built = Ledger(tmp_path / "ledger.db")
+    built.build("1.0.0")
+    return built
+
+
+def gate(verdict: object, rule: str) -> tuple[bool, str]:
+    found = next(g for g in verdict.gates if g.rule == rule)  # type: ignore[attr-defined]
+    return found.passed, found.reason
+
+
+def order_to_deployment(ledger: Ledger, state: ProjectState) -> tuple[bool, str]:
+    return gate(promotion_verdict(ledger.config, state, state.releases["1.0.0"], "deployment", ledger.person("oscar"), NOW), "order")
+
+
+def test_a_succeeded_promotion_is_live(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    state = ledger.state()
+    qa = state.environments["qa"]
+    assert not state.ignored and qa.current == "1.0.0" and qa.current_digest == ledger.digest("1.0.0") and qa.by == "alice"
+    assert qa.live_history == ["1.0.0"] and ("1.0.0", "qa") in state.promoted and state.where("1.0.0") == ["qa"]
+    assert state.built_by_key["1.0.0"] == ledger.identities["alice"].public_key
+
+
+@pytest.mark.parametrize("result", ["failed", "interrupted", "rolled_back", "rollback_failed"])
+def test_a_promotion_that_did_not_succeed_never_counts_as_live(ledger: Ledger, result: str) -> None:
+    ledger.promote("1.0.0", "qa", result=result)
+    state = ledger.state()
+    qa = state.environments["qa"]
+    assert qa.current is None and qa.live_history == [] and ("1.0.0", "qa") not in state.promoted
+    assert [h["result"] for h in qa.history] == [result], "it is in the environment's history all the same"
+    passed, reason = order_to_deployment(ledger, state)
+    assert not passed and "1.0.0 was never promoted to qa" in reason
+    accept = acceptance_verdict(ledger.config, state, state.releases["1.0.0"], "qa", ledger.person("quinn"), [])
+    assert gate(accept, "live") == (False, "1.0.0 is not live in qa; promote it there first")
+
+
+def test_a_check_mode_run_never_counts_and_leaves_no_history(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", check=True)
+    state = ledger.state()
+    assert state.environments["qa"].current is None and state.environments["qa"].history == [] and not state.promoted
+    assert not order_to_deployment(ledger, state)[0]
+
+
+def test_a_limited_run_never_counts_as_the_environment_live(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", limit="qa-app-1")
+    state = ledger.state()
+    assert state.environments["qa"].current is None and ("1.0.0", "qa") not in state.promoted
+    assert state.environments["qa"].history[0]["result"] == "succeeded"
+    passed, reason = order_to_deployment(ledger, state)
+    assert not passed and "never promoted to qa" in reason
+    # ... and QA cannot judge it there: a rejection needs the release to have been tried in the environment.
+    verdict = rejection_verdict(ledger.config, state, state.releases["1.0.0"], "qa", ledger.person("quinn"), [])
+    assert gate(verdict, "was-tested")[0] is False
+
+
+def test_a_promotion_in_an_environment_the_config_does_not_have_is_not_folded(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "staging")
+    state = ledger.state()
+    assert all(env.current is None for env in state.environments.values()) and not state.promoted
+
+
+def test_promoted_and_accepted_opens_the_next_environment(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    passed, reason = order_to_deployment(ledger, ledger.state())
+    assert not passed and "1.0.0 was not accepted in qa" in reason
+    ledger.accept("1.0.0", "qa")
+    assert order_to_deployment(ledger, ledger.state()) == (True, "1.0.0 was promoted to and accepted in qa")
+
+
+def test_a_failed_verification_marks_the_release_for_good(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", result="rolled_back", verification_failed=True,
+                   rollback={"succeeded": True, "hosts": [], "need_a_person": []})
+    state = ledger.state()
+    assert state.failed_verification == {"1.0.0": "in qa, rolled back"}
+    assert state.unusable("1.0.0") == "failed verification (in qa, rolled back)"
+    verdict = promotion_verdict(ledger.config, state, state.releases["1.0.0"], "qa", ledger.person("oscar"), NOW)
+    passed, reason = gate(verdict, "not-rejected")
+    assert not passed and "1.0.0 failed verification and was rolled back (in qa, rolled back)" in reason
+
+
+def test_a_failed_automatic_rollback_leaves_hosts_for_a_person_until_a_release_goes_live(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", result="rollback_failed",
+                   rollback={"succeeded": False, "hosts": [], "need_a_person": ["qa-app-2"]})
+    assert ledger.state().environments["qa"].attention == ["qa-app-2"]
+    ledger.promote("1.0.0", "qa")
+    assert ledger.state().environments["qa"].attention == []
+
+
+def test_a_rejection_stops_the_release_everywhere(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    ledger.reject("1.0.0", "qa", "totals wrong")
+    state = ledger.state()
+    assert state.unusable("1.0.0") == "was rejected in qa (totals wrong)"
+    verdict = promotion_verdict(ledger.config, state, state.releases["1.0.0"], "qa", ledger.person("oscar"), NOW)
+    passed, reason = gate(verdict, "not-rejected")
+    assert not passed and "1.0.0 was rejected in qa by quinn (the release: totals wrong)" in reason
+
+
+def test_a_rollback_puts_the_target_live_and_withdraws_what_it_replaced(ledger: Ledger) -> None:
+    ledger.build("2.0.0")
+    ledger.promote("1.0.0", "qa")
+    ledger.promote("2.0.0", "qa")
+    ledger.rollback("qa", to="1.0.0", from_version="2.0.0")
+    qa = ledger.state().environments["qa"]
+    assert qa.current == "1.0.0" and qa.withdrawn == {"2.0.0"} and qa.live_history == ["1.0.0", "2.0.0", "1.0.0"]
+
+
+def test_a_failed_rollback_changes_nothing_live_and_names_the_hosts(ledger: Ledger) -> None:
+    ledger.build("2.0.0")
+    ledger.promote("1.0.0", "qa")
+    ledger.promote("2.0.0", "qa")
+    ledger.rollback("qa", to="1.0.0", from_version="2.0.0", result="failed", need_a_person=["qa-app-1"])
+    qa = ledger.state().environments["qa"]
+    assert qa.current == "2.0.0" and qa.withdrawn == set() and qa.attention == ["qa-app-1"]
+
+
+def test_an_entry_of_the_wrong_shape_is_ignored_with_its_reason(ledger: Ledger) -> None:
+    ledger.append(events.PROMOTION_FINISHED, "alice", {"version": "1.0.0", "environment": "qa", "result": "succeeded", "check": False})
+    state = ledger.state()
+    assert state.environments["qa"].current is None
+    assert [p.seq for p in state.ignored] == [2] and "promotion.finished entry has the wrong shape (KeyError" in state.ignored[0].reason
+
+
+def test_an_entry_by_someone_whose_role_could_not_promote_is_ignored(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", actor="quinn")  # QA may not promote
+    state = ledger.state()
+    assert state.environments["qa"].current is None and [p.seq for p in state.ignored] == [2]
+    assert "quinn (qa) could not promote in qa" in state.ignored[0].reason
+
+
+def test_head_is_the_last_entry(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    entries = ledger.store.entries()
+    assert ledger.state().head == (2, entries[-1].hash)
