@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import ansible_runner
 
+from relpromote.adapters.control_path import ssh_envvars
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
@@ -110,10 +112,13 @@ def run_playbook(
         raise BadInput(f"{run.playbook}: no such playbook; restore it from `relpromote init` or check the project")
     if not run.inventory.exists():
         raise BadInput(f"{run.inventory}: no such inventory; create it or fix the environment's inventory in the config")
+    # SSH control sockets only in a folder of this user's, checked before every run (control_path.py): exit 2 if not.
+    ssh = ssh_envvars()
     ident = new_ident(run.label)
     private = run.runs_dir / ident
     private.mkdir(parents=True)
     os.chmod(private, 0o700)
+    local_temp = tempfile.mkdtemp(prefix="rp-")
     cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
     cmdline += [f"--extra-vars=@{shlex.quote(path)}" for path in run.extra_var_files]
     if run.check:
@@ -121,6 +126,11 @@ def run_playbook(
     envvars = {
         "ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
+        **ssh,
+        # Ansible's controller-side temp dir: a fresh one in the system's temp dir instead of ~/.ansible/tmp, so a
+        # scheduled job whose home is read-only (systemd's ProtectSystem=strict) still runs. Short, because Ansible
+        # puts its ssh-agent's socket there (108-byte limit). An ANSIBLE_LOCAL_TEMP of the caller's wins.
+        "ANSIBLE_LOCAL_TEMP": os.environ.get("ANSIBLE_LOCAL_TEMP") or local_temp,
         # ansible-runner finds ansible-playbook through PATH: the one installed beside us comes first.
         "PATH": f"{_ansible_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
         **run.envvars,
@@ -201,6 +211,7 @@ def run_playbook(
         )
     finally:
         prctl(PR_SET_CHILD_SUBREAPER, 0)
+        shutil.rmtree(local_temp, ignore_errors=True)
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
     duration = time.monotonic() - started

@@ -40,7 +40,7 @@ class _SwapWatch:
         self.on_event = on_event
         self.swap_started: float | None = None
         self.swapped: dict[str, Any] | None = None  # the swap task's summary once it has succeeded
-        self.swap_failed = False
+        self.swap_seen = False  # the swap task started: unless it reported, QA may or may not have been swapped
         self.stop_asked = False
 
     def event(self, event: Mapping[str, Any]) -> None:
@@ -49,11 +49,11 @@ class _SwapWatch:
             kind = event.get("event")
             if kind == "runner_on_start":
                 self.swap_started = time.monotonic()
+                self.swap_seen = True
             elif kind == "runner_on_ok":
                 self.swapped = dict((data.get("res") or {}).get("summary") or {})
                 self.swap_started = None
             elif kind in ("runner_on_failed", "runner_on_unreachable"):
-                self.swap_failed = True
                 self.swap_started = None
         if self.on_event is not None:
             self.on_event(event)
@@ -156,7 +156,11 @@ def refresh_qa(
         elif run.succeeded and published:
             summary = summary_from_result(published)
         else:
-            if run.canceled or watch.stop_asked:
+            if watch.swap_seen:
+                detail = next((h.message for h in run.hosts.values() if h.message), "") or f"{run.status}, exit {run.rc}"
+                message = (f"the run ended during the swap ({detail}); QA's database may or may not have been swapped: "
+                           "check it before the next refresh")
+            elif run.canceled or watch.stop_asked:
                 message = ("stopped on request (SIGINT/SIGTERM) before the swap; every process of the run has ended "
                            "and QA's database is unchanged")
             else:
