@@ -156,12 +156,14 @@ def signer_names(entries: Iterable[Entry], people: dict[str, str]) -> dict[str, 
     for entry in entries:
         if entry.corrupt or entry.public_key not in people:
             continue
-        if entry_hash(entry.body()) != entry.hash or not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
-            continue
         if entry.kind == RENAMED_KIND:
+            if entry_hash(entry.body()) != entry.hash or not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
+                continue
             old, new = entry.payload.get("from"), entry.payload.get("to")
             if isinstance(old, str) and new == entry.actor and old in used.get(entry.public_key, set()):
                 renames.append((entry.public_key, old, new))
+        # Names a key was used under (an entry that does not verify gains nothing from this: a rename
+        # must itself be signed by the key, and the entry is judged on its own).
         used.setdefault(entry.public_key, set()).add(entry.actor)
     # A chain of renames (a -> b -> c) is followed back from the name in the config.
     for _ in renames:

@@ -253,6 +253,9 @@ def test_corrupt_rows_are_named_in_one_line_and_never_crash_a_command(project: C
     wrong = record(project, events.RELEASE_BUILT, "alice", {"version": "9.9.9"})
     result = project.json("audit", "verify", expect=1)
     assert {"seq": wrong.seq, "reason": "release.built entry has the wrong shape (KeyError: 'digest')"} in result["problems"]
+    for args in (("status",), ("releases",), ("history",), ("show", "1.0.0"), ("notes", "1.0.0")):
+        result = project.run(*args)
+        assert result.returncode in (0, 2) and "Traceback" not in result.stderr, (args, result.stderr)
 
 
 def test_checkpoint_detects_removing_1_5_or_all_entries(project: Cli, tmp_path: Path) -> None:
