@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from relpromote.testing.sshd import SshHostFarm
+from relpromote.testing.sshd import SSHD, SshHostFarm
 from tests.helpers import Cli, git_run
 
 ENVIRONMENTS = ("qa", "deployment", "production")
@@ -20,10 +21,33 @@ _worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or
 _blocks = itertools.cycle(range(10 + 100 * _worker, 10 + 100 * _worker + 96, 8))
 
 
+def why_it_cannot_run() -> str | None:
+    """Why this machine cannot run the integration suite (real sshd hosts, each in its own mount
+    namespace with a private /opt, /srv, /root and /home), or None."""
+    if os.geteuid() != 0:
+        return ("needs root: each test host is an sshd in its own mount namespace with a private /opt "
+                "(run it as root, as CI does; the fast suite is tests/unit and tests/cli)")
+    if not Path(SSHD).exists():
+        return f"openssh-server is not installed ({SSHD} is missing): run scripts/bootstrap.sh --system"
+    if shutil.which("unshare") is None:
+        return "unshare(1) is missing (util-linux): the test hosts cannot get private mounts"
+    return None
+
+
+def pytest_report_header() -> str | None:
+    why = why_it_cannot_run()
+    return f"integration suite: cannot run here, every integration test is skipped: {why}" if why else None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "integration" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
+    why = why_it_cannot_run()
+    mine = [item for item in items if "integration" in str(item.fspath)]
+    if why and mine and os.environ.get("CI"):
+        raise pytest.UsageError(f"the integration suite cannot run on this CI machine: {why}")
+    for item in mine:
+        item.add_marker(pytest.mark.integration)
+        if why:
+            item.add_marker(pytest.mark.skip(reason=f"integration suite: {why}"))
 
 
 @pytest.fixture
