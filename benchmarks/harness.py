@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from relpromote.adapters.control_path import private_folder
 from relpromote.testing.sshd import SshHostFarm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,8 @@ def reset_hosts(hosts: SshHostFarm) -> None:
     hosts.stop()
     for host in hosts.names:
         shutil.rmtree(hosts[host].path("/opt/shop"), ignore_errors=True)
-    subprocess.run(["rm", "-rf", "/tmp/rp-cp"], check=False)
+    for socket_file in [p for p in private_folder().iterdir() if p.is_socket()]:  # cold SSH sockets (control_path.py)
+        socket_file.unlink(missing_ok=True)
     hosts.start()
 
 
