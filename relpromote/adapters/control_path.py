@@ -29,11 +29,12 @@ from pathlib import Path
 from relpromote.errors import BadInput
 
 # A Unix socket path has at most 107 bytes (sun_path is 108 with the NUL). Under the folder Ansible names a
-# socket "/" + a hash (10 characters by default, 40 for a control_path of %(directory)s/%%C), and ssh first
-# binds a temporary name: the socket's path + "." + 16 random characters.
+# control socket "/" + a hash (10 characters by default, 40 for a control_path of %(directory)s/%%C), and ssh
+# first binds a temporary name: the socket's path + "." + 16 random characters (58 bytes at most). A run's
+# temporary folder here is Ansible's local temp: it puts its ssh-agent's socket at
+# <folder>/run-ansible-XXXXXXXX/ansible-local-<pid><8>/ssh_agent/agent.sock (71 bytes at most).
 MAX_SOCKET_PATH = 107
-SOCKET_NAME_BUDGET = 1 + 40 + 17
-MAX_FOLDER_LENGTH = MAX_SOCKET_PATH - SOCKET_NAME_BUDGET  # 49 bytes
+MAX_FOLDER_LENGTH = 34  # /run/user/<uid>/relpromote and /tmp/relpromote-<uid> fit for any uid
 
 RUN_TEMP_PREFIX = "run-"
 _ALIVE = ".alive"
@@ -97,19 +98,35 @@ def ssh_envvars(folder: Path | None = None) -> dict[str, str]:
     return {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(private_folder(folder))}
 
 
+class RunTemp:
+    """A fresh 0700 folder for one run's temporary files in the private folder; `close()` removes it.
+
+    It holds a lock (flock on `.alive`) while it lives: the kernel drops it when the process dies however it dies, so
+    the next run knows the folder is a leftover and removes it (`sweep_leftovers`).
+    """
+
+    def __init__(self, label: str, folder: Path | None = None) -> None:
+        base = private_folder(folder)
+        sweep_leftovers(base)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{RUN_TEMP_PREFIX}{label}-", dir=base))
+        self._alive: int | None = os.open(self.path / _ALIVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._alive is not None:
+            os.close(self._alive)
+            self._alive = None
+
+
 @contextlib.contextmanager
 def run_temp(label: str, folder: Path | None = None) -> Iterator[Path]:
-    """A fresh 0700 folder for one run's temporary files, removed when the run ends however it ends."""
-    base = private_folder(folder)
-    sweep_leftovers(base)
-    temp = Path(tempfile.mkdtemp(prefix=f"{RUN_TEMP_PREFIX}{label}-", dir=base))
-    alive = os.open(temp / _ALIVE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """A RunTemp's folder for the length of a `with` block, removed after it however it ends."""
+    temp = RunTemp(label, folder)
     try:
-        fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel when this process dies
-        yield temp
+        yield temp.path
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
-        os.close(alive)
+        temp.close()
 
 
 def sweep_leftovers(base: Path) -> list[Path]:

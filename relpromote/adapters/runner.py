@@ -19,7 +19,6 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 
 import ansible_runner
 
-from relpromote.adapters.control_path import ssh_envvars
+from relpromote.adapters.control_path import RunTemp, ssh_envvars
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
@@ -118,7 +117,7 @@ def run_playbook(
     private = run.runs_dir / ident
     private.mkdir(parents=True)
     os.chmod(private, 0o700)
-    local_temp = tempfile.mkdtemp(prefix="rp-")
+    local_temp = RunTemp("ansible")  # this user's, 0700; what a killed run left is removed by the next (control_path.py)
     cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
     cmdline += [f"--extra-vars=@{shlex.quote(path)}" for path in run.extra_var_files]
     if run.check:
@@ -130,7 +129,7 @@ def run_playbook(
         # Ansible's controller-side temp dir: a fresh one in the system's temp dir instead of ~/.ansible/tmp, so a
         # scheduled job whose home is read-only (systemd's ProtectSystem=strict) still runs. Short, because Ansible
         # puts its ssh-agent's socket there (108-byte limit). An ANSIBLE_LOCAL_TEMP of the caller's wins.
-        "ANSIBLE_LOCAL_TEMP": os.environ.get("ANSIBLE_LOCAL_TEMP") or local_temp,
+        "ANSIBLE_LOCAL_TEMP": os.environ.get("ANSIBLE_LOCAL_TEMP") or str(local_temp.path),
         # ansible-runner finds ansible-playbook through PATH: the one installed beside us comes first.
         "PATH": f"{_ansible_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
         **run.envvars,
@@ -211,7 +210,7 @@ def run_playbook(
         )
     finally:
         prctl(PR_SET_CHILD_SUBREAPER, 0)
-        shutil.rmtree(local_temp, ignore_errors=True)
+        local_temp.close()
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
     duration = time.monotonic() - started

@@ -1,7 +1,7 @@
 """Hand an environment's vault password to Ansible through a vault client executable.
 
 relpromote never reads the password itself: it writes a small client script (no secret in it) into
-a private temporary folder and passes `--vault-id ID@CLIENT`; the client reads the configured
+a private temporary folder of the user (control_path.RunTemp) and passes `--vault-id ID@CLIENT`; the client reads the configured
 source when Ansible asks. Call only after the identity and the gates were checked.
 """
 
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
+from relpromote.adapters.control_path import RunTemp
 from relpromote.adapters.secrets import check_source
 from relpromote.config import VaultConfig
 
@@ -38,7 +36,8 @@ def vault_access(*vaults: VaultConfig | None) -> Iterator[VaultAccess]:
         return
     for vault in present.values():
         check_source(vault.password, f"vault {vault.id}")
-    folder = Path(tempfile.mkdtemp(prefix="relpromote-vault-"))
+    temp = RunTemp("vault")  # this user's, 0700; what a killed run left is removed by the next (control_path.py)
+    folder = temp.path
     try:
         client = folder / CLIENT_NAME
         client.write_text(f"#!/bin/sh\nexec {sys.executable} -m relpromote.vault_client \"$@\"\n")
@@ -46,4 +45,4 @@ def vault_access(*vaults: VaultConfig | None) -> Iterator[VaultAccess]:
         spec = json.dumps({vault_id: v.password.model_dump(exclude_none=True) for vault_id, v in present.items()})
         yield VaultAccess(tuple(f"{vault_id}@{client}" for vault_id in present), {"RELPROMOTE_VAULT_SOURCE": spec, "ANSIBLE_SSH_AGENT": "auto"})
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        temp.close()

@@ -215,3 +215,13 @@ def test_a_folder_without_its_lock_is_kept_while_young_and_removed_when_old(base
     os.utime(starting, (1, 1))
     assert control_path.sweep_leftovers(folder) == [starting]
     assert not starting.exists()
+
+
+def test_the_longest_socket_paths_under_the_folder_fit_the_108_byte_limit() -> None:
+    folder = "f" * MAX_FOLDER_LENGTH
+    control_socket_while_bound = f"{folder}/{'c' * 40}.{'r' * 16}"  # control_path %(directory)s/%%C, ssh's temp name
+    agent_socket = f"{folder}/run-ansible-{'r' * 8}/ansible-local-{'9' * 7}{'r' * 8}/ssh_agent/agent.sock"
+    assert max(len(control_socket_while_bound), len(agent_socket)) <= control_path.MAX_SOCKET_PATH
+    for uid in (0, 4294967294):
+        assert len(str(default_folder({}, euid=uid))) <= MAX_FOLDER_LENGTH
+        assert len(f"/run/user/{uid}/relpromote") <= MAX_FOLDER_LENGTH
