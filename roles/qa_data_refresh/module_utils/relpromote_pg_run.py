@@ -380,10 +380,44 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(f"interrupted by signal {signum}")
 
 
+def _process_identity(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a living process: the start time tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[1]), fields[19].decode()
+
+
+def ancestors() -> dict[int, str]:
+    """The processes between this module and init, with their start times: the shells Ansible wraps the module in,
+    then (local connection) the worker, ansible-playbook and relpromote, or (ssh) sshd's session."""
+    chain: dict[int, str] = {}
+    pid = os.getppid()
+    while pid > 1 and pid not in chain:
+        identity = _process_identity(pid)
+        if identity is None:
+            break
+        chain[pid] = identity[1]
+        pid = identity[0]
+    return chain
+
+
+ANCESTORS: dict[int, str] = {}
+
+
 def controller_gone() -> bool:
-    """True once nobody reads our output: the controller (ansible-playbook's worker, or the ssh client that carries
-    our output to it) was stopped or killed. Our stdout is a pipe or socket to it; poll() reports an error on our end
-    once its reader is closed."""
+    """True once the controller is gone: nobody reads our output any more (ansible-playbook's worker, or the ssh client
+    that carries our output to it, was stopped or killed: poll() reports an error on our end of the pipe), or one of the
+    processes between us and init at our start has died (a killed wrapper shell, worker, ansible-playbook or relpromote
+    with the local connection; sshd's session over ssh)."""
+    for pid, started in ANCESTORS.items():
+        identity = _process_identity(pid)
+        if identity is None or identity[1] != started:
+            return True
     try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
@@ -398,6 +432,7 @@ def bind_to_controller() -> None:
     is gone, so a refresh never goes on, let alone swaps, behind the back of a command that was stopped or killed."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _raise_interrupted)
+    ANCESTORS.update(ancestors())
 
     def watch() -> None:
         while not controller_gone():
