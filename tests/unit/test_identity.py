@@ -56,3 +56,34 @@ def test_public_key_lines_must_be_real_ed25519_keys() -> None:
     assert not verify_public_key("ed25519:" + "A" * 43 + "=" + "A")
     assert not verify_public_key("ed25519:not-base64")
     assert not verify_public_key("rsa:" + "A" * 43 + "=")
+
+
+def test_a_new_key_in_new_folders_keeps_them_private_and_signs(tmp_path: Path) -> None:
+    key = tmp_path / "a" / "b" / "me.key"
+    made = generate_identity(key)
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700, "the folder holding the key (Python makes its parents 0755 under umask 022)"
+    assert verify_signature(made.public_key, b"m", made.sign(b"m"))
+    assert load_identity(key).public_key == made.public_key
+
+
+def test_each_unusable_key_file_says_how_to_fix_it(tmp_path: Path) -> None:
+    missing = tmp_path / "none.key"
+    with pytest.raises(BadInput, match=re.escape(
+        f"{missing}: no identity key; create one with `relpromote keygen NAME --out {missing}` or pass --identity / set RELPROMOTE_IDENTITY"
+    )):
+        load_identity(missing)
+    folder = tmp_path / "folder.key"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(BadInput, match=re.escape(f"{folder}: cannot read the identity key (Is a directory)")):
+        load_identity(folder)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    other = tmp_path / "ec.key"
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    other.write_bytes(pem)
+    other.chmod(0o600)
+    with pytest.raises(BadInput, match=re.escape(f"{other}: not an ed25519 key; create one with `relpromote keygen`")):
+        load_identity(other)
