@@ -6,11 +6,11 @@ import hashlib
 import os
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from relpromote.adapters.control_path import run_temp
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess
 from relpromote.config import TestStep
@@ -60,7 +60,7 @@ def _run_playbook_step(
 
 def _run_command_step(project: Project, environment: str, release: Release, step: TestStep) -> bytes:
     assert step.command is not None
-    with tempfile.TemporaryDirectory(prefix="relpromote-test-") as folder:
+    with run_temp("test") as folder:  # the operator's private folder; a killed run's is removed by the next
         output = Path(folder) / "junit.xml"
         env = {**os.environ, "RELEASE_VERSION": release.version, "RELEASE_DIGEST": release.digest,
                "RELPROMOTE_ENVIRONMENT": environment, "JUNIT_OUTPUT": str(output)}

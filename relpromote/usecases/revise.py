@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
+from relpromote.adapters.control_path import RunTemp
 from relpromote.config import Person
 from relpromote.errors import BadInput, Refused, RunFailed
 from relpromote.identity import Identity
@@ -35,7 +34,8 @@ def revise(
     changes = {c["id"]: c for c in release.changes}
     to_revert = [sha for change_id in drop for sha in changes[change_id]["commits"]]
     branch = f"release/{new_version}"
-    worktree = Path(tempfile.mkdtemp(prefix="relpromote-revise-")) / "src"
+    temp = RunTemp("revise")  # the operator's private folder; a killed run's is removed by the next
+    worktree = temp.path / "src"
     _run_git(source, "worktree", "add", "-q", "-b", branch, str(worktree), commit)
     try:
         # Newest first, so later commits that build on earlier ones are undone before them.
@@ -60,7 +60,7 @@ def revise(
         _run_git(source, "branch", "-D", branch, check=False)
         raise
     finally:
-        shutil.rmtree(worktree.parent, ignore_errors=True)
+        temp.close()
     _run_git(source, "worktree", "prune", check=False)
     link = {"from_version": version, "version": new_version, "dropped": list(drop), "reverted_commits": to_revert,
             "branch": branch, "commit": built.release.source.get("commit"), "retest": project.config.source.revise.retest}
