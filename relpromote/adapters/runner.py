@@ -126,7 +126,7 @@ def run_playbook(
         "ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
         **ssh,
-        # Ansible's controller-side temp dir: a fresh one in the system's temp dir instead of ~/.ansible/tmp, so a
+        # Ansible's controller-side temp dir: a fresh one in the user's private folder instead of ~/.ansible/tmp, so a
         # scheduled job whose home is read-only (systemd's ProtectSystem=strict) still runs. Short, because Ansible
         # puts its ssh-agent's socket there (108-byte limit). An ANSIBLE_LOCAL_TEMP of the caller's wins.
         "ANSIBLE_LOCAL_TEMP": os.environ.get("ANSIBLE_LOCAL_TEMP") or str(local_temp.path),
