@@ -16,7 +16,7 @@ class Lock:
     purpose: str
     since: str
     pid: int
-    hostname: str
+    hostname: str  # login@host of the run (relpromote.usecases.locking)
 
     def as_data(self) -> dict[str, Any]:
         return {

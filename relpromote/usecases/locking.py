@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ from relpromote.project import Project
 @contextmanager
 def environment_lock(project: Project, environment: str, holder: str, purpose: str) -> Iterator[Lock]:
     """Hold the environment for this run; released on any exit this process lives to see."""
-    wanted = Lock(environment, uuid.uuid4().hex[:12], holder, purpose, format_time(utc_now()), os.getpid(), socket.gethostname())
+    # The person (holder) and the login that runs it, as login@host: on a shared jump host several logins may act for one person.
+    where = f"{_login()}@{socket.gethostname()}"
+    wanted = Lock(environment, uuid.uuid4().hex[:12], holder, purpose, format_time(utc_now()), os.getpid(), where)
     got = project.ledger.acquire(wanted)
     if got.lock_id != wanted.lock_id:
         raise got.busy()
@@ -29,6 +32,14 @@ def environment_lock(project: Project, environment: str, holder: str, purpose: s
         yield wanted
     finally:
         project.ledger.release(environment, wanted.lock_id)
+
+
+def _login() -> str:
+    """The login of the process's real user, from the system (not from $USER, which anyone may set)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 def lock_status(project: Project, environment: str) -> Lock | None:

@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -288,6 +289,7 @@ def test_no_file_of_a_run_outlives_it_in_shared_temp_folders_even_after_a_kill(j
 
     # The next run of the same login removes them.
     held = json.loads(jump_host.relpromote(operator, "--json", "lock", "status", "--env", "qa", cwd=project.cwd).stdout)["lock"]
+    assert (held["holder"], held["hostname"]) == ("oscar", f"{operator.name}@{socket.gethostname()}")  # person and login
     released = jump_host.relpromote(operator, "lock", "release", "--env", "qa", "--lock-id", held["lock_id"],
                                     "--reason", "killed in a test", cwd=project.cwd)
     assert released.returncode == 0, released.stderr
