@@ -31,20 +31,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load(relative: str) -> ModuleType:
-    """The module file `relative` (to the repository), with its role's module_utils importable."""
+    """The module file `relative` (to the repository), with its role's module_utils importable.
+
+    Each file is imported under its dotted path (roles.release_deploy.library.release_unpack), the
+    name mutation testing gives it; module_utils are also registered under ansible.module_utils.
+    """
     path = REPO / relative
-    role = path.parent.parent
-    utils = role / "module_utils"
+    utils = path.parent.parent / "module_utils"
     if utils.is_dir():
         for util in sorted(utils.glob("*.py")):
-            name = f"ansible.module_utils.{util.stem}"
-            spec = importlib.util.spec_from_file_location(name, util)
-            assert spec and spec.loader
-            loaded = importlib.util.module_from_spec(spec)
-            sys.modules[name] = loaded
-            spec.loader.exec_module(loaded)
+            loaded = _import(util)
+            sys.modules[f"ansible.module_utils.{util.stem}"] = loaded
             setattr(ansible.module_utils, util.stem, loaded)
-    name = f"host_{role.name}_{path.stem}"
+    return _import(path)
+
+
+def _import(path: Path) -> ModuleType:
+    name = ".".join(path.relative_to(REPO).with_suffix("").parts)
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
