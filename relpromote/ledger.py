@@ -14,9 +14,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from relpromote.errors import BadInput
 from relpromote.identity import Identity, verify_signature
 from relpromote.lock import Lock
 
@@ -233,13 +234,39 @@ def verify_chain(
     return ChainReport(len(rows), tuple(problems), head.seq if head else 0, head.hash if head else GENESIS_HASH)
 
 
-def entries_about(entries: Iterable[Entry], environment: str | None = None, version: str | None = None) -> list[Entry]:
-    """The entries that concern an environment and/or a release (what `history` shows)."""
+def entries_about(
+    entries: Iterable[Entry],
+    environment: str | None = None,
+    version: str | None = None,
+    *,
+    person: str | None = None,
+    kinds: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Entry]:
+    """The entries `history` shows: about an environment and/or a release, by a person, of some kinds
+    (`promotion` matches every `promotion.*`), recorded in [since, until)."""
+
+    def kind_matches(kind: str) -> bool:
+        return not kinds or any(kind == k or kind.startswith(k.rstrip(".") + ".") for k in kinds)
+
     return [
         e for e in entries
         if (environment is None or e.payload.get("environment") == environment)
         and (version is None or e.payload.get("version") == version)
+        and (person is None or e.actor == person)
+        and kind_matches(e.kind)
+        and (since is None or _recorded(e) >= since)
+        and (until is None or _recorded(e) < until)
     ]
+
+
+def _recorded(entry: Entry) -> datetime:
+    """When the entry was recorded; a malformed time (a corrupt row, named by `audit verify`) sorts first."""
+    try:
+        return parse_time(entry.recorded_at)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
 
 
 Precondition = Callable[[list[Entry]], None]
@@ -266,3 +293,23 @@ class LedgerStore(Protocol):
     def release(self, environment: str, lock_id: str) -> bool: ...
 
     def current(self, environment: str) -> Lock | None: ...
+
+
+_AGO = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_moment(text: str, option: str, *, end_of_day: bool = False, now: datetime | None = None) -> datetime:
+    """A point in time as people type it: a date (UTC), an ISO 8601 time (UTC unless it says otherwise), or
+    `7d` / `12h` / `30m` / `2w` ago. With `end_of_day`, a bare date means the end of that day."""
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in _AGO:
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * _AGO[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{option} {text!r}: not a time; use a date (2026-11-30), a time (2026-11-30T14:00) or an age (7d, 12h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if end_of_day and len(text) == 10:
+        moment += timedelta(days=1)
+    return moment

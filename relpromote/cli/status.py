@@ -8,7 +8,7 @@ from rich.table import Table
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
-from relpromote.ledger import entries_about
+from relpromote.ledger import entries_about, parse_moment
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
 OUTCOME_WIDTH = 90
@@ -56,13 +56,23 @@ def status(session: Session, env_name: str | None) -> None:
 @click.command()
 @click.option("--env", "env_name", metavar="ENV", help="Only entries about this environment.")
 @click.option("--version", "version", metavar="VERSION", help="Only entries about this release.")
+@click.option("--person", "person", metavar="NAME", help="Only entries this person recorded.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only entries of this kind (repeatable): promotion.finished, or a family such as promotion, verdict, approval.")
+@click.option("--since", "since", metavar="WHEN", help="Only entries from then on: 2026-11-30, 2026-11-30T14:00, or 7d / 12h ago.")
+@click.option("--until", "until", metavar="WHEN", help="Only entries before then (a date includes that whole day, UTC).")
 @pass_session
-def history(session: Session, env_name: str | None, version: str | None) -> None:
+def history(
+    session: Session, env_name: str | None, version: str | None, person: str | None, kinds: tuple[str, ...],
+    since: str | None, until: str | None,
+) -> None:
     """Every recorded decision and run: what, who, when, and how it ended (result and reason), in order."""
     project = session.project
     if env_name:
         project.config.environment(env_name)
-    rows = [history_row(e) for e in entries_about(project.ledger.entries(), env_name, version)]
+    window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
+    rows = [history_row(e) for e in entries_about(project.ledger.entries(), env_name, version, person=person, kinds=kinds,
+                                                  since=window[0], until=window[1])]
 
     def human(console: Console) -> None:
         # Fits 80 columns: what/who/when never wrap; the outcome (result: reason) wraps in the last column.
