@@ -41,7 +41,7 @@ SALT_SETTING = "relpromote.salt"
 # (STABLE) would be called again for every row.
 SALT_SQL = f"(SELECT current_setting('{SALT_SETTING}'))"
 
-RULE_KINDS = ("keep", "null", "fixed", "pseudonym", "fake_email", "fake_name", "fake_phone", "partial")
+RULE_KINDS = ("keep", "null", "fixed", "pseudonym", "format_pseudonym", "fake_email", "fake_name", "fake_phone", "partial")
 
 # Base types (after resolving domains) whose values are character strings.
 TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
@@ -109,16 +109,31 @@ class FakeEmailRule(_Model):
         return value
 
 
+class FormatPseudonymRule(_Model):
+    """A pseudonym with the original's shape, for identifiers under a format CHECK (tax ids, account numbers): the first
+    `keep_prefix` characters (a country code) and every character that is not a letter or digit stay; the digits are a
+    keyed permutation of the original's digits (injective: unique stays unique), letters keyed letters of the same case."""
+
+    kind: Literal["format_pseudonym"] = "format_pseudonym"
+    keep_prefix: Annotated[int, Field(ge=0, le=16)] = 0
+
+
 class FakeNameRule(_Model):
-    """An invented "Given Family" name (made-up words, so it cannot be a real customer's name)."""
+    """An invented "Given Family" name (made-up words, so it cannot be a real customer's name). 65,536 names: on a
+    column that must stay unique use `{fake_name: {unique: true}}`, two invented words that encode a 64-bit keyed hash."""
 
     kind: Literal["fake_name"] = "fake_name"
+    unique: bool = False
 
 
 class FakePhoneRule(_Model):
-    """Same length and punctuation, every digit replaced by a keyed pseudo-random digit."""
+    """A phone number in the original's format: the country code (+44, 0044) and trunk prefix (0, (0)) kept, the other
+    digits keyed pseudo-random digits, punctuation kept, any other text (a name, "ext." words) dropped. Two numbers may
+    get the same fake: on a column that must stay unique use `{fake_phone: {unique: true}}`, whose digits are a keyed
+    permutation (injective for numbers of one shape)."""
 
     kind: Literal["fake_phone"] = "fake_phone"
+    unique: bool = False
 
 
 class PartialRule(_Model):
@@ -151,6 +166,8 @@ def _normalize_rule(value: Any) -> Any:
             return {"kind": kind, "value": argument}
         if kind == "fake_email":
             return {"kind": kind, "domain": argument}
+        if kind == "format_pseudonym":
+            return {"kind": kind, "keep_prefix": argument}
         if argument is None:
             return {"kind": kind}
         raise ValueError(f"{kind} takes no argument; write just {kind}")
@@ -159,7 +176,8 @@ def _normalize_rule(value: Any) -> Any:
 
 ColumnRule = Annotated[
     Annotated[
-        KeepRule | NullRule | FixedRule | PseudonymRule | FakeEmailRule | FakeNameRule | FakePhoneRule | PartialRule,
+        KeepRule | NullRule | FixedRule | PseudonymRule | FormatPseudonymRule | FakeEmailRule | FakeNameRule | FakePhoneRule
+        | PartialRule,
         Field(discriminator="kind"),
     ],
     BeforeValidator(_normalize_rule),
@@ -177,6 +195,8 @@ class Column(_Model):
     base_type: str  # pg_type.typname of the type, or of a domain's base type: "varchar", "int8", "_text"
     not_null: bool = False
     max_length: int | None = None  # character columns with a declared length
+    unique: bool = False  # part of a unique index or constraint (primary keys included; expression indexes too)
+    checks: tuple[tuple[str, str], ...] = ()  # CHECK constraints on it: (name, predicate); a domain's say VALUE
 
     @property
     def is_text(self) -> bool:
@@ -306,6 +326,92 @@ def _fake_digits(value_sql: str, key_sql: str) -> str:
     )
 
 
+def _digits_permutation(digits_sql: str, seed_sql: str) -> str:
+    """A keyed permutation of n-digit strings (n <= 18; longer ones are split): a four-round Feistel network on the
+    number's two halves, so different inputs of one length always give different outputs (unique stays unique),
+    and the output has as many digits as the input (leading zeros kept)."""
+
+    def round_key(half: str, number: int, modulus: str) -> str:
+        return f"((hashtextextended({half}::text || ':' || z.n || ':{number}', {seed_sql}) & 9223372036854775807) % {modulus})"
+
+    def permute(d: str) -> str:
+        return (
+            "(SELECT CASE WHEN z.n = 0 THEN '' ELSE lpad((s4.a * z.pv + s4.b)::text, z.n, '0') END "
+            f"FROM (SELECT length(d) AS n, CASE WHEN d = '' THEN 0 ELSE d::bigint END AS x, "
+            "(10::numeric ^ (length(d) / 2))::bigint AS pu, (10::numeric ^ (length(d) - length(d) / 2))::bigint AS pv "
+            f"FROM (SELECT {d} AS d) d0) z, "
+            "LATERAL (SELECT z.x / z.pv AS a, z.x % z.pv AS b) s0, "
+            f"LATERAL (SELECT s0.b AS a, (s0.a + {round_key('s0.b', 1, 'z.pu')}) % z.pu AS b) s1, "
+            f"LATERAL (SELECT s1.b AS a, (s1.a + {round_key('s1.b', 2, 'z.pv')}) % z.pv AS b) s2, "
+            f"LATERAL (SELECT s2.b AS a, (s2.a + {round_key('s2.b', 3, 'z.pu')}) % z.pu AS b) s3, "
+            f"LATERAL (SELECT s3.b AS a, (s3.a + {round_key('s3.b', 4, 'z.pv')}) % z.pv AS b) s4)"
+        )
+
+    return (f"(SELECT CASE WHEN length(dd) <= 18 THEN {permute('dd')} "
+            f"ELSE {permute('left(dd, 18)')} || {permute('substr(dd, 19, 18)')} || substr(dd, 37) END "
+            f"FROM (SELECT {digits_sql} AS dd) dd0)")
+
+
+def _refill_digits(template_sql: str, digits_sql: str) -> str:
+    """`template_sql` with each digit replaced, in order, by the next character of `digits_sql` (as many)."""
+    placeholders = f"replace(translate(replace({template_sql}, '%', '%%'), '0123456789', repeat(chr(1), 10)), chr(1), '%s')"
+    return f"format({placeholders}, VARIADIC string_to_array({digits_sql}, NULL))"
+
+
+# E.164 country codes by their first digits: 1 and 7 alone, these two-digit ones, and three digits for the rest.
+# Written so that no alternative is a prefix of another (PostgreSQL's regular expressions take the longest match).
+COUNTRY_CODE_RE = (r"(?:1|7|2[07]|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58]"
+                   r"|(?:2[1-689]|3[578]|42|5[09]|6[7-9]|8[05789]|9[679])[0-9])")
+PHONE_PREFIX_RE = r"^(?:(?:\+|00)" + COUNTRY_CODE_RE + r"(?:[ .-]*\(0\))?|\(?0)"
+PHONE_CHARACTERS_RE = r"[^0-9+()./ -]"  # what a phone number is written with; everything else is dropped
+PHONE_DIGITS = "regexp_replace(p1.rest, '[^0-9]', '', 'g')"
+
+
+def _fake_phone(value_sql: str, seed_sql: str, unique: bool = False) -> str:
+    """Phone characters only; country code and trunk prefix kept; the other digits keyed pseudo-random digits (about
+    10 µs a row), or with `unique` a keyed permutation of them (see _digits_permutation; about 40 µs a row)."""
+    digits = _refill_digits("p1.rest", _digits_permutation(PHONE_DIGITS, seed_sql)) if unique else _fake_digits("p1.rest", seed_sql)
+    return (
+        f"(SELECT p1.prefix || {digits} "
+        f"FROM (SELECT p0.prefix, substr(p0.c, length(p0.prefix) + 1) AS rest FROM "
+        f"(SELECT c, coalesce(substring(c from {quote_literal(PHONE_PREFIX_RE)}), '') AS prefix FROM "
+        f"(SELECT btrim(regexp_replace({value_sql}, {quote_literal(PHONE_CHARACTERS_RE)}, '', 'g')) AS c) c0) p0) p1)"
+    )
+
+
+ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br",
+          "dr", "gr", "kr", "st", "tr", "sh", "ch", "bl", "fl", "gl", "kl", "pl", "sl", "fr", "pr", "th")
+VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou")
+# 256 consonant-vowel syllables, one per byte value: a word of them parses back to its bytes, so distinct hashes give
+# distinct names.
+SYLLABLES = tuple(onset + vowel for onset in ONSETS for vowel in VOWELS)
+_SYLLABLE_TABLE = "".join(syllable.ljust(4) for syllable in SYLLABLES).encode("ascii").hex()
+UNIQUE_FAKE_NAME_LENGTH = 16 + 1 + 16
+
+
+def _unique_fake_name(value_sql: str) -> str:
+    """Two invented words of four syllables each, spelling the eight bytes of a salted md5 of the value: as unique
+    as a pseudonym (64 bits), still letters and a space."""
+
+    def syllable(index: int) -> str:
+        return f"rtrim(encode(substring(t.w from 1 + 4 * get_byte(h.b, {index}) for 4), 'escape'))"
+
+    given = " || ".join(syllable(i) for i in range(4))
+    family = " || ".join(syllable(i) for i in range(4, 8))
+    return (f"(SELECT initcap({given}) || ' ' || initcap({family}) FROM (SELECT decode({_md5_of(value_sql)}, 'hex') AS b) h, "
+            f"(SELECT decode('{_SYLLABLE_TABLE}', 'hex') AS w) t)")
+
+
+def _format_pseudonym(value_sql: str, keep_prefix: int) -> str:
+    """Prefix kept; digits permuted (keyed, injective); letters rotated by a keyed shift (same case); the rest kept."""
+    upper, lower = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
+    shift = f"(({_keyed_seed('format_pseudonym:letters')} & 9223372036854775807) % 25 + 1)::int"
+    rotated = f"substr('{upper * 2}', {shift} + 1, 26) || substr('{lower * 2}', {shift} + 1, 26)"
+    digits = _digits_permutation("regexp_replace(f0.rest, '[^0-9]', '', 'g')", _keyed_seed("format_pseudonym"))
+    return (f"(SELECT f0.prefix || {_refill_digits(f'translate(f0.rest, {quote_literal(upper + lower)}, {rotated})', digits)} "
+            f"FROM (SELECT left({value_sql}, {keep_prefix}) AS prefix, substr({value_sql}, {keep_prefix + 1}) AS rest) f0)")
+
+
 def mask_expression(rule: ColumnRule, column: Column) -> str:
     """The SQL production evaluates for `column` under `rule`, cast back to the column's type.
 
@@ -338,15 +444,20 @@ def mask_expression(rule: ColumnRule, column: Column) -> str:
             "surrogate keys hold nothing personal: keep them"
         )
     _needs_text(rule, column)
+    if isinstance(rule, FormatPseudonymRule):
+        return f"CAST({_format_pseudonym(text, rule.keep_prefix)} AS {column.type})"
     if isinstance(rule, FakeEmailRule):
         _needs_length(column, 18 + len(rule.domain), "fake_email")
         return f"CAST('u' || left({_md5_of(text)}, 16) || {quote_literal('@' + rule.domain)} AS {column.type})"
+    if isinstance(rule, FakeNameRule) and rule.unique:
+        _needs_length(column, UNIQUE_FAKE_NAME_LENGTH, "fake_name with unique")
+        return f"CAST({_unique_fake_name(text)} AS {column.type})"
     if isinstance(rule, FakeNameRule):
         given = _pick_word(_GIVEN_WORDS, text, "fake_name:given")
         family = _pick_word(_FAMILY_WORDS, text, "fake_name:family")
         return f"CAST({given} || ' ' || {family} AS {column.type})"
     if isinstance(rule, FakePhoneRule):
-        return f"CAST({_fake_digits(text, _keyed_seed('fake_phone'))} AS {column.type})"
+        return f"CAST({_fake_phone(text, _keyed_seed('fake_phone'), rule.unique)} AS {column.type})"
     if isinstance(rule, PartialRule):
         keep = rule.keep_last
         mask = quote_literal(rule.mask_char)
@@ -355,6 +466,19 @@ def mask_expression(rule: ColumnRule, column: Column) -> str:
             f"ELSE repeat({mask}, length({text})) END AS {column.type})"
         )
     raise MaskingError(f"{where}: unsupported rule {rule!r}")  # pragma: no cover - the union is exhaustive
+
+
+def unique_misfit(rule: ColumnRule) -> str | None:
+    """None when `rule` keeps distinct values distinct (as far as a 64-bit keyed hash does), else the rule to use."""
+    if isinstance(rule, FakeNameRule) and not rule.unique:
+        return "{fake_name: {unique: true}} (65,536 fake names are too few)"
+    if isinstance(rule, FakePhoneRule) and not rule.unique:
+        return "{fake_phone: {unique: true}}"
+    if isinstance(rule, PartialRule):
+        return "format_pseudonym (same length and character classes) or pseudonym"
+    if isinstance(rule, FixedRule):
+        return "pseudonym"
+    return None
 
 
 def check_for(rule: ColumnRule, column: Column) -> Check | None:
@@ -370,9 +494,8 @@ def check_for(rule: ColumnRule, column: Column) -> Check | None:
     if isinstance(rule, FakePhoneRule):
         # Re-mask a fake number that happens to be a real one; keyed by the (already masked) value and the
         # round, so it needs no salt and two refreshes of the same data agree.
-        masked = "{value}::text"
-        keyed = masked + " || ':' || {round}"
-        repair = f"CAST({_fake_digits(f'({keyed})', '0')} AS {column.type})"
+        # Again through the same shape-keeping permutation, keyed by the round: prefix and format stay.
+        repair = f"CAST({_fake_phone('{value}::text', 'hashtextextended({round}, 0)', rule.unique)} AS {column.type})"
     elif isinstance(rule, FakeEmailRule):
         suffix = "@" + rule.domain
         candidates = (
@@ -381,6 +504,8 @@ def check_for(rule: ColumnRule, column: Column) -> Check | None:
         )
     elif isinstance(rule, PseudonymRule) and column.is_text:
         candidates = "length({value}) = 17 AND left({value}, 1) = 'p'"
+    elif isinstance(rule, FakeNameRule) and rule.unique:
+        candidates = "{value} ~ '^[A-Z][a-z]+ [A-Z][a-z]+$'"
     elif isinstance(rule, FakeNameRule) and (column.max_length is None or column.max_length >= FAKE_NAME_LENGTH):
         # Both words come from the invented lists (unless a short column cut the name): constant arrays of more
         # than 8 elements are hashed, so this costs production well under a microsecond a row.

@@ -42,6 +42,7 @@ from relpromote.masking import (
     mask_expression,
     qualified_name,
     quote_ident,
+    unique_misfit,
     unlisted_personal_columns,
 )
 from relpromote.secret import SecretSource
@@ -160,6 +161,10 @@ class TablePlan(_Strict):
     binary_copy: bool
     signature: tuple[tuple[str, str], ...]  # (column, type) the plan was made for: the module refuses a drifted table
     expected_rows: int | None = None
+    # CHECK constraints on masked columns, tried on a sample of masked rows before anything is copied:
+    # (column, constraint, predicate over the table's column names) and the masked SELECT list with those names.
+    probes: tuple[tuple[str, str, str], ...] = ()
+    probe_select: str = ""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -227,6 +232,7 @@ def plan_refresh(
         expressions: list[str] = []
         masked: list[str] = []
         checks: list[Check] = []
+        probes: list[tuple[str, str, str]] = []
         for column in table.columns:
             rule = rules.get(column.name)
             if rule is None:
@@ -238,9 +244,15 @@ def plan_refresh(
             except MaskingError as exc:
                 problems.append(f"masking.{table.key}.{column.name}: {exc}")
                 continue
+            misfit = unique_misfit(rule) if column.unique else None
+            if misfit is not None:
+                problems.append(f"masking.{table.key}.{column.name}: the column must stay unique (a unique index or key) "
+                                f"but {rule.kind} can give two rows the same value; use {misfit}")
             if check is not None:
                 masked.append(column.name)
                 checks.append(check)
+                probes += [(column.name, name, re.sub(r"\bVALUE\b", quote_ident(column.name), predicate))
+                           for name, predicate in column.checks]
         warnings += unlisted_personal_columns(table.key, table.columns, rules)
         plans.append(
             TablePlan(
@@ -256,6 +268,9 @@ def plan_refresh(
                 binary_copy=table.binary_copy,
                 signature=tuple((column.name, column.type) for column in table.columns),
                 expected_rows=table.rows,
+                probes=tuple(probes),
+                probe_select=", ".join(f"{expression} AS {quote_ident(column.name)}"
+                                       for expression, column in zip(expressions, table.columns, strict=True)) if probes else "",
             )
         )
     if problems:

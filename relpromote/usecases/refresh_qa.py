@@ -27,6 +27,7 @@ from relpromote.usecases.runs import environment_run
 
 REFRESH_PLAYBOOK = "playbooks/refresh_qa_data.yml"
 PLAN_TASK = "Plan the copy and the masking"  # its failure: the masking rules do not fit production (nothing ran)
+PROBE_TASK = "Try the masking against production's constraints"  # likewise: a rule breaks a CHECK constraint
 SWAP_TASK = "Swap the new database in as QA's"  # the one task after which QA has changed
 SWAP_GRACE_SECONDS = 120.0  # a stop asked during the swap task waits for it (a rename: well under a second)
 
@@ -171,7 +172,7 @@ def refresh_qa(
         if not dry_run:
             payload = {**context, "run_id": run.ident, **summary.model_dump(mode="json")}
             project.ledger.append(events.REFRESH_FINISHED, actor.name, identity, payload)
-        if any(h.failed_task == PLAN_TASK for h in failed):
+        if any(h.failed_task in (PLAN_TASK, PROBE_TASK) for h in failed):
             raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}",
                            detail={"summary": summary.model_dump(mode="json")})
         if busy is not None and not watch.swapped:

@@ -270,11 +270,18 @@ def test_fake_values_keep_the_format_of_the_column(servers: Servers) -> None:
     email = masked(servers, "fake_email", "Jane.Doe@corp.example.com", "character varying(200)", "varchar")
     assert re.fullmatch(r"u[0-9a-f]{16}@example\.invalid", email)
     assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", masked(servers, "fake_name", "Jane Doe"))
-    for phone in ("+44 20 7946 0958", "(555) 010-9999", "0049-30-1234567 ext. 12", "5"):
-        fake = masked(servers, "fake_phone", phone)
-        assert len(fake) == len(phone)
-        assert [c for c in fake if not c.isdigit()] == [c for c in phone if not c.isdigit()]
-    assert masked(servers, "fake_phone", "+44 20 7946 0958") != "+44 20 7946 0958"
+    for phone in ("+44 20 7946 0958", "(555) 010-9999", "0049-30-1234567", "5", "020 7946 0958", "+44 (0)20 7946 0958"):
+        for rule in ("fake_phone", {"fake_phone": {"unique": True}}):
+            fake = masked(servers, rule, phone)
+            assert len(fake) == len(phone) and fake != phone
+            assert [c for c in fake if not c.isdigit()] == [c for c in phone if not c.isdigit()]
+    # The country code and the trunk prefix stay; text never comes through.
+    assert masked(servers, "fake_phone", "+44 20 7946 0958").startswith("+44 ")
+    assert masked(servers, "fake_phone", "0049-30-1234567").startswith("0049-")
+    assert masked(servers, "fake_phone", "+44 (0)20 7946 0958").startswith("+44 (0)")
+    assert masked(servers, "fake_phone", "020 7946 0958").startswith("0")
+    assert masked(servers, "fake_phone", "+1 415 555 0100").startswith("+1 ")
+    assert re.fullmatch(r"\(\d{3}\) \d{3}-\d{4}", masked(servers, "fake_phone", "(555) 010-9999 ask for Maria Lopez"))
     assert masked(servers, {"partial": 4}, "4111 1111 1111 1234") == "***************1234"
     assert masked(servers, {"partial": 4}, "123") == "***"
     assert masked(servers, {"fixed": 7}, "42", "integer", "int4") == 7
@@ -495,8 +502,9 @@ def test_the_config_drives_the_role_with_no_secret_on_the_command_line(servers: 
 # ---- failures leave QA as it was ----
 def test_a_failing_refresh_leaves_qa_unchanged(servers: Servers, refreshed: Outcome) -> None:
     before = (qa_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous"))
-    # The fixed value cannot be cast to the column's type: production's COPY fails half-way through the data.
-    masking = {**MASKING, "orders": {"notes": None, "amount": {"fixed": "not a number"}}}
+    # The fixed value cannot be cast to the column's type: production's COPY fails once the copy has begun (the table
+    # has no CHECK constraint, so no probe tries the rule before the copy).
+    masking = {**MASKING, "customers": {**MASKING["customers"], "created_at": {"fixed": "not a time"}}}
     outcome = run_refresh(servers, qa_data_refresh_masking=masking)
     assert outcome.rc != 0
     assert outcome.summary == {}

@@ -5,6 +5,7 @@ What the SQL *does* is proven against a real server in tests/integration/test_qa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from relpromote.masking import (
     FakeNameRule,
     FakePhoneRule,
     FixedRule,
+    FormatPseudonymRule,
     KeepRule,
     MaskingError,
     MaskingRules,
@@ -30,8 +32,10 @@ from relpromote.masking import (
     personal_data_reason,
     quote_ident,
     quote_literal,
+    unique_misfit,
     unlisted_personal_columns,
 )
+from relpromote.refresh import parse_masking
 
 RULE = TypeAdapter(ColumnRule)
 RULES = TypeAdapter(MaskingRules)
@@ -115,12 +119,29 @@ def test_salted_rules_read_the_salt_from_the_session_never_from_the_sql() -> Non
         (FakeEmailRule(), EMAIL),
         (FakeNameRule(), NAME),
         (FakePhoneRule(), PHONE),
+        (FakePhoneRule(unique=True), PHONE),
+        (FakeNameRule(unique=True), NAME),
+        (FormatPseudonymRule(keep_prefix=2), NAME),
     ]
     for rule, column in salted:
         sql = mask_expression(rule, column)
         assert f"current_setting('{SALT_SETTING}')" in sql
-        # Always inside a scalar subquery: an InitPlan, evaluated once per statement, not per row.
-        assert sql.count("current_setting(") == sql.count("(SELECT ")
+        # Always inside an uncorrelated scalar subquery of its own: an InitPlan, evaluated once per statement, not per row.
+        in_init_plans = len(re.findall(r"\(SELECT (?:\('x' \|\| left\(md5\()?current_setting\(", sql))
+        assert sql.count("current_setting(") == in_init_plans
+
+
+def test_rules_that_cannot_keep_a_unique_column_unique_name_the_one_that_can() -> None:
+    assert unique_misfit(FakeNameRule()) == "{fake_name: {unique: true}} (65,536 fake names are too few)"
+    assert unique_misfit(FakePhoneRule()) == "{fake_phone: {unique: true}}"
+    assert "format_pseudonym" in (unique_misfit(PartialRule()) or "")
+    assert unique_misfit(FixedRule(value="x")) == "pseudonym"
+    for safe in (PseudonymRule(), FakeEmailRule(), FakeNameRule(unique=True), FakePhoneRule(unique=True),
+                 FormatPseudonymRule(), NullRule(), KeepRule()):
+        assert unique_misfit(safe) is None
+    rules = parse_masking({"t": {"a": {"fake_name": {"unique": True}}, "b": {"format_pseudonym": 3}, "c": "format_pseudonym"}})
+    assert rules["t"]["a"] == FakeNameRule(unique=True)
+    assert rules["t"]["b"] == FormatPseudonymRule(keep_prefix=3) and rules["t"]["c"] == FormatPseudonymRule()
 
 
 def test_every_changing_rule_casts_back_to_the_column_type() -> None:

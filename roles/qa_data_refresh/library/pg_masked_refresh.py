@@ -17,6 +17,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.relpromote_pg_copy import Refresh
+from ansible.module_utils.relpromote_pg_probe import probe
 from ansible.module_utils.relpromote_pg_run import (
     WORKDIR_PREFIX,
     Children,
@@ -60,9 +61,11 @@ description:
     new database left by a killed run is dropped at the next start.
 options:
   action:
-    description: C(inspect) reads, C(prepare) builds and verifies the new database, C(swap) puts it in place, C(refresh) both.
+    description:
+      - C(inspect) reads; C(probe) tries the plan's masking on a sample against production's CHECK constraints;
+        C(prepare) builds and verifies the new database; C(swap) puts it in place; C(refresh) prepares and swaps.
     type: str
-    choices: [inspect, prepare, swap, refresh]
+    choices: [inspect, probe, prepare, swap, refresh]
     default: refresh
   source:
     description: Production's database server (read-only role); not needed by C(swap).
@@ -151,7 +154,7 @@ summary:
 
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "action": {"type": "str", "choices": ["inspect", "prepare", "swap", "refresh"], "default": "refresh"},
+    "action": {"type": "str", "choices": ["inspect", "probe", "prepare", "swap", "refresh"], "default": "refresh"},
     "source": {
         "type": "dict",
         "options": {
@@ -193,6 +196,7 @@ def main() -> None:
         argument_spec=ARGUMENT_SPEC,
         required_if=[
             ("action", "inspect", ("source",)),
+            ("action", "probe", ("source", "plan")),
             ("action", "prepare", ("source", "plan", "salt")),
             ("action", "refresh", ("source", "plan", "salt")),
             ("action", "swap", ("prepared",)),
@@ -204,7 +208,7 @@ def main() -> None:
     database = params["target"]["database"]
     if action in ("prepare", "refresh") and len(params["salt"] or "") < MIN_SALT_LENGTH:
         module.fail_json(msg=f"the masking salt has fewer than {MIN_SALT_LENGTH} characters; refusing to mask with a guessable key")
-    if action != "inspect" and module.check_mode:
+    if action not in ("inspect", "probe") and module.check_mode:
         module.exit_json(changed=True, msg=f"would refresh {database} from production")
     bind_to_controller()
     children = Children()
@@ -217,6 +221,11 @@ def main() -> None:
         bin_dir = find_bin_dir(params["pg_bin_dir"])
         if action == "inspect":
             module.exit_json(changed=False, **inspect(params, bin_dir, children, workdir))
+        if action == "probe":
+            misfits = probe(params, bin_dir, children, workdir)
+            if misfits:
+                module.fail_json(msg="; ".join(misfits), misfit=True)
+            module.exit_json(changed=False)
         if action == "swap":
             try:
                 summary = swap(params, bin_dir, children, workdir, module.warn)

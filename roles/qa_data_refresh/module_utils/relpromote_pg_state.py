@@ -32,7 +32,21 @@ FROM (
              'base_type', bt.typname,
              'not_null', a.attnotnull,
              'max_length', information_schema._pg_char_max_length(bt.oid,
-                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END))
+                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),
+             -- In a unique index (primary keys and expression indexes included: they depend on the column).
+             'unique', EXISTS (SELECT 1 FROM pg_index i
+                                WHERE i.indrelid = c.oid AND i.indisunique
+                                  AND (a.attnum = ANY (i.indkey::int2[])
+                                       OR EXISTS (SELECT 1 FROM pg_depend d
+                                                   WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                                                     AND d.refobjid = c.oid AND d.refobjsubid = a.attnum))),
+             -- CHECK constraints of the table on this column, and of its domain (whose predicate says VALUE).
+             'checks', (SELECT coalesce(json_agg(json_build_array(k.conname,
+                                regexp_replace(regexp_replace(pg_get_constraintdef(k.oid), '^CHECK ', ''), ' NOT VALID$', ''))
+                                ORDER BY k.conname), '[]')
+                          FROM pg_constraint k
+                         WHERE k.contype = 'c' AND ((k.conrelid = c.oid AND a.attnum = ANY (k.conkey))
+                                                    OR (t.typtype = 'd' AND k.contypid = t.oid))))
            ORDER BY a.attnum) AS columns
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -1,0 +1,129 @@
+"""Masking that survives real schemas: unique columns and format CHECKs (table and domain) are seen by the plan.
+
+A rule that cannot keep a unique column unique, or whose values break a CHECK constraint, is refused by the dry
+run and by the plan before any copy (QA untouched), naming the rule that works; with those rules the refresh
+succeeds, unique stays unique, formats hold, and no production value is left in the masked columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relpromote.testing.postgres import clusters
+from tests.integration.test_qa_refresh_engine import READER, READER_PASSWORD, SALT, Servers, column, run_refresh
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+SCHEMA = """
+CREATE DOMAIN iban AS text CHECK (VALUE ~ '^[A-Z]{2}[0-9]{2}[A-Z0-9]{4}[0-9]{10}$');
+CREATE SCHEMA "Billing";
+CREATE TABLE "Billing"."Accounts" (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL,
+    full_name text NOT NULL UNIQUE,
+    phone text UNIQUE,
+    card_number text UNIQUE,
+    tax_id text NOT NULL UNIQUE CHECK (tax_id ~ '^[0-9]{2}-[0-9]{7}$'),
+    account iban
+);
+CREATE UNIQUE INDEX accounts_lower_email ON "Billing"."Accounts" (lower(email));
+"""
+ROWS = 3000
+GOOD: dict[str, Any] = {
+    "Billing.Accounts": {
+        "email": "fake_email",
+        "full_name": {"fake_name": {"unique": True}},
+        "phone": {"fake_phone": {"unique": True}},
+        "card_number": "format_pseudonym",
+        "tax_id": "format_pseudonym",
+        "account": {"format_pseudonym": 4},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    base = Path(tempfile.mkdtemp(prefix="relpromote-real-schemas-"))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
+        started = cleanup.enter_context(clusters(base / "pg", "prod", "qa"))
+        prod, qa = started["prod"], started["qa"]
+        prod.create_role(READER, password=READER_PASSWORD, read_only=True)
+        for cluster in (prod, qa):
+            cluster.create_database("bank")
+            with cluster.connect("bank") as conn:
+                conn.execute(SCHEMA)
+        with prod.connect("bank") as conn:
+            conn.execute(
+                """
+                INSERT INTO "Billing"."Accounts" (email, full_name, phone, card_number, tax_id, account)
+                SELECT 'user' || g || '@mail.example.com', 'Person Number ' || g,
+                       '+44 20 ' || lpad(g::text, 8, '0'), '4111 1111 ' || lpad(g::text, 8, '0'),
+                       lpad((g %% 100)::text, 2, '0') || '-' || lpad(g::text, 7, '0'),
+                       'DE89' || lpad((g %% 10000)::text, 4, '0') || lpad(g::text, 10, '0')
+                  FROM generate_series(1, %(n)s) g
+                """,
+                {"n": ROWS},
+            )
+            conn.execute("ANALYZE")
+        salt_file = base / "refresh-salt"
+        salt_file.write_text(SALT + "\n")
+        salt_file.chmod(0o600)
+        yield Servers(prod, qa, salt_file, base / "runs")
+
+
+def refused(servers: Servers, masking: dict[str, Any], dry_run: bool) -> str:
+    before = (qa_databases_of(servers), column(servers.qa, "bank", "SELECT count(*) FROM \"Billing\".\"Accounts\""))
+    outcome = run_refresh(servers, "bank", qa_data_refresh_masking=masking, qa_data_refresh_carry_over=[],
+                          qa_data_refresh_dry_run=dry_run)
+    assert outcome.rc != 0, "the rule was accepted"
+    assert (qa_databases_of(servers), column(servers.qa, "bank", "SELECT count(*) FROM \"Billing\".\"Accounts\"")) == before
+    return str(outcome.failures[-1]["msg"])
+
+
+def qa_databases_of(servers: Servers) -> list[str]:
+    return [name for name in servers.qa.databases() if name.startswith("bank")]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize(
+    ("column_name", "rule", "named"),
+    [
+        ("full_name", "fake_name", "{fake_name: {unique: true}}"),
+        ("phone", "fake_phone", "{fake_phone: {unique: true}}"),
+        ("card_number", {"partial": 4}, "format_pseudonym"),
+        ("tax_id", "pseudonym", "format_pseudonym"),  # unique-safe, but breaks the format CHECK
+        ("account", "pseudonym", "format_pseudonym"),  # the domain's CHECK
+    ],
+)
+def test_a_rule_that_cannot_fit_is_refused_before_any_copy(
+    servers: Servers, column_name: str, rule: Any, named: str, dry_run: bool
+) -> None:
+    masking = {"Billing.Accounts": {**GOOD["Billing.Accounts"], column_name: rule}}
+    message = refused(servers, masking, dry_run)
+    assert f"Billing.Accounts.{column_name}" in message or "Billing.Accounts:" in message, message
+    assert named in message, message
+
+
+def test_the_named_rules_refresh_keeping_keys_unique_and_formats_valid(servers: Servers) -> None:
+    outcome = run_refresh(servers, "bank", qa_data_refresh_masking=GOOD, qa_data_refresh_carry_over=[])
+    assert outcome.rc == 0, outcome.failures
+    table = '"Billing"."Accounts"'
+    for name in ("email", "full_name", "phone", "card_number", "tax_id", "account"):
+        production = set(column(servers.prod, "bank", f"SELECT {name} FROM {table}"))
+        masked = column(servers.qa, "bank", f"SELECT {name} FROM {table}")
+        assert len(set(masked)) == ROWS, name  # unique stayed unique
+        assert not production & set(masked), name
+    for phone in column(servers.qa, "bank", f"SELECT phone FROM {table}"):
+        assert re.fullmatch(r"\+44 \d\d \d{8}", phone), phone  # country code kept, shape kept
+    for account in column(servers.qa, "bank", f"SELECT account FROM {table}"):
+        assert account.startswith("DE89"), account
+    assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", column(servers.qa, "bank", f"SELECT full_name FROM {table} LIMIT 1")[0])
