@@ -18,6 +18,7 @@ from relpromote.policy import (
 from relpromote.release import Release
 from relpromote.state import Acceptance, Approval, EnvironmentState, ProjectState, Rejection
 
+
 def key(letter: str) -> str:
     return "ed25519:" + letter * 43 + "="
 
