@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint unit molecule bootstrap
+.PHONY: demo test lint unit molecule bootstrap mutate
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -18,6 +18,17 @@ lint: bootstrap
 
 unit: bootstrap
 	pytest -q tests/unit tests/cli
+
+# Mutation score of the modules that decide or protect ([tool.mutmut] in pyproject.toml), a few at a time:
+# make mutate MODULES="relpromote.artifact relpromote.identity". Not part of `make test`: it takes minutes per module.
+MODULES ?= relpromote.policy relpromote.ledger relpromote.artifact relpromote.identity relpromote.evidence relpromote.state \
+	relpromote.rollback relpromote.masking roles.release_deploy.library.release_unpack roles.release_deploy.library.release_switch \
+	roles.release_deploy.library.release_finish roles.release_deploy.action_plugins.release_unpack \
+	roles.release_deploy.module_utils.release_hook roles.release_rollback.library.release_rollback
+MUTATE_JOBS ?= 2
+mutate: bootstrap
+	mutmut run --max-children $(MUTATE_JOBS) $(foreach module,$(MODULES),'$(module).*')
+	python tests/mutation_score.py $(MODULES)
 
 molecule: bootstrap
 	@for scenario in $$(ls molecule); do molecule test -s $$scenario || exit 1; done

@@ -178,6 +178,14 @@ def test_a_bad_manifest_inside_is_named_by_its_place(tmp_path: Path) -> None:
         read_artifact(path)
 
 
+def test_a_record_that_is_not_a_file_is_unreadable(tmp_path: Path) -> None:
+    folder = tarfile.TarInfo(".release/manifest.yml")
+    folder.type = tarfile.DIRTYPE
+    path = hand_made(tmp_path / "a.tar.gz", [(folder, b""), record(".release/release.json", b"{}")])
+    with pytest.raises(BadInput, match=re.escape(".release/manifest.yml: unreadable member of the artifact")):
+        read_artifact(path)
+
+
 @pytest.mark.parametrize(("name", "why"), [("", "unsafe path ''"), ("a\\..\\..\\x", "unsafe path"), ("/x", "unsafe path '/x'")])
 def test_member_names_that_are_empty_or_use_backslashes_are_unsafe(name: str, why: str) -> None:
     with pytest.raises(BadInput, match=re.escape(f"art.tar.gz: {why}")):
