@@ -55,8 +55,10 @@ def host_addresses() -> dict[str, str]:
 
 def _port_free(address: str, port: int) -> bool:
     with socket.socket() as probe:
+        # SO_REUSEADDR as the app binds: a listener anywhere on address:port refuses it, an old TIME_WAIT does not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((address, port))  # no SO_REUSEADDR: a port in any use, even TIME_WAIT, counts as taken
+            probe.bind((address, port))
         except OSError:
             return False
     return True
