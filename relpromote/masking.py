@@ -538,10 +538,38 @@ def _needs_length(column: Column, length: int, kind: str) -> None:
         )
 
 
+# ---- where masked values could leak ----
+def leak_target_kind(column: Column) -> str | None:
+    """How QA's leak check reads a column that may carry a copy of a masked value: whole text values, array elements,
+    or the string values at any depth of a JSON document; None for the other types."""
+    if column.base_type in TEXT_TYPES:
+        return "text"
+    if column.base_type.startswith("_") and column.base_type[1:] in TEXT_TYPES:
+        return "array"
+    if column.base_type in ("json", "jsonb"):
+        return "json"
+    return None
+
+
 # ---- what nobody wrote a rule for ----
-def personal_data_reason(column: Column) -> str | None:
-    """Why an unlisted column might hold personal data, or None."""
-    match = PERSONAL_NAME.search(column.name)
+def snake_case(name: str) -> str:
+    """`billingEmail`, `BillingEmail`, `billing-email`, `Billing Email` -> `billing_email`: how names are matched."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+
+
+# What the dry run's content sampling can report for a column (see the module's inspect).
+CONTENT_KINDS = {"email": "email addresses", "phone": "phone numbers", "card": "payment card numbers (Luhn)"}
+
+
+def personal_data_reason(column: Column, content: Mapping[str, int] | None = None) -> str | None:
+    """Why an unlisted column might hold personal data, or None. `content`: sampled values that look like an email
+    address, a phone number or a card number, by kind."""
+    found = {kind: count for kind, count in (content or {}).items() if count}
+    if found:
+        what = ", ".join(f"{count} {CONTENT_KINDS.get(kind, kind)}" for kind, count in sorted(found.items()))
+        return f"sampled values look like {what}"
+    match = PERSONAL_NAME.search(snake_case(column.name))
     if match:
         return f"its name suggests personal data ({match.group(2).lower()})"
     base = column.base_type.removeprefix("_")  # arrays: _text is text[]
@@ -551,14 +579,17 @@ def personal_data_reason(column: Column) -> str | None:
 
 
 def unlisted_personal_columns(
-    table: str, columns: list[Column] | tuple[Column, ...], rules: Mapping[str, ColumnRule]
+    table: str,
+    columns: list[Column] | tuple[Column, ...],
+    rules: Mapping[str, ColumnRule],
+    content: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[PersonalDataWarning]:
     """The columns of `table` without a rule that look like they may hold personal data (for --dry-run)."""
     warnings = []
     for column in columns:
         if column.name in rules:
             continue
-        reason = personal_data_reason(column)
+        reason = personal_data_reason(column, (content or {}).get(column.name))
         if reason is not None:
             warnings.append(PersonalDataWarning(table=table, column=column.name, type=column.type, reason=reason))
     return warnings

@@ -39,6 +39,7 @@ from relpromote.masking import (
     MaskingRules,
     PersonalDataWarning,
     check_for,
+    leak_target_kind,
     mask_expression,
     qualified_name,
     quote_ident,
@@ -118,6 +119,7 @@ class CatalogTable(_Strict):
     pages: int = 0  # pg_class.relpages: an estimate of the size
     binary_copy: bool = True  # every column type is built in: COPY in binary, ~40% faster to load
     columns: tuple[Column, ...]
+    content: dict[str, dict[str, int]] = {}  # dry run: per column, sampled values that look like an email, phone, card
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -165,6 +167,10 @@ class TablePlan(_Strict):
     # (column, constraint, predicate over the table's column names) and the masked SELECT list with those names.
     probes: tuple[tuple[str, str, str], ...] = ()
     probe_select: str = ""
+    # The leak check: production values of these masked columns must not appear in QA in any unmasked column of any
+    # table (leak_targets: (column, "text" | "array" | "json")).
+    leak_sources: tuple[str, ...] = ()
+    leak_targets: tuple[tuple[str, str], ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -253,7 +259,7 @@ def plan_refresh(
                 checks.append(check)
                 probes += [(column.name, name, re.sub(r"\bVALUE\b", quote_ident(column.name), predicate))
                            for name, predicate in column.checks]
-        warnings += unlisted_personal_columns(table.key, table.columns, rules)
+        warnings += unlisted_personal_columns(table.key, table.columns, rules, table.content)
         plans.append(
             TablePlan(
                 table_schema=table.table_schema,
@@ -269,6 +275,9 @@ def plan_refresh(
                 signature=tuple((column.name, column.type) for column in table.columns),
                 expected_rows=table.rows,
                 probes=tuple(probes),
+                leak_sources=tuple(masked),
+                leak_targets=tuple((column.name, kind) for column in table.columns
+                                   if column.name not in masked and (kind := leak_target_kind(column)) is not None),
                 probe_select=", ".join(f"{expression} AS {quote_ident(column.name)}"
                                        for expression, column in zip(expressions, table.columns, strict=True)) if probes else "",
             )

@@ -127,3 +127,87 @@ def test_the_named_rules_refresh_keeping_keys_unique_and_formats_valid(servers: 
     for account in column(servers.qa, "bank", f"SELECT account FROM {table}"):
         assert account.startswith("DE89"), account
     assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", column(servers.qa, "bank", f"SELECT full_name FROM {table} LIMIT 1")[0])
+
+
+# ---- leaks: a masked value copied into another column ----
+LEAKY_SCHEMA = """
+CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, full_name text NOT NULL);
+CREATE TABLE invoices (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers, billing_email text,
+                       document jsonb, tags text[]);
+CREATE TABLE "Misc" (id int PRIMARY KEY, "homePhone" bigint, ref text, info text, "Shipping-Address" text, kind text);
+"""
+LEAKY_MASKING: dict[str, Any] = {"customers": {"email": "fake_email", "full_name": "fake_name"}}
+
+
+@pytest.fixture(scope="module")
+def leaky(servers: Servers) -> str:
+    for cluster in (servers.prod, servers.qa):
+        cluster.create_database("leaky")
+        with cluster.connect("leaky") as conn:
+            conn.execute(LEAKY_SCHEMA)
+    with servers.prod.connect("leaky") as conn:
+        conn.execute("INSERT INTO customers SELECT g, 'client' || g || '@mail.example.com', 'Client Person ' || g "
+                     "FROM generate_series(1, 1000) g")
+        conn.execute("""INSERT INTO invoices SELECT g, g, 'billing@shop.example',
+                               jsonb_build_object('lines', jsonb_build_array(jsonb_build_object('sku', 'SKU-' || g, 'qty', 2))),
+                               ARRAY['paid', 'export']
+                          FROM generate_series(1, 1000) g""")
+        conn.execute("""INSERT INTO "Misc" SELECT g, 4930000000 + g,
+                               (ARRAY['4111 1111 1111 1111', '5500-0000-0000-0004', '340000000000009', '6011000000000004'])[1 + g % 4],
+                               '+49 30 ' || (1000000 + g), 'unit ' || g, 'plain'
+                          FROM generate_series(1, 50) g""")
+    return "leaky"
+
+
+def leak_refresh(servers: Servers) -> Any:
+    return run_refresh(servers, "leaky", qa_data_refresh_masking=LEAKY_MASKING, qa_data_refresh_carry_over=[])
+
+
+def test_the_dry_run_flags_personal_looking_columns_by_name_and_by_content(servers: Servers, leaky: str) -> None:
+    outcome = run_refresh(servers, "leaky", qa_data_refresh_masking=LEAKY_MASKING, qa_data_refresh_carry_over=[],
+                          qa_data_refresh_dry_run=True)
+    assert outcome.rc == 0, outcome.failures
+    warnings = {line.split(" ")[0]: line for line in outcome.summary["warnings"]}
+    assert "name suggests personal data (phone)" in warnings["Misc.homePhone"]  # camelCase, and not a text column
+    assert "name suggests personal data (address)" in warnings["Misc.Shipping-Address"]
+    assert "look like 50 payment card numbers (Luhn)" in warnings["Misc.ref"]
+    assert "look like 50 phone numbers" in warnings["Misc.info"]
+    assert "look like 200 email addresses" in warnings["invoices.billing_email"]
+
+
+def test_a_refresh_without_leaks_passes_the_leak_check(servers: Servers, leaky: str) -> None:
+    outcome = leak_refresh(servers)
+    assert outcome.rc == 0, outcome.failures
+    assert "leak scan invoices" in outcome.summary["phases"]
+
+
+@pytest.mark.parametrize(
+    ("planted", "where"),
+    [
+        ("UPDATE invoices SET billing_email = 'client17@mail.example.com' WHERE id = 3", "invoices.billing_email"),
+        ("""UPDATE invoices SET document = document || '{"contact": {"emails": ["x", "client18@mail.example.com"]}}'
+             WHERE id = 4""", "invoices.document"),
+        ("UPDATE invoices SET tags = tags || 'Client Person 19'::text WHERE id = 5", "invoices.tags"),
+    ],
+)
+def test_a_masked_value_in_an_unmasked_column_fails_the_refresh_before_the_swap(
+    servers: Servers, leaky: str, planted: str, where: str
+) -> None:
+    before = ([name for name in servers.qa.databases() if name.startswith("leaky")],
+              column(servers.qa, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t"))
+    original = column(servers.prod, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t")
+    servers.prod.execute("leaky", planted)
+    try:
+        outcome = leak_refresh(servers)
+    finally:
+        servers.prod.execute("leaky", "UPDATE invoices SET billing_email = 'billing@shop.example', tags = ARRAY['paid', 'export'], "
+                                      "document = jsonb_build_object('lines', jsonb_build_array(jsonb_build_object("
+                                      "'sku', 'SKU-' || id, 'qty', 2)))")
+    assert column(servers.prod, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t") == original
+    assert outcome.rc != 0
+    message = str(outcome.failures[-1]["msg"])
+    assert "leak check failed" in message and where in message, message
+    assert ("customers.email" if "mail.example" in planted else "customers.full_name") in message
+    after = ([name for name in servers.qa.databases() if name.startswith("leaky")],
+             column(servers.qa, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t"))
+    assert after == before  # QA unchanged: the new database was dropped before any swap

@@ -53,6 +53,10 @@ CHUNK_MIN_PAGES = 2000
 MAINTENANCE_WORK_MEM = "256MB"
 RESTORE_OPTIONS = f"-c maintenance_work_mem={MAINTENANCE_WORK_MEM}"
 
+LEAK_SCHEMA = "relpromote_leak_check"
+LEAK_TABLE = f"{LEAK_SCHEMA}.hashes"
+LEAK_MIN_LENGTH = 5  # shorter values (codes, "n/a") would match by chance
+
 POST_DATA_OWNERS_SQL = """
 SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
   SELECT 'pg_class'::regclass::oid || ':' || i.indexrelid AS k,
@@ -98,6 +102,8 @@ class Refresh:
         self.pages: dict[str, int] = {}
         self.qa_counts: dict[str, list[int]] = {}  # table key -> rows, then the null/fixed checks' offending values
         self.collisions: dict[str, int] = {}
+        self.leak_sources: list[str] = []  # "table.column" by source number in the leak check's hashes
+        self.leaks: list[str] = []
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
         self.qa_only_tables: list[tuple[str, str]] = []
@@ -254,6 +260,7 @@ class Refresh:
             self._queue_copy(table, scheduler)
         for schema, name, columns in carried_in_schema:
             scheduler.add(self._carry_starter(schema, name, columns))
+        leak_check = self._start_leak_check(incoming, scheduler)
         scheduler.run()
         self._phase("copy")
         self.phases.update(scheduler.timings)
@@ -269,6 +276,8 @@ class Refresh:
             self._restore(qa_archive, "post-data")
         self._phase("post_data")
 
+        if leak_check:
+            self._leak_scan(incoming)
         rows = self._verify(prod_counts)
         for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
             self.carried_over[key_of(schema, name)] = int(incoming.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
@@ -296,6 +305,79 @@ class Refresh:
         summary["run"] = self.run_token
         summary["qa_exists"] = qa_exists
         return summary
+
+    # -- the leak check --
+    def _start_leak_check(self, incoming: Session, scheduler: Scheduler) -> bool:
+        """Production's keyed hashes of every value (5 characters or more) of every masked column, all of them, not a
+        sample, into a table of the new database, for _leak_scan. Queued with the copies, in the same snapshot."""
+        sources = [t for t in self.plan["tables"] if t.get("leak_sources")]
+        if not sources or not any(t.get("leak_targets") for t in self.plan["tables"]):
+            return False
+        incoming.do(f"CREATE SCHEMA {LEAK_SCHEMA}; CREATE UNLOGGED TABLE {LEAK_TABLE} (f bigint NOT NULL, source smallint NOT NULL)")
+        seed = self.fingerprint_seed
+        for table in sources:
+            values = []
+            for column in table["leak_sources"]:
+                values.append(f"({ident(column)}::text, {len(self.leak_sources)}::smallint)")
+                self.leak_sources.append(f"{table['key']}.{column}")
+            script = (
+                self._snapshot_prelude()
+                + f"COPY (SELECT hashtextextended(x.v, {seed}), x.s FROM ONLY {table['qualified']}, "
+                + f"LATERAL (VALUES {', '.join(values)}) x(v, s) WHERE length(x.v) >= {LEAK_MIN_LENGTH}) "
+                + "TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+            )
+
+            def start(script: str = script, key: str = table["key"]) -> Job:
+                consumer = self.qa.psql_argv("-c", f"COPY {LEAK_TABLE} FROM STDIN (FORMAT binary)")
+                return Pipeline(f"leak hashes {key}", (self.prod, self.source_db, self.prod.psql_argv(), script),
+                                (self.qa, self.incoming, consumer))
+
+            scheduler.add(start)
+        return True
+
+    def _leak_scan(self, incoming: Session) -> None:
+        """No production value of a masked column in any unmasked text, array or JSON column of the new database: whole
+        text values, array elements, and string values at any depth of a JSON document (not words inside a longer text).
+        Every row of every such column is read. A finding fails the refresh before the swap, naming the columns."""
+        incoming.do(f"ANALYZE {LEAK_TABLE}")
+        seed = self.fingerprint_seed
+        scheduler = Scheduler(self.jobs)
+        for table in self.plan["tables"]:
+            if not table.get("leak_targets"):
+                continue
+            parts = []
+            for column, kind in table["leak_targets"]:
+                name, col = literal(column), ident(column)
+                if kind == "array":
+                    parts.append(f"SELECT {name} AS c, e::text AS v FROM ONLY {table['qualified']} t, unnest(t.{col}) e")
+                elif kind == "json":
+                    parts.append(f"SELECT {name} AS c, j #>> '{{}}' AS v FROM ONLY {table['qualified']} t, "
+                                 f"jsonb_path_query(t.{col}::jsonb, 'strict $.**') j WHERE jsonb_typeof(j) = 'string'")
+                else:
+                    parts.append(f"SELECT {name} AS c, {col}::text AS v FROM ONLY {table['qualified']}")
+            query = (
+                "SELECT coalesce(json_agg(json_build_array(c, n, sources)), '[]') FROM ("
+                "SELECT cand.c, count(*) AS n, array_agg(DISTINCT h.source) AS sources "
+                f"FROM ({' UNION ALL '.join(parts)}) cand JOIN {LEAK_TABLE} h ON h.f = hashtextextended(cand.v, {seed}) "
+                f"WHERE length(cand.v) >= {LEAK_MIN_LENGTH} GROUP BY cand.c) found"
+            )
+
+            def start(query: str = query, key: str = table["key"]) -> Job:
+                argv = self.qa.psql_argv("-A", "-t", "-c", "SET work_mem = '256MB'", "-c", query)
+                return Command(f"leak scan {key}", self.qa, self.incoming, argv)
+
+            def finish(job: Job, key: str = table["key"]) -> None:
+                for column, count, sources in json.loads(job.output().strip().splitlines()[-1]):
+                    names = ", ".join(self.leak_sources[int(source)] for source in sorted(sources))
+                    self.leaks.append(f"{key}.{column} holds {count} production values of {names}")
+
+            scheduler.add(start, finish)
+        scheduler.run()
+        self.phases.update(scheduler.timings)
+        incoming.do(f"DROP SCHEMA {LEAK_SCHEMA} CASCADE")
+        if self.leaks:
+            raise RefreshError("leak check failed, masked production values found unmasked in QA: " + "; ".join(self.leaks)
+                               + "; add masking rules for these columns")
 
     def _check_drift(self, tables: list[Params]) -> None:
         """The plan was made from an earlier read of the catalog: refuse to copy a table it does not describe."""

@@ -87,6 +87,42 @@ def read_marker(control: Session, database: str) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
+CONTENT_SAMPLE_ROWS = 200
+SAMPLED_TYPES = ("text", "varchar", "bpchar", "citext", "json", "jsonb", "_text", "_varchar")
+EMAIL_RE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+PHONE_RE = r"^\+?[0-9(][0-9 ()./-]{6,20}$"
+CARD_RE = r"^[0-9]{13,19}$"
+
+
+def _luhn(digits: str) -> str:
+    return (f"(SELECT sum(CASE WHEN i % 2 = 0 THEN (2 * x) / 10 + (2 * x) % 10 ELSE x END) % 10 = 0 "
+            f"FROM (SELECT i, substr(reverse({digits}), i, 1)::int AS x FROM generate_series(1, length({digits})) i) q)")
+
+
+def content_sample_sql(table: Params) -> str:
+    """Per text, JSON or text-array column: how many of the first rows look like an email address (anywhere in the
+    value), a phone number, or a payment card number (13-19 digits passing the Luhn check)."""
+    parts = []
+    for column in table["columns"]:
+        if column["base_type"] not in SAMPLED_TYPES:
+            continue
+        value = f"{ident(column['name'])}::text"
+        digits = f"regexp_replace({value}, '[ -]', '', 'g')"
+        card = f"CASE WHEN {digits} ~ {literal(CARD_RE)} THEN {_luhn(digits)} ELSE false END"
+        phone = (f"{value} ~ {literal(PHONE_RE)} AND length(regexp_replace({value}, '[^0-9]', '', 'g')) BETWEEN 7 AND 15 "
+                 f"AND NOT coalesce({card}, false)")
+        parts.append(
+            f"{literal(column['name'])}, json_build_object("
+            f"'email', count(*) FILTER (WHERE {value} ~ {literal(EMAIL_RE)}), "
+            f"'phone', count(*) FILTER (WHERE {phone}), "
+            f"'card', count(*) FILTER (WHERE {card}))"
+        )
+    if not parts:
+        return ""
+    return (f"SELECT json_build_object({', '.join(parts)}) "
+            f"FROM (SELECT * FROM ONLY {qualified(table['schema'], table['name'])} LIMIT {CONTENT_SAMPLE_ROWS}) s")
+
+
 def qa_lock(control: Session, database: str) -> None:
     """Two refreshes of one QA database must not drop each other's copy: a session lock on QA's server, which the
     server releases by itself when the session ends, however this process ends."""
@@ -139,6 +175,10 @@ def inspect(params: Params, bin_dir: str, children: Children, workdir: str) -> d
             counts = json.loads(reader.ask(count_sql([(t["schema"], t["name"]) for t in tables])))
             for table, count in zip(tables, counts, strict=True):
                 table["rows"] = int(count)
+            for table in tables:  # the dry run also looks at a sample of what text columns hold
+                query = content_sample_sql(table)
+                if query:
+                    table["content"] = json.loads(reader.ask(query))
         reader.do("COMMIT")
         control = qa.session(target["maintenance_database"], "reading QA's state")
         sessions.append(control)
