@@ -211,3 +211,29 @@ def test_a_masked_value_in_an_unmasked_column_fails_the_refresh_before_the_swap(
     after = ([name for name in servers.qa.databases() if name.startswith("leaky")],
              column(servers.qa, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t"))
     assert after == before  # QA unchanged: the new database was dropped before any swap
+
+
+# ---- carry-over in any schema, restore errors, materialized views ----
+def test_carry_over_in_a_qa_only_schema_and_materialized_views_filled_from_masked_data(servers: Servers, leaky: str) -> None:
+    servers.prod.execute("leaky", "CREATE MATERIALIZED VIEW customer_emails AS SELECT id, email FROM customers")
+    servers.qa.execute("leaky", "CREATE SCHEMA qa_tools; CREATE TABLE qa_tools.fixtures (id serial PRIMARY KEY, label text);"
+                                "INSERT INTO qa_tools.fixtures (label) VALUES ('log in as tester'), ('pay by invoice')")
+    outcome = run_refresh(servers, "leaky", qa_data_refresh_masking=LEAKY_MASKING, qa_data_refresh_carry_over=["qa_tools.fixtures"])
+    assert outcome.rc == 0, outcome.failures
+    assert column(servers.qa, "leaky", "SELECT label FROM qa_tools.fixtures ORDER BY id") == ["log in as tester", "pay by invoice"]
+    assert outcome.summary["carried_over"] == {"qa_tools.fixtures": 2}
+    emails = column(servers.qa, "leaky", "SELECT email FROM customer_emails ORDER BY id")
+    assert len(emails) == 1000 and emails == column(servers.qa, "leaky", "SELECT email FROM customers ORDER BY id")
+    assert all(email.endswith("@example.invalid") for email in emails)
+
+
+def test_a_restore_error_reports_postgresqls_error_line(servers: Servers, leaky: str) -> None:
+    # pg_dump --table leaves out a type only QA has: restoring the carried-over table cannot work.
+    servers.qa.execute("leaky", "CREATE TYPE qa_mood AS ENUM ('happy', 'sad'); CREATE TABLE qa_moods (m qa_mood);"
+                                "INSERT INTO qa_moods VALUES ('happy')")
+    before = [name for name in servers.qa.databases() if name.startswith("leaky")]
+    outcome = run_refresh(servers, "leaky", qa_data_refresh_masking=LEAKY_MASKING, qa_data_refresh_carry_over=["qa_moods"])
+    assert outcome.rc != 0
+    message = str(outcome.failures[-1]["msg"])
+    assert 'ERROR:  type "public.qa_mood" does not exist' in message, message
+    assert [name for name in servers.qa.databases() if name.startswith("leaky")] == before

@@ -249,6 +249,9 @@ class Refresh:
 
         incoming = self._session(self.qa, self.incoming, "checking the new database")
         carried_in_schema, carried_qa_only = self._carry_over_sources(qa_exists, incoming)
+        for schema in sorted({schema for schema, _ in self.qa_only_tables}):
+            # pg_dump --table leaves out the table's schema: a QA-only schema (production has no such schema) is made here.
+            incoming.do(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}" + (f" AUTHORIZATION {ident(self.owner)}" if self.owner else ""))
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "pre-data", single_transaction=True)
             self._restore(qa_archive, "data", single_transaction=True)
@@ -274,6 +277,7 @@ class Refresh:
             self.qa.run(argv, self.incoming, "restoring foreign keys and triggers", options=RESTORE_OPTIONS)
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "post-data")
+        self._refresh_materialized_views(incoming)
         self._phase("post_data")
 
         if leak_check:
@@ -305,6 +309,28 @@ class Refresh:
         summary["run"] = self.run_token
         summary["qa_exists"] = qa_exists
         return summary
+
+    def _refresh_materialized_views(self, incoming: Session) -> None:
+        """A schema-only restore creates materialized views WITH NO DATA: fill them from the masked data, a view that reads
+        another one after it (creation order, then again for what failed while its source was empty)."""
+        views = json.loads(incoming.ask(
+            "SELECT coalesce(json_agg(format('%I.%I', n.nspname, c.relname) ORDER BY c.oid), '[]') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm'"
+        ))
+        for _attempt in range(3):
+            failed = []
+            for view in views:
+                try:
+                    self.qa.run(self.qa.psql_argv("-c", f"REFRESH MATERIALIZED VIEW {view}"), self.incoming,
+                                f"refreshing materialized view {view}")
+                except RefreshError:
+                    failed.append(view)
+            if not failed or failed == views:
+                break
+            views = failed
+        if failed:
+            self.qa.run(self.qa.psql_argv("-c", f"REFRESH MATERIALIZED VIEW {failed[0]}"), self.incoming,
+                        f"refreshing materialized view {failed[0]}")
 
     # -- the leak check --
     def _start_leak_check(self, incoming: Session, scheduler: Scheduler) -> bool:

@@ -223,9 +223,16 @@ class Session:
 
 
 def _tail(handle: IO[bytes]) -> str:
+    """What went wrong, from a client program's stderr: PostgreSQL's ERROR line with its DETAIL and HINT when there is
+    one (pg_restore echoes the failed SQL after it, which would otherwise bury it), else the last lines."""
     handle.flush()
     handle.seek(0)
-    lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [index for index, line in enumerate(lines) if "ERROR:" in line or "FATAL:" in line]
+    if errors:
+        first = errors[0]
+        context = [line for line in lines[first + 1:first + 8] if line.startswith(("DETAIL:", "HINT:"))]
+        return " / ".join([lines[first], *context])[-800:]
     return " / ".join(lines[-3:])[-800:] or "no error output"
 
 
