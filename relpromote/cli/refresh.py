@@ -9,17 +9,22 @@ import click
 
 from relpromote.cli._common import Session, interruptible, pass_session
 from relpromote.cli.progress import Progress
-from relpromote.errors import RelpromoteError
-from relpromote.usecases.refresh_qa import refresh_qa
+from relpromote.errors import Refused, RelpromoteError
+from relpromote.usecases.refresh_qa import check_reader, refresh_qa
 
 FAILURE_RESULT = {1: "failed", 2: "bad_input", 3: "refused", 4: "busy", 5: "failed"}
 
 
 @click.command("refresh-qa")
 @click.option("--dry-run", is_flag=True, help="Report tables, row counts, masked columns and unmasked personal-looking columns; change nothing.")
+@click.option("--check-reader", is_flag=True,
+              help="Only check that production's reader role can read and nothing more that matters (exit 3 if it can).")
 @pass_session
-def refresh_qa_command(session: Session, dry_run: bool) -> None:
+def refresh_qa_command(session: Session, dry_run: bool, check_reader: bool) -> None:
     """Refresh QA's database from production, with sensitive columns masked."""
+    if check_reader:
+        _check_reader(session)
+        return
     try:
         identity, actor = session.actor()
         with interruptible(session.json_output) as stop_asked:
@@ -42,3 +47,20 @@ def refresh_qa_command(session: Session, dry_run: bool) -> None:
     verb = {"refreshed": "refreshed", "skipped": "skipped (refreshed recently)", "dry_run": "dry run"}.get(summary.result, summary.result)
     session.note(f"QA {verb}: {summary.rows} rows in {len(summary.tables)} tables, "
                  f"{sum(len(c) for c in summary.masked_columns.values())} masked columns, {summary.duration_seconds:.1f}s")
+
+
+def _check_reader(session: Session) -> None:
+    identity, actor = session.actor()
+    report = check_reader(session.project, identity, actor)
+    problems = report["refused"] + report["findings"]
+    result = "reader_refused" if report["refused"] else "reader_findings" if report["findings"] else "reader_ok"
+    if problems:
+        raise Refused(f"production's reader role {report['user']} can do more than read: " + "; ".join(problems),
+                      detail={"result": result, **report})
+    for note in report["notes"]:
+        session.note(f"note: {note}")
+    if session.json_output:
+        session.emit({"result": result, **report}, lambda console: None)
+    else:
+        sys.stdout.write(json.dumps({"result": result, **report}, sort_keys=True, separators=(",", ":")) + "\n")
+        session.note(f"production's reader role {report['user']} can read and nothing more that relpromote can take away")

@@ -16,7 +16,7 @@ from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.secrets import MIN_SALT_LENGTH, check_source
 from relpromote.adapters.vault import vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, Busy, RunFailed
+from relpromote.errors import BadInput, Busy, Refused, RunFailed
 from relpromote.identity import Identity
 from relpromote.inventory import host_variables
 from relpromote.policy import require_role
@@ -172,6 +172,11 @@ def refresh_qa(
         if not dry_run:
             payload = {**context, "run_id": run.ident, **summary.model_dump(mode="json")}
             project.ledger.append(events.REFRESH_FINISHED, actor.name, identity, payload)
+        refused = next((h for h in failed if h.error.get("kind") == "reader_refused"), None)
+        if refused is not None:
+            raise Refused(f"refresh.source.user {refresh.source.user} may not be the refresh's source: "
+                          + "; ".join(refused.error.get("refused") or [refused.message]),
+                          detail={"summary": summary.model_dump(mode="json")})
         if any(h.failed_task in (PLAN_TASK, PROBE_TASK) for h in failed):
             raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}",
                            detail={"summary": summary.model_dump(mode="json")})
@@ -182,3 +187,27 @@ def refresh_qa(
         raise RunFailed(f"QA data refresh failed: {summary.message or run.status}",
                         detail={"summary": summary.model_dump(mode="json")})
     return summary
+
+
+def check_reader(project: Project, identity: Identity, actor: Person) -> dict[str, Any]:
+    """What production's reader role can do beyond reading, seen from QA's database host as the refresh connects:
+    `refused` (it can write or more: never a source), `findings` (what to take away from it), `notes` (what PostgreSQL
+    does not let anyone take away). Reads only; no lock, no ledger entry."""
+    refresh = project.config.refresh
+    if refresh is None:
+        raise BadInput(f"{project.config_path}: no refresh: section; describe the source, target, salt and masking (see README)")
+    require_role(project.config, actor, "refresh", refresh.target.environment)
+    source_env = project.config.environment(refresh.source.environment)
+    extravars = {**refresh_extravars(project, refresh, True), "qa_data_refresh_check_reader": True}
+    vault_files: tuple[str, ...] = ()
+    if refresh.source.password_var and source_env.vault is not None:
+        vault_files = (str(project.resolve(source_env.inventory) / source_env.vault.file),)
+    with vault_access(source_env.vault, project.config.environment(refresh.target.environment).vault) as access:
+        run = run_playbook(environment_run(project, refresh.target.environment, REFRESH_PLAYBOOK, "refresh-qa-check-reader",
+                                           extravars, access, limit=refresh.target.host, extra_var_files=vault_files))
+    report = run.custom_stats.get("qa_data_refresh_reader")
+    if not run.succeeded or not isinstance(report, dict):
+        message = next((h.message for h in run.hosts.values() if h.message), "") or f"{run.status}, exit {run.rc}"
+        raise RunFailed(f"could not check production's reader role: {message}")
+    return {"user": refresh.source.user, "refused": list(report.get("refused") or []),
+            "findings": list(report.get("findings") or []), "notes": list(report.get("notes") or [])}

@@ -112,6 +112,12 @@ options:
     description: With C(inspect), count every table's rows exactly (production) and the carried-over tables' (QA).
     type: bool
     default: false
+  check_reader:
+    description:
+      - With C(inspect), only check production's reader role and report (C(reader)) instead of refusing a role that
+        can write. Without it, C(inspect) fails when the role can write or more (superuser, CREATEROLE, write grants).
+    type: bool
+    default: false
   carry_over:
     description: With C(inspect), QA tables (schema.table) kept across refreshes, whose rows are counted.
     type: list
@@ -138,6 +144,10 @@ EXAMPLES = r"""
 RETURN = r"""
 catalog:
   description: (inspect) production's tables and columns.
+  returned: inspect
+  type: dict
+reader:
+  description: (inspect) what production's reader role can do beyond reading (refused, findings, notes).
   returned: inspect
   type: dict
 qa:
@@ -186,6 +196,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "jobs": {"type": "int", "default": 2},
     "min_interval": {"type": "int", "default": 0},
     "count_rows": {"type": "bool", "default": False},
+    "check_reader": {"type": "bool", "default": False},
     "carry_over": {"type": "list", "elements": "str", "default": []},
     "pg_bin_dir": {"type": "str", "default": ""},
 }
@@ -247,7 +258,7 @@ def main() -> None:
             summary = swap(dict(params, prepared=summary), bin_dir, children, workdir, module.warn)
         module.exit_json(changed=summary["result"] != "skipped", summary=summary)
     except RefreshError as exc:
-        module.fail_json(msg=f"{exc.message}; QA left as it was", busy=exc.busy)
+        module.fail_json(msg=f"{exc.message}; QA left as it was", busy=exc.busy, error=exc.error)
     except Exception as exc:  # a bug must still come back as a result, with the processes stopped
         module.fail_json(msg=f"{type(exc).__name__}: {exc}")
     finally:

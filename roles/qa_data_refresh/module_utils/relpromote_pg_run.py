@@ -30,10 +30,11 @@ Params = dict[str, Any]
 class RefreshError(Exception):
     """A step failed; `busy` when another refresh of the same database holds the lock."""
 
-    def __init__(self, message: str, busy: bool = False) -> None:
+    def __init__(self, message: str, busy: bool = False, error: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.busy = busy
+        self.error = error or {}  # structured data for relpromote (the module result's `error`)
 
 
 class Interrupted(BaseException):

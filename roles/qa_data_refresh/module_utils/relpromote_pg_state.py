@@ -123,6 +123,78 @@ def content_sample_sql(table: Params) -> str:
             f"FROM (SELECT * FROM ONLY {qualified(table['schema'], table['name'])} LIMIT {CONTENT_SAMPLE_ROWS}) s")
 
 
+READER_SQL = r"""
+SELECT json_build_object(
+  'user', current_user, 'superuser', r.rolsuper, 'createrole', r.rolcreaterole, 'createdb', r.rolcreatedb,
+  'replication', r.rolreplication, 'bypassrls', r.rolbypassrls, 'connection_limit', r.rolconnlimit,
+  'read_all_data', pg_has_role(current_user, 'pg_read_all_data', 'USAGE'),
+  'powerful_roles', (SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]') FROM pg_roles
+                      WHERE rolname IN ('pg_write_all_data', 'pg_write_server_files', 'pg_execute_server_program',
+                                        'pg_read_server_files', 'pg_signal_backend', 'pg_checkpoint', 'pg_create_subscription')
+                        AND pg_has_role(current_user, oid, 'USAGE')),
+  'temp', has_database_privilege(current_database(), 'TEMP'),
+  'create_in_database', has_database_privilege(current_database(), 'CREATE'),
+  'create_in_schemas', (SELECT coalesce(json_agg(nspname ORDER BY nspname), '[]') FROM pg_namespace
+                         WHERE has_schema_privilege(oid, 'CREATE') AND nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema'),
+  'writable_tables', (SELECT coalesce(json_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1), '[]') FROM (
+                        SELECT c.relname, c.relnamespace FROM pg_class c
+                         WHERE c.relkind IN ('r', 'p') AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                         LIMIT 5) c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'),
+  'large_objects', has_function_privilege('lo_create(oid)', 'EXECUTE') OR has_function_privilege('lo_creat(integer)', 'EXECUTE')
+                   OR has_function_privilege('lo_from_bytea(oid, bytea)', 'EXECUTE'),
+  'client_certificate', coalesce((SELECT client_dn IS NOT NULL FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)
+) FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def reader_findings(facts: Params) -> dict[str, list[str]]:
+    """What production's reader can do beyond reading. `refused`: it can write (or more): never a refresh's source;
+    `findings`: what an administrator should take away; `notes`: what PostgreSQL does not let anyone take away."""
+    who = facts.get("user", "the reader")
+    refused: list[str] = []
+    findings: list[str] = []
+    notes: list[str] = []
+    if facts.get("superuser"):
+        refused.append(f"{who} is a superuser: it can write, drop and run programs on the server")
+    if facts.get("createrole"):
+        refused.append(f"{who} has CREATEROLE: it can create roles and grant itself their rights")
+    if facts.get("replication"):
+        refused.append(f"{who} has REPLICATION: it can stream the whole cluster and create replication slots")
+    if facts.get("powerful_roles"):
+        refused.append(f"{who} is a member of {', '.join(facts['powerful_roles'])}")
+    if facts.get("writable_tables"):
+        refused.append(f"{who} can write to tables (e.g. {', '.join(facts['writable_tables'])}): revoke INSERT, UPDATE, "
+                       "DELETE, TRUNCATE")
+    if facts.get("create_in_database"):
+        refused.append(f"{who} can create schemas in the database: REVOKE CREATE ON DATABASE ... FROM {who} (and PUBLIC)")
+    if facts.get("create_in_schemas"):
+        refused.append(f"{who} can create objects in schema(s) {', '.join(facts['create_in_schemas'])}: "
+                       "REVOKE CREATE ON SCHEMA ... FROM PUBLIC")
+    if not facts.get("superuser"):
+        if facts.get("createdb"):
+            findings.append(f"{who} has CREATEDB: ALTER ROLE {who} NOCREATEDB")
+        if facts.get("bypassrls"):
+            findings.append(f"{who} has BYPASSRLS: not needed (the refresh reads with row security off and fails on a "
+                            "filtered table instead): ALTER ROLE {who} NOBYPASSRLS")
+        if not facts.get("read_all_data"):
+            findings.append(f"{who} is not a member of pg_read_all_data: GRANT pg_read_all_data TO {who}")
+        if facts.get("temp"):
+            findings.append(f"{who} can create temporary tables: REVOKE TEMP ON DATABASE ... FROM PUBLIC (grant it back to "
+                            "the roles that need it)")
+        if facts.get("large_objects"):
+            findings.append(f"{who} can create large objects (they persist and use disk until vacuumlo): REVOKE EXECUTE ON "
+                            "FUNCTION lo_creat(integer), lo_create(oid), lo_from_bytea(oid, bytea), lo_import(text), "
+                            "lo_import(text, oid) FROM PUBLIC (grant them to the application roles that use large objects)")
+        if int(facts.get("connection_limit", -1)) < 0:
+            findings.append(f"{who} has no connection limit: ALTER ROLE {who} CONNECTION LIMIT 8 (the refresh needs jobs + 3)")
+        if not facts.get("client_certificate"):
+            notes.append(f"{who} logs in with a password, and PostgreSQL lets every role change its own password "
+                         "(no grant or setting prevents it): authenticate it with a client certificate (pg_hba.conf "
+                         "method cert), or rely on the next refresh failing to log in with the vault's password")
+    return {"refused": refused, "findings": findings, "notes": notes}
+
+
 def qa_lock(control: Session, database: str) -> None:
     """Two refreshes of one QA database must not drop each other's copy: a session lock on QA's server, which the
     server releases by itself when the session ends, however this process ends."""
@@ -170,7 +242,12 @@ def inspect(params: Params, bin_dir: str, children: Children, workdir: str) -> d
         reader = prod.session(source["database"], "reading production's catalog")
         sessions.append(reader)
         reader.do("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        tables = json.loads(reader.ask(CATALOG_SQL))
+        reader_report = reader_findings(json.loads(reader.ask(READER_SQL)))
+        if reader_report["refused"] and not params.get("check_reader"):
+            raise RefreshError("production's reader role is refused as the refresh's source: "
+                               + "; ".join(reader_report["refused"]) + "; give it only pg_read_all_data (see README)",
+                               error={"kind": "reader_refused", **reader_report})
+        tables = json.loads(reader.ask(CATALOG_SQL)) if not params.get("check_reader") else []
         if params["count_rows"] and tables:
             counts = json.loads(reader.ask(count_sql([(t["schema"], t["name"]) for t in tables])))
             for table, count in zip(tables, counts, strict=True):
@@ -198,7 +275,7 @@ def inspect(params: Params, bin_dir: str, children: Children, workdir: str) -> d
             "leftovers": leftovers(control, target["database"]),
             "carried_over": carried,
         }
-        return {"catalog": {"database": source["database"], "tables": tables}, "qa": qa_state}
+        return {"catalog": {"database": source["database"], "tables": tables}, "qa": qa_state, "reader": reader_report}
     finally:
         for session in sessions:
             session.close()
