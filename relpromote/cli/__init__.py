@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "audit": "audit:audit",
     "demo": "demo:demo",
     "people": "people:people",
+    "notes": "notes:notes",
 }
 
 
@@ -56,6 +57,7 @@ SUMMARIES: dict[str, str] = {
     "audit": 'Check the signed, hash-chained ledger and anchor its head.',
     "demo": 'Run the whole process end to end on a built-in sandbox.',
     "people": 'Who may act: the people: list of relpromote.yml, edited for you (commit the change).',
+    "notes": 'Release notes of VERSION: each change (what, who, how, why) and when it reached each environment.',
 }
 
 

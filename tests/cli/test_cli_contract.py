@@ -109,6 +109,8 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("people list", ["extra"], "alice", 2),
     ("demo", ["--stop", "--workdir", "{base}/no-demo-here"], "alice", 0),
     ("demo", ["--no-such-option"], "alice", 2),
+    ("notes", ["1.0.0", "--format", "html", "--out", "{base}/notes-1.0.0.html"], "alice", 0),
+    ("notes", ["9.9.9"], "alice", 2),
 ]
 
 
