@@ -19,12 +19,15 @@ class HostOutcome:
     switched: bool
     result: HostResult
     published: bool = True  # False: the host never said what it runs (it failed or vanished first)
+    tampered: tuple[str, ...] = ()  # what differed from the release's file manifest on the host (it was unpacked again)
 
     def as_data(self) -> dict[str, Any]:
         data = {**self.result.as_data(), "previous": self.previous, "current": self.current, "switched": self.switched}
         if self.result.error:
             # e.g. the restart hook's {step, command, rc, output (its last lines), problem}
             data["error"] = dict(self.result.error)
+        if self.tampered:
+            data["tampered"] = list(self.tampered)
         return data
 
     @property
@@ -105,6 +108,7 @@ def host_outcomes(run: RunResult, stats_key: str) -> tuple[HostOutcome, ...]:
                 switched=bool(facts.get("switched")),
                 result=run.hosts.get(host, HostResult(host)),
                 published=bool(facts),
+                tampered=tuple(facts.get("tampered") or ()),
             )
         )
     return tuple(outcomes)

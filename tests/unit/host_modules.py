@@ -193,4 +193,13 @@ def make_release(base: Path, version: str, digest: str | None = None, hook: str 
     restart = release / "bin" / "restart"
     restart.write_text(hook)
     restart.chmod(0o755)
+    # Its file manifest, as release_unpack writes it last (module_utils/release_integrity.py).
+    integrity = load_util("roles/release_deploy/module_utils/release_integrity.py")
+    integrity.write_manifest(str(release), digest or "")
     return release
+
+
+def load_util(relative: str) -> ModuleType:
+    """A module_utils file of a role, under its dotted path."""
+    name = ".".join(Path(relative).with_suffix("").parts)
+    return sys.modules.get(name) or _import(REPO / relative)

@@ -10,12 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.unit.host_modules import App, Outcome, load, make_release, run
+from tests.unit.host_modules import App, Outcome, load, load_util, make_release, run
 
 ROLLBACK = load("roles/release_rollback/library/release_rollback.py")
+INTEGRITY = load_util("roles/release_deploy/module_utils/release_integrity.py")
 OLD, NEW = "1.0.0", "2.0.0"
 DIGEST = {OLD: "1" * 64, NEW: "2" * 64}
 
@@ -30,6 +32,11 @@ def app(tmp_path: Path) -> Iterator[App]:
     served = App(base)
     yield served
     served.close()
+
+
+def built_so(release: Path) -> None:
+    """The release as its artifact had it: its manifest rewritten (a broken build, not a tampered host)."""
+    INTEGRITY.write_manifest(str(release), (release / ".release" / "DIGEST").read_text().strip())
 
 
 def rollback(app: App, version: str = OLD, check: bool = False, **args: object) -> Outcome:
@@ -70,9 +77,34 @@ def test_other_bytes_under_the_same_version_are_never_switched_to(app: App) -> N
 
 def test_an_incomplete_unpack_is_never_switched_to(app: App) -> None:
     (app.base / "releases" / OLD / ".release" / "DIGEST").unlink()
+    (app.base / "releases" / OLD / ".release" / "FILES.json").unlink()
     outcome = rollback(app)
     assert outcome.failed and "holds digest (none: no .release/DIGEST)" in outcome.msg
     assert os.readlink(app.base / "current") == f"releases/{NEW}"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda release: (release / "bin" / "restart").write_text("#!/bin/sh\necho owned\n"), "bin/restart: changed"),
+        (lambda release: (release / ".release" / "DIGEST").unlink(), ".release/DIGEST: removed"),
+        (lambda release: (release / "extra.conf").write_text("debug = true\n"), "extra.conf: added"),
+    ],
+)
+def test_a_target_whose_files_changed_is_not_switched_to_but_left_for_a_redeploy(app: App, tamper: Any, named: str) -> None:
+    tamper(app.base / "releases" / OLD)
+    outcome = rollback(app)
+    assert not outcome.failed and outcome["present"] is False and not outcome["changed"], outcome.result
+    assert named in outcome.msg and any(p.startswith(named.split(":")[0]) for p in outcome["tampered"])
+    assert os.readlink(app.base / "current") == f"releases/{NEW}"
+    assert not (app.base / "hook.log").exists(), "nothing was restarted"
+
+
+def test_the_live_release_whose_files_changed_is_left_for_a_redeploy_too(app: App) -> None:
+    assert not rollback(app).failed
+    (app.base / "releases" / OLD / "app.py").write_text("print('patched live')\n")
+    outcome = rollback(app)
+    assert outcome["present"] is False and outcome["tampered"] == ["app.py: added"]
 
 
 def test_a_release_no_longer_on_the_host_is_reported_not_invented(app: App) -> None:
@@ -84,6 +116,7 @@ def test_a_release_no_longer_on_the_host_is_reported_not_invented(app: App) -> N
 @pytest.mark.parametrize("check", [False, True])
 def test_a_hook_that_cannot_run_fails_before_the_link_moves(app: App, check: bool) -> None:
     (app.base / "releases" / OLD / "bin" / "restart").unlink()
+    built_so(app.base / "releases" / OLD)
     outcome = rollback(app, check=check)
     assert outcome.failed and "cannot run" in outcome.msg and "is missing" in outcome.msg
     assert outcome["error"]["step"] == "hook" and not outcome["switched"]
@@ -99,6 +132,7 @@ def test_check_mode_says_what_would_happen_and_changes_nothing(app: App) -> None
 
 def test_a_failing_hook_reports_the_switch_that_did_happen(app: App) -> None:
     (app.base / "releases" / OLD / "bin" / "restart").write_text("#!/bin/sh\necho port taken\nexit 3\n")
+    built_so(app.base / "releases" / OLD)
     outcome = rollback(app)
     assert outcome.failed and "exited with 3: port taken" in outcome.msg
     assert outcome["switched"] and outcome["current"] == OLD and outcome["error"]["rc"] == 3

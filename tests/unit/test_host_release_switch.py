@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.host_modules import Outcome, load, run
+from tests.unit.host_modules import Outcome, load, load_util, run
 
 SWITCH = load("roles/release_deploy/library/release_switch.py")
+INTEGRITY = load_util("roles/release_deploy/module_utils/release_integrity.py")
 
 
 @pytest.fixture
@@ -17,6 +18,7 @@ def base(tmp_path: Path) -> Path:
     for version in ("1.0.0", "2.0.0"):
         (tmp_path / "releases" / version / ".release").mkdir(parents=True)
         (tmp_path / "releases" / version / ".release" / "DIGEST").write_text(version[0] * 64 + "\n")
+        INTEGRITY.write_manifest(str(tmp_path / "releases" / version), version[0] * 64)
     return tmp_path
 
 
@@ -86,3 +88,19 @@ def test_without_a_history_only_the_link_changes(base: Path) -> None:
 def test_history_helpers() -> None:
     assert SWITCH.version_of("releases/1.0.0/") == "1.0.0" and SWITCH.version_of(None) == ""
     assert SWITCH.last_line("/nonexistent") is None
+
+
+def test_a_release_whose_files_changed_is_not_switched_to(base: Path) -> None:
+    assert not switch(base, "releases/1.0.0").failed
+    (base / "releases" / "2.0.0" / "app.py").write_text("print('added by hand')\n")
+    outcome = switch(base, "releases/2.0.0")
+    assert outcome.failed and "app.py: added" in outcome.msg and "refusing to switch to it" in outcome.msg
+    assert outcome["tampered"] == ["app.py: added"] and not outcome["switched"]
+    assert os.readlink(base / "current") == "releases/1.0.0"
+    assert (base / ".history").read_text() == "1.0.0\n"
+
+
+def test_a_release_without_a_manifest_is_not_switched_to(base: Path) -> None:
+    (base / "releases" / "2.0.0" / ".release" / "FILES.json").unlink()
+    outcome = switch(base, "releases/2.0.0", check=True)
+    assert outcome.failed and ".release/FILES.json: missing" in outcome.msg and not (base / "current").exists()

@@ -7,10 +7,12 @@ the module runs as Ansible runs it on a host and does its real file work under t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,11 +77,83 @@ def test_a_release_appears_complete_with_its_digest_and_normalised_modes(host: H
 def test_a_release_already_holding_the_digest_is_left_alone(host: Host) -> None:
     digest = make_tar(host.upload, release_members())
     assert not host.run(digest, remove_src=False).failed
-    marker = host.dest / "marker"
-    marker.write_text("still here")
+    inode = (host.dest / "app.py").stat().st_ino
     again = host.run(digest)
     assert not again.failed and again["present"] and again["src_removed"] and again["changed"]
-    assert marker.read_text() == "still here" and not host.upload.exists()
+    assert again["hashed"] == 0, "an untouched release is checked by its files' status alone, nothing is read"
+    assert (host.dest / "app.py").stat().st_ino == inode and not host.upload.exists()
+
+
+def test_the_manifest_records_every_entry_from_the_artifact(host: Host) -> None:
+    members = [*release_members(), symlink("bin/run", "restart")]
+    digest = make_tar(host.upload, members)
+    assert not host.run(digest).failed
+    manifest = json.loads((host.dest / ".release" / "FILES.json").read_text())
+    assert manifest["digest"] == digest
+    entries = manifest["entries"]
+    assert entries["app.py"] == ["file", 0o644, len(b"print('hi')\n"), hashlib.sha256(b"print('hi')\n").hexdigest()]
+    assert entries["bin/restart"][:2] == ["file", 0o755] and entries["bin"] == ["dir", 0o755]
+    assert entries["bin/run"] == ["link", "restart"]
+    assert entries[".release/DIGEST"][3] == hashlib.sha256((digest + "\n").encode()).hexdigest()
+    assert ".release/FILES.json" not in entries
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda dest: (dest / "app.py").write_text("print('owned')\n"), "app.py: changed (size"),
+        (lambda dest: (dest / "app.py").write_text("print('HI')\n"), "app.py: changed (content)"),
+        (lambda dest: (dest / "bin" / "extra").write_text("x"), "bin/extra: added"),
+        (lambda dest: (dest / "app.py").unlink(), "app.py: removed"),
+        (lambda dest: (dest / "app.py").chmod(0o777), "app.py: mode 0777, not 0644"),
+        (lambda dest: (dest / ".release" / "FILES.json").unlink(), ".release/FILES.json: missing"),
+        (lambda dest: (dest / ".release" / "DIGEST").write_text("0" * 64 + "\n"), ".release/DIGEST: changed"),
+    ],
+)
+def test_a_tampered_release_is_refused_naming_what_differs_then_unpacked_again(host: Host, tamper: Any, named: str) -> None:
+    digest = make_tar(host.upload, release_members())
+    assert not host.run(digest, remove_src=False).failed
+    tamper(host.dest)
+    refused = host.run(digest, src=None)
+    assert refused.failed and refused["needs_artifact"] and not refused["present"], refused.result
+    assert named in refused.msg and "refusing to use it" in refused.msg, refused.msg
+    assert any(problem.startswith(named.split(" (")[0]) for problem in refused["tampered"]), refused["tampered"]
+    repaired = host.run(digest)
+    assert not repaired.failed and repaired["repaired"] and repaired["changed"], repaired.result
+    assert (host.dest / "app.py").read_text() == "print('hi')\n" and not (host.dest / "bin" / "extra").exists()
+    assert stat.S_IMODE((host.dest / "app.py").stat().st_mode) == 0o644
+    assert not host.partial.exists() and not host.upload.exists()
+    assert host.run(digest, src=None)["present"], "the fresh copy matches its manifest"
+
+
+def test_a_tampered_live_release_is_exchanged_in_place_under_the_link(host: Host) -> None:
+    digest = make_tar(host.upload, release_members())
+    assert not host.run(digest, remove_src=False).failed
+    (host.root / "current").symlink_to("releases/1.0.0")
+    (host.dest / "app.py").write_text("print('owned')\n")
+    assert not host.run(digest).failed
+    assert (host.root / "current" / "app.py").read_text() == "print('hi')\n"
+    assert sorted(p.name for p in host.releases.iterdir()) == ["1.0.0"]
+
+
+def test_a_file_changed_with_its_old_size_and_time_is_still_found(host: Host) -> None:
+    digest = make_tar(host.upload, release_members())
+    assert not host.run(digest, remove_src=False).failed
+    target = host.dest / "app.py"
+    before = target.stat()
+    target.write_text("print('HI')\n")
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    outcome = host.run(digest, src=None)
+    assert outcome.failed and "app.py: changed (content)" in outcome.msg
+
+
+def test_a_tampered_release_in_check_mode_is_reported_not_touched(host: Host) -> None:
+    digest = make_tar(host.upload, release_members())
+    assert not host.run(digest, remove_src=False).failed
+    (host.dest / "app.py").write_text("print('HI')\n")
+    outcome = host.run(digest, check=True, src=None)
+    assert not outcome.failed and outcome["changed"] and "would unpack it again" in outcome.msg
+    assert (host.dest / "app.py").read_text() == "print('HI')\n"
 
 
 def test_digest_mismatch_is_refused_and_the_upload_removed(host: Host) -> None:

@@ -132,3 +132,43 @@ def test_octal_modes_and_local_operands() -> None:
     assert ACTION._local("-rf") == "./-rf" and ACTION._local("/opt/x") == "/opt/x"
     with pytest.raises(ValueError):
         ACTION.octal("rwx")
+
+
+UNPACK = load("roles/release_deploy/library/release_unpack.py")
+
+
+def _unpacked(tmp_path: Path) -> Path:
+    """A release as release_unpack leaves it (with its manifest), by the module itself."""
+    from tests.unit.host_modules import release_members, run
+
+    upload = tmp_path / "upload.tar.gz"
+    digest = make_tar(upload, release_members())
+    dest = tmp_path / "releases" / "1.0.0"
+    dest.parent.mkdir(parents=True)
+    assert not run(UNPACK, {"src": str(upload), "dest": str(dest), "digest": digest, "version": "1.0.0"}).failed
+    return dest
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda dest: (dest / "app.py").write_text("print('owned')\n"),
+        lambda dest: (dest / "bin" / "new").write_text("x"),
+        lambda dest: (dest / "new").write_text("x"),
+        lambda dest: (dest / "app.py").unlink(),
+        lambda dest: (dest / "bin" / "restart").chmod(0o777),
+        lambda dest: (dest / ".release" / "FILES.json").unlink(),
+    ],
+)
+def test_the_inspection_suspects_a_release_changed_after_its_manifest(tmp_path: Path, tamper: object) -> None:
+    dest = _unpacked(tmp_path)
+    assert ACTION.parse(sh(ACTION.inspect_command(str(dest), "", [], False), tmp_path).stdout)["suspect"] == "no"
+    tamper(dest)  # type: ignore[operator]
+    assert ACTION.parse(sh(ACTION.inspect_command(str(dest), "", [], False), tmp_path).stdout)["suspect"] == "yes"
+
+
+def test_renaming_the_release_into_place_does_not_make_it_suspect(tmp_path: Path) -> None:
+    dest = _unpacked(tmp_path)
+    moved = tmp_path / "releases" / "1.0.1"
+    dest.rename(moved)
+    assert ACTION.parse(sh(ACTION.inspect_command(str(moved), "", [], False), tmp_path).stdout)["suspect"] == "no"

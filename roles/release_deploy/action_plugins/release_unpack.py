@@ -30,6 +30,8 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_unpack"
+# The release's file manifest (module_utils/release_integrity.py), written at unpack.
+MANIFEST = ".release/FILES.json"
 
 
 def _local(path):
@@ -106,12 +108,20 @@ def inspect_command(dest, link, directories, check_mode, hook=None):
     be, in check mode)."""
     quote = shlex.quote
     digest_file = f"{dest}/.release/DIGEST"
+    manifest = f"{dest}/{MANIFEST}"
     lines = [
         "umask 022",
         f"d=; [ -f {quote(digest_file)} ] && d=$(cat -- {quote(digest_file)})",
         f"e=no; {{ [ -e {quote(dest)} ] || [ -h {quote(dest)} ]; }} && e=yes",
         f"l=; [ -n {quote(link)} ] && l=$(readlink -- {quote(link or '.')} 2>/dev/null)",
-        'printf \'link=%s\\ndigest=%s\\ndest=%s\\n\' "$l" "$d" "$e"',
+        # suspect=yes when the tree may differ from its manifest: no manifest, or an entry changed after it was
+        # written (ctime, which nobody sets back; the root: mtime, as renaming the release changes its ctime).
+        # Only then does the module hash anything.
+        f"s=no; if [ -d {quote(dest)} ] && [ ! -h {quote(dest)} ]; then if [ -f {quote(manifest)} ]; then "
+        f"[ -n \"$({{ find {quote(_local(dest))} -maxdepth 0 -newer {quote(manifest)} -print; "
+        f"find {quote(_local(dest))} -mindepth 1 -path {quote(_local(manifest))} -prune -o -cnewer {quote(manifest)} -print; }} 2>&1 | head -n 1)\" ] && s=yes; "
+        "else s=yes; fi; fi",
+        'printf \'link=%s\\ndigest=%s\\ndest=%s\\nsuspect=%s\\n\' "$l" "$d" "$e" "$s"',
     ]
     if hook:
         lines.append(hook)
@@ -135,7 +145,7 @@ def octal(mode):
 
 
 def parse(stdout):
-    found = {"link": "", "digest": "", "dest": "no", "hook": "", "directory": []}
+    found = {"link": "", "digest": "", "dest": "no", "suspect": "no", "hook": "", "directory": []}
     for line in stdout.splitlines():
         key, _, value = line.partition("=")
         if key == "directory":
@@ -202,7 +212,7 @@ class ActionModule(ActionBase):
         if hook and (where != "release" or result["present"]) and found["hook"] != "ok":
             result.update(hook_failure(hook, where, program, dest, version, found["hook"] or "missing"))
             return result
-        if result["present"]:
+        if result["present"] and found["suspect"] != "yes":
             return result
 
         module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook")}
@@ -224,8 +234,15 @@ class ActionModule(ActionBase):
             if found["dest"] == "no" and not check_mode:
                 module_args["src"] = self._upload(args.get("artifact"), digest)
                 result.update(uploaded=True, changed=True)
-            # An existing dest with another digest is refused by the module, uploaded or not.
+            # An existing dest with another digest is refused by the module, uploaded or not. An existing
+            # release is checked against its manifest; one that differs is unpacked again from the artifact.
             outcome = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            if outcome.get("needs_artifact") and not check_mode and args.get("artifact"):
+                tampered = outcome.get("tampered")
+                module_args["src"] = self._upload(args.get("artifact"), digest)
+                result.update(uploaded=True, changed=True)
+                outcome = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+                outcome.setdefault("tampered", tampered)
         except AnsibleConnectionFailure:
             raise
         except AnsibleError as exc:
@@ -233,7 +250,7 @@ class ActionModule(ActionBase):
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        for key in ("directories", "uploaded", "previous"):
+        for key in ("directories", "uploaded", "previous", "needs_artifact"):
             outcome.pop(key, None)
         status = outcome.pop("executable_problem", None)
         result.update(outcome, changed=bool(outcome.get("changed") or result["changed"]))

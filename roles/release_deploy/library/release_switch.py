@@ -19,6 +19,8 @@ description:
     releases went live. When the link is already right but the last line of O(history) is not
     O(version) (a history that was lost or never kept), the line is appended too.
   - Refuses to switch to a release that is not completely unpacked (no C(.release/DIGEST)).
+  - Refuses to switch to a release whose files differ from its manifest (C(.release/FILES.json), written
+    by release_unpack from the verified artifact), naming what differs (RV(tampered)).
 version_added: "1.0.0"
 author: relpromote
 options:
@@ -66,6 +68,11 @@ history_appended:
   description: Whether a line was (or would be) appended to the history.
   returned: always
   type: bool
+tampered:
+  description: What differs between the release's files and its manifest (one line per path, the path then what differs), when the switch was refused for it.
+  returned: when the release differs from its manifest
+  type: list
+  elements: str
 """
 
 # Imports follow the documentation, as in every Ansible module.
@@ -73,6 +80,8 @@ import os  # noqa: E402
 import posixpath  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
+from ansible.module_utils.release_integrity import summary  # noqa: E402
 
 
 def version_of(target):
@@ -134,6 +143,16 @@ def main():
             module.exit_json(msg=f"{release_dir} is not unpacked yet (check mode)", **result)
         result.update(changed=False, switched=False, history_appended=False)
         module.fail_json(msg=f"{release_dir} is not a completely unpacked release (no .release/DIGEST)", **result)
+
+    if switched:
+        # The last look before the release goes live: its files must be what was unpacked from the verified artifact.
+        problems, _ = check_tree(release_dir)
+        if problems:
+            result.update(changed=False, switched=False, history_appended=False, tampered=problems)
+            module.fail_json(
+                msg=f"{release_dir} differs from what was unpacked from its verified artifact: {summary(problems)}; refusing to switch to it",
+                **result,
+            )
 
     if module.check_mode:
         module.exit_json(**result)

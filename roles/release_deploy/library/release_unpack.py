@@ -19,7 +19,14 @@ description:
     the release.
   - Extracts into a hidden sibling C(.<version>.partial), writes C(.release/DIGEST), then renames
     it to O(dest) in one C(rename(2)), so O(dest) is either complete or absent.
-  - Idempotent, O(dest) whose C(.release/DIGEST) already holds O(digest) is left alone.
+  - Writes, last, C(.release/FILES.json), the release's file manifest - every file's sha256, size and
+    mode, every directory and link, as unpacked from the verified artifact (module_utils/release_integrity.py).
+  - Idempotent, O(dest) whose C(.release/DIGEST) already holds O(digest) and whose files are what its
+    manifest says is left alone. One that differs (a file edited, added, removed, its mode changed, the
+    manifest missing) is refused naming what differs (RV(tampered)); given O(src), it is unpacked again
+    from the verified artifact and exchanged for the tampered copy in one C(renameat2(RENAME_EXCHANGE))
+    (RV(repaired)), so C(current) never points to a missing directory. Only files changed after the
+    manifest was written (by their ctime) are hashed.
   - Uses only the Python standard library on the host.
   - With the role's action plugin of the same name, the task first looks at the host with one
     shell command (no Python) - whether O(dest) already holds O(digest), what O(link) points to,
@@ -151,9 +158,27 @@ directories:
   returned: always
   type: list
   elements: str
+tampered:
+  description: What differed between the release on the host and its manifest, one line per path, the path then what differs.
+  returned: when O(dest) held O(digest) but its files differed from its manifest
+  type: list
+  elements: str
+repaired:
+  description: Whether a tampered O(dest) was unpacked again from the artifact.
+  returned: when it was
+  type: bool
+needs_artifact:
+  description: True when a tampered O(dest) was refused and O(src) is needed to unpack it again (the action plugin then uploads it).
+  returned: when the module failed for that
+  type: bool
+hashed:
+  description: How many files of an existing O(dest) were read to check them against its manifest.
+  returned: when O(dest) was checked
+  type: int
 """
 
 # Imports follow the documentation, as in every Ansible module.
+import ctypes  # noqa: E402
 import errno  # noqa: E402
 import hashlib  # noqa: E402
 import os  # noqa: E402
@@ -162,10 +187,14 @@ import shutil  # noqa: E402
 import tarfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
+from ansible.module_utils.release_integrity import manifest_digest, summary, write_manifest  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
 VERSION_MEMBER = ".release/VERSION"
 CHUNK = 1 << 20
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
 
 
 class Refused(Exception):
@@ -234,20 +263,26 @@ def below_link(name, links):
 
 
 def write_file(tar, member, path):
+    """Write the member's data to `path`; its sha256 (computed on the way, for the release's manifest)."""
     source = tar.extractfile(member)
     if source is None:
         raise Refused(f"member {member.name!r} has no readable data")
     mode = 0o755 if member.mode & 0o111 else 0o644
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     descriptor = os.open(path, flags, mode)
+    digest = hashlib.sha256()
     with os.fdopen(descriptor, "wb") as target:
-        shutil.copyfileobj(source, target, CHUNK)
+        for block in iter(lambda: source.read(CHUNK), b""):
+            digest.update(block)
+            target.write(block)
     os.chmod(path, mode)
     os.utime(path, (member.mtime, member.mtime))
+    return digest.hexdigest()
 
 
-def unpack(src, root, version, write):
-    """Check every member (and, when `write`, extract it under `root`); return the member count."""
+def unpack(src, root, version, write, hashes=None):
+    """Check every member (and, when `write`, extract it under `root`, putting each file's sha256 in
+    `hashes`); return the member count."""
     seen = {}
     links = {}
     count = 0
@@ -284,7 +319,9 @@ def unpack(src, root, version, write):
                 parent = os.path.dirname(path)
                 if not os.path.isdir(parent):
                     os.makedirs(parent, 0o755)
-                write_file(tar, member, path)
+                digest = write_file(tar, member, path)
+                if hashes is not None:
+                    hashes[name] = digest
     if version is not None and seen.get(VERSION_MEMBER) != "file":
         raise Refused(f"the artifact has no {VERSION_MEMBER}; it was not built by relpromote")
     if write:
@@ -332,6 +369,26 @@ def write_digest(root, digest):
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(path, 0o644)
+
+
+def replace(fresh, dest):
+    """Put directory `fresh` where directory `dest` is and `dest` where `fresh` was: one renameat2(2)
+    RENAME_EXCHANGE where the kernel has it (no moment without `dest`), else two renames."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        exchange = libc.renameat2
+    except (OSError, AttributeError):
+        exchange = None
+    if exchange is not None:
+        if exchange(AT_FDCWD, os.fsencode(fresh), AT_FDCWD, os.fsencode(dest), RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), dest)
+    aside = fresh + ".old"
+    os.rename(dest, aside)
+    os.rename(fresh, dest)
+    os.rename(aside, fresh)
 
 
 def fsync_dir(path):
@@ -382,12 +439,23 @@ def main():
         module.fail_json(msg=f"digest {digest!r} is not a sha256 (64 hexadecimal digits)", **result)
 
     present = read_digest(dest)
-    if present == digest:
-        result["present"] = True
-        if remove_src and src:
-            result["src_removed"] = result["changed"] = remove(src)
-        module.exit_json(**result)
-    if os.path.lexists(dest):
+    tampered = None
+    if os.path.isdir(dest) and not os.path.islink(dest) and digest in (present, manifest_digest(dest)):
+        # The release is on the host: it must still be what was unpacked from the verified artifact.
+        problems, result["hashed"] = check_tree(dest)
+        if present == digest and not problems:
+            result["present"] = True
+            if remove_src and src:
+                result["src_removed"] = result["changed"] = remove(src)
+            module.exit_json(**result)
+        tampered = result["tampered"] = problems or [f"{DIGEST_MEMBER}: changed"]
+        if not src or not os.path.exists(src):
+            said = f"release {dest} differs from what was unpacked from its verified artifact: {summary(tampered)}"
+            if module.check_mode:
+                result["changed"] = True
+                module.exit_json(msg=f"{said}; would unpack it again from the artifact", **result)
+            module.fail_json(msg=f"{said}; refusing to use it (unpack it again from its artifact)", needs_artifact=True, **result)
+    elif os.path.lexists(dest):
         module.fail_json(
             msg=(
                 f"{dest} already exists holding digest {present or '(none: no .release/DIGEST)'}, not {digest}: "
@@ -428,7 +496,8 @@ def main():
             shutil.rmtree(partial)
         os.mkdir(partial, 0o755)
         os.chmod(partial, 0o755)
-        result["members"] = unpack(src, partial, version, write=True)
+        hashes = {}
+        result["members"] = unpack(src, partial, version, write=True, hashes=hashes)
         if version is not None:
             check_version(partial, version)
         problem = executable_problem(partial, module.params["executable"])
@@ -440,7 +509,14 @@ def main():
             said = {"missing": "is missing", "notfile": "is not a file", "noexec": "is not executable"}[problem]
             module.fail_json(msg=f"{module.params['executable']} {said} in release {version or dest}", executable_problem=problem, **result)
         write_digest(partial, digest)
-        os.rename(partial, dest)
+        write_manifest(partial, digest, hashes)
+        if tampered is None:
+            os.rename(partial, dest)
+        else:
+            # The fresh copy takes the tampered one's place in one exchange (current may point to it).
+            replace(partial, dest)
+            shutil.rmtree(partial, ignore_errors=True)
+            result["repaired"] = True
         fsync_dir(parent)
     except (Refused, tarfile.TarError, EOFError, OSError) as exc:
         if not module.check_mode:

@@ -24,8 +24,10 @@ description:
     O(health_timeout) seconds saying what answered last.
   - When C(current) already points to the target but the application does not answer it, restarts
     and polls without switching.
-  - When C(releases/<version>) is not on the host (pruned), changes nothing and returns
-    RV(present=false), so that the caller can redeploy it from its artifact.
+  - When C(releases/<version>) is not on the host (pruned), or its files differ from its manifest
+    (C(.release/FILES.json), written by release_unpack from the verified artifact), changes nothing and
+    returns RV(present=false) (and RV(tampered), naming what differs), so that the caller can redeploy
+    it from its artifact.
   - Refuses a C(releases/<version>) whose recorded digest is not O(digest) - a different build
     under the same version.
   - With an empty O(version), takes the host out of service - removes C(current) (one C(unlink)
@@ -123,6 +125,11 @@ present:
       must be redeployed from its artifact. Always true when taking the host out of service.
   returned: always
   type: bool
+tampered:
+  description: What differs between the target's files and its manifest (one line per path, the path then what differs); the target must be unpacked again.
+  returned: when the target differs from its manifest
+  type: list
+  elements: str
 restarted:
   description: Whether the restart command ran (or would run, in check mode).
   returned: always
@@ -160,6 +167,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_hook import HookError, environment, hook_command
 from ansible.module_utils.release_hook import check as check_hook
 from ansible.module_utils.release_hook import run as run_hook
+from ansible.module_utils.release_integrity import check as check_tree
+from ansible.module_utils.release_integrity import manifest_digest, summary
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -394,6 +403,16 @@ def roll_back(module, result):
         module.exit_json(**result)
 
     recorded = read_text(os.path.join(release_dir, ".release", "DIGEST"))
+    if recorded == params["digest"] or manifest_digest(release_dir) == params["digest"]:
+        # Its files must still be what was unpacked from the verified artifact; when they are not, nothing
+        # changes here and the caller unpacks it again from the artifact (as for a pruned release).
+        problems, _ = check_tree(release_dir)
+        if problems:
+            result.update(present=False, tampered=problems)
+            module.exit_json(
+                msg="%s differs from what was unpacked from its verified artifact: %s; not switching to it" % (release_dir, summary(problems)),
+                **result
+            )
     if recorded != params["digest"]:
         module.fail_json(
             msg=(
