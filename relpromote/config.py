@@ -183,6 +183,40 @@ else:
     RefreshSection = Annotated[Any, AfterValidator(_refresh_section)]
 
 
+# ---- parity: how far one environment is from mirroring another (relpromote parity, the parity gate) ----
+ParityFact = typing.Literal["os", "kernel", "cpu_count", "memory", "packages", "python", "runtime", "config", "ports", "hostname", "release"]
+PARITY_FACTS: tuple[str, ...] = typing.get_args(ParityFact)
+PARITY_COUNTED: list[ParityFact] = ["os", "kernel", "cpu_count", "memory", "packages", "python", "runtime", "config", "ports"]
+
+
+class ParityTolerance(_Strict):
+    memory_percent: Annotated[float, Field(ge=0, le=100)] = 10.0  # memory within this share of the reference's counts as equal
+
+
+class ParityGateConfig(_Strict):
+    """Promotions to `environment` need `mirror` to have passed a parity check against it within `max_age`,
+    and the release to have been accepted in `mirror`."""
+
+    environment: Annotated[str, Field(pattern=NAME_PATTERN)] = "production"
+    mirror: Annotated[str, Field(pattern=NAME_PATTERN)] = "deployment"
+    max_age: Annotated[str, Field(pattern=DURATION_PATTERN)] = "24h"
+
+
+class ParityConfig(_Strict):
+    """What `relpromote parity` gathers and which differences count (host names and addresses never do)."""
+
+    facts: list[ParityFact] = PARITY_COUNTED  # the facts that count
+    tolerance: ParityTolerance = ParityTolerance()
+    packages: list[str] = []  # system packages (dpkg or rpm) whose versions are compared
+    python_packages: list[str] = []  # Python distributions of the app's environment whose versions are compared
+    python_path: list[str] = []  # where those are installed on a host (globs; Ansible templates allowed); default the host's python3
+    runtime: str | None = None  # a command on the host that prints the app's runtime version, e.g. "python3 --version"
+    app_config: list[str] = []  # the app's configuration files on a host: their keys and salted hashes of their values
+    ports: list[Annotated[str, Field(pattern=r"^[0-9]{1,5}(-[0-9]{1,5})?$")]] = ["1-32767"]  # listening ports compared
+    groups: list[str] = []  # the inventory groups compared; default every group
+    gate: ParityGateConfig | None = None
+
+
 class Config(_Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
     promotion_path: list[str]
@@ -193,6 +227,7 @@ class Config(_Strict):
     runs: RunsConfig = RunsConfig()
     allow: GlobalAllowConfig = GlobalAllowConfig()
     refresh: RefreshSection = None  # QA data from production, masked (relpromote refresh-qa)
+    parity: ParityConfig = ParityConfig()  # relpromote parity and its gate
 
     @model_validator(mode="after")
     def _refresh_environments(self) -> Config:
@@ -202,6 +237,14 @@ class Config(_Strict):
                     raise _PathError("refresh", f"environment '{side.environment}' is not defined; use one of {', '.join(self.promotion_path)}")
         return self
     source: SourceConfig = SourceConfig()
+
+    @model_validator(mode="after")
+    def _parity_environments(self) -> Config:
+        gate = self.parity.gate
+        for key, name in (("environment", gate.environment), ("mirror", gate.mirror)) if gate else ():
+            if name not in self.environments:
+                raise _PathError(f"parity.gate.{key}", f"environment '{name}' is not defined; use one of {', '.join(self.promotion_path)}")
+        return self
 
     @model_validator(mode="after")
     def _path_is_a_path(self) -> Config:

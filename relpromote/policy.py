@@ -208,7 +208,31 @@ def promotion_verdict(
         gates.append(Gate("freeze", glass.passed, f"frozen ({window.reason}); {why}"))
     else:
         gates.append(Gate("freeze", False, f"{environment} is frozen ({window.reason}); wait, or break glass with --break-glass REASON"))
+    if config.parity.gate is not None and config.parity.gate.environment == environment:
+        gates.append(parity_gate(config, state, release, now))
     return Verdict(tuple(gates))
+
+
+def parity_gate(config: Config, state: ProjectState, release: Release, now: datetime) -> Gate:
+    """The mirror passed its last parity check against the environment within max_age, and accepted this release."""
+    rule = config.parity.gate
+    assert rule is not None
+    env, mirror = rule.environment, rule.mirror
+    check = state.parity.get((mirror, env))
+    again = f"run `relpromote parity {mirror} {env}`"
+    if check is None:
+        return Gate("parity", False, f"{mirror} was never checked against {env}; {again}")
+    age = now - parse_time(check.at)
+    if age > parse_duration(rule.max_age):
+        return Gate("parity", False, f"the last parity check of {mirror} against {env} ({check.at[:16]}) is older than "
+                    f"{rule.max_age}; {again}")
+    if not check.within:
+        return Gate("parity", False, f"{mirror} did not mirror {env} at the last check ({check.at[:16]}): {check.summary}; "
+                    f"fix the drift, then {again}")
+    if (release.version, mirror) not in state.accepted:
+        return Gate("parity", False, f"{release.version} was not accepted in {mirror}, the mirror of {env}; "
+                    f"record `relpromote accept {release.version} --env {mirror}` first")
+    return Gate("parity", True, f"{mirror} mirrored {env} at {check.at[:16]} (within {rule.max_age}) and accepted {release.version}")
 
 
 def acceptance_verdict(

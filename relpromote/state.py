@@ -75,6 +75,18 @@ class Approval:
     plan: dict[str, Any] = field(default_factory=dict)  # what was approved: hosts, config and inventory, playbooks, roles
 
 
+@dataclass(frozen=True)
+class ParityCheck:
+    """The last `relpromote parity ENVIRONMENT REFERENCE` (the parity gate reads it)."""
+
+    environment: str
+    reference: str
+    at: str
+    by: str
+    within: bool
+    summary: str
+
+
 @dataclass
 class ProjectState:
     releases: dict[str, Release]
@@ -91,6 +103,7 @@ class ProjectState:
     head: tuple[int, str] = (0, GENESIS_HASH)  # the last stored entry's sequence number and hash
     # The config deciding now: its git commit, sha256, and whether it is exactly as committed there.
     config_record: dict[str, Any] = field(default_factory=dict)
+    parity: dict[tuple[str, str], ParityCheck] = field(default_factory=dict)  # (environment, reference) -> last check
 
     def release(self, version: str) -> Release:
         if version not in self.releases:
@@ -192,6 +205,12 @@ def _refresh_started(state: ProjectState, entry: Entry) -> None:
         env.last_refresh = {"at": entry.recorded_at, "by": entry.actor, "result": "in_doubt", "snapshot_time": None}
 
 
+def _parity_checked(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    state.parity[(p["environment"], p["reference"])] = ParityCheck(
+        p["environment"], p["reference"], entry.recorded_at, entry.actor, p["result"] == "within", str(p.get("summary", "")))
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
@@ -201,6 +220,7 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.ROLLBACK_FINISHED: _rolled_back,
     events.REFRESH_FINISHED: _refreshed,
     events.REFRESH_STARTED: _refresh_started,
+    events.PARITY_CHECKED: _parity_checked,
 }
 
 

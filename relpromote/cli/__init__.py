@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "audit": "audit:audit",
     "demo": "demo:demo",
     "people": "people:people",
+    "parity": "parity:parity_command",
     "notes": "notes:notes",
 }
 
@@ -57,6 +58,7 @@ SUMMARIES: dict[str, str] = {
     "audit": 'Check the signed, hash-chained ledger and anchor its head.',
     "demo": 'Run the whole process end to end on a built-in sandbox.',
     "people": 'Who may act: the people: list of relpromote.yml, edited for you (commit the change).',
+    "parity": "How far ENV_A is from mirroring ENV_B: facts of both inventories' hosts, compared per group.",
     "notes": 'Release notes of VERSION: each change (what, who, how, why) and when it reached each environment.',
 }
 

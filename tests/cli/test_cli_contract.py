@@ -109,6 +109,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("people list", ["extra"], "alice", 2),
     ("demo", ["--stop", "--workdir", "{base}/no-demo-here"], "alice", 0),
     ("demo", ["--no-such-option"], "alice", 2),
+    ("parity", ["deployment", "nowhere"], "oscar", 2),  # success and drift (exit 3): tests/integration/test_parity.py
     ("notes", ["1.0.0", "--format", "html", "--out", "{base}/notes-1.0.0.html"], "alice", 0),
     ("notes", ["9.9.9"], "alice", 2),
 ]
@@ -120,7 +121,7 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
 
 # Verbs whose success needs real hosts: tests/integration/test_read_views.py runs them under --json and checks the same
 # contract; refresh-qa's needs PostgreSQL (tests/integration/test_refresh_qa.py).
-SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "refresh-qa", "lock release"}
+SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "reconcile", "refresh-qa", "lock release", "parity"}
 
 
 def test_every_verb_has_cases() -> None:
