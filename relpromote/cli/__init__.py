@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "people": "people:people",
     "parity": "parity:parity_command",
     "notes": "notes:notes",
+    "evidence": "evidence:evidence",
 }
 
 
@@ -60,6 +61,7 @@ SUMMARIES: dict[str, str] = {
     "people": 'Who may act: the people: list of relpromote.yml, edited for you (commit the change).',
     "parity": "How far ENV_A is from mirroring ENV_B: facts of both inventories' hosts, compared per group.",
     "notes": 'Release notes of VERSION: each change (what, who, how, why) and when it reached each environment.',
+    "evidence": "An auditor's evidence pack of VERSION in ENV, verifiable offline without the project.",
 }
 
 

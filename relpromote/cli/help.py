@@ -61,6 +61,11 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "demo": (("relpromote demo --workdir relpromote-demo", "relpromote demo --stop --workdir relpromote-demo"), (OK, FAILED, BAD)),
     "parity": (("relpromote parity deployment production", "relpromote parity deployment production --json"), (OK, BAD, REFUSED)),
     "notes": (("relpromote notes 1.4.0", "relpromote notes 1.4.0 --format html --out notes-1.4.0.html"), (OK, BAD)),
+    "evidence": (("relpromote evidence 1.4.0 --env production --out evidence-1.4.0.tar", "relpromote evidence verify evidence-1.4.0.tar"),
+                 (OK, FAILED, BAD, REFUSED)),
+    "evidence pack": (("relpromote evidence pack 1.4.0 --env production --out evidence-1.4.0.tar",), (OK, BAD, REFUSED)),
+    "evidence verify": (("relpromote evidence verify evidence-1.4.0.tar", "relpromote evidence verify evidence-1.4.0.tar --expect-head 42:3fa9..."),
+                        (OK, FAILED, BAD)),
 }
 
 GLOBAL_NOTE = "Global options --config FILE, --identity KEYFILE and --json may come before or after the verb."

@@ -13,7 +13,7 @@ from relpromote.cli._common import Session, pass_session
 @click.command()
 @click.argument("version")
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True, help="Markdown or a self-contained HTML page.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Write the notes to FILE instead of stdout.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the notes to FILE instead of stdout.")
 @pass_session
 def notes(session: Session, version: str, fmt: str, out: Path | None) -> None:
     """Release notes of VERSION: each change (what, who, how, why) and when it reached each environment."""

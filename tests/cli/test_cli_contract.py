@@ -112,6 +112,9 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("parity", ["deployment", "nowhere"], "oscar", 2),  # success and drift (exit 3): tests/integration/test_parity.py
     ("notes", ["1.0.0", "--format", "html", "--out", "{base}/notes-1.0.0.html"], "alice", 0),
     ("notes", ["9.9.9"], "alice", 2),
+    ("evidence pack", ["1.0.0", "--env", "production", "--out", "{base}/never-live.tar"], "alice", 2),
+    ("evidence verify", ["{manifest}"], "alice", 1),  # not a pack: refused
+    ("evidence verify", ["{base}/no-such-pack.tar"], "alice", 2),
 ]
 
 
@@ -122,6 +125,8 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
 # Verbs whose success needs real hosts: tests/integration/test_read_views.py runs them under --json and checks the same
 # contract; refresh-qa's needs PostgreSQL (tests/integration/test_refresh_qa.py).
 SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "reconcile", "refresh-qa", "lock release", "parity"}
+# An evidence pack needs a release that went live: tests/integration/test_release_communication.py makes and verifies one.
+SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify"}
 
 
 def test_every_verb_has_cases() -> None:
