@@ -35,6 +35,7 @@ VERBS: dict[str, str] = {
     "parity": "parity:parity_command",
     "notes": "notes:notes",
     "evidence": "evidence:evidence",
+    "metrics": "metrics:metrics",
 }
 
 
@@ -62,6 +63,7 @@ SUMMARIES: dict[str, str] = {
     "parity": "How far ENV_A is from mirroring ENV_B: facts of both inventories' hosts, compared per group.",
     "notes": 'Release notes of VERSION: each change (what, who, how, why) and when it reached each environment.',
     "evidence": "An auditor's evidence pack of VERSION in ENV, verifiable offline without the project.",
+    "metrics": 'Delivery metrics: deployment frequency, lead time for changes, change failure rate, time to restore.',
 }
 
 

@@ -66,6 +66,7 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "evidence pack": (("relpromote evidence pack 1.4.0 --env production --out evidence-1.4.0.tar",), (OK, BAD, REFUSED)),
     "evidence verify": (("relpromote evidence verify evidence-1.4.0.tar", "relpromote evidence verify evidence-1.4.0.tar --expect-head 42:3fa9..."),
                         (OK, FAILED, BAD)),
+    "metrics": (("relpromote metrics", "relpromote metrics --env production --since 90d --json"), (OK, BAD)),
 }
 
 GLOBAL_NOTE = "Global options --config FILE, --identity KEYFILE and --json may come before or after the verb."

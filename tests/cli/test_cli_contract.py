@@ -115,6 +115,8 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("evidence pack", ["1.0.0", "--env", "production", "--out", "{base}/never-live.tar"], "alice", 2),
     ("evidence verify", ["{manifest}"], "alice", 1),  # not a pack: refused
     ("evidence verify", ["{base}/no-such-pack.tar"], "alice", 2),
+    ("metrics", ["--env", "production", "--since", "7d"], "alice", 0),
+    ("metrics", ["--since", "last tuesday"], "alice", 2),
 ]
 
 
