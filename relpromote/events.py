@@ -15,3 +15,4 @@ RELEASE_REVISED = "release.revised"
 PERSON_RENAMED = "person.renamed"  # the config gave a key a new name; recorded, signed by that key, on its first use
 REFRESH_STARTED = "refresh.started"
 PARITY_CHECKED = "parity.checked"  # relpromote parity ENV_A ENV_B: what differed, per group of hosts; the parity gate reads the last one
+VERIFY_FINISHED = "verify.finished"  # relpromote verify ENV: what each host runs against the ledger, and any drift

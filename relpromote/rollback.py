@@ -33,7 +33,7 @@ def rollback_target(state: ProjectState, environment: str, requested: str | None
         raise BadInput(f"{environment} runs no recorded release; nothing to roll back")
     if requested is not None:
         release = state.release(requested)
-        if requested == env.current:
+        if requested == env.current and not env.drifted:  # hosts `verify` found off the record may go back to it
             raise BadInput(f"{environment} already runs {requested}; name an earlier release with --version")
         if requested not in env.live_history:
             raise Refused(f"{requested} was never live in {environment}; roll back only to a release that ran there")

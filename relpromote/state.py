@@ -29,16 +29,24 @@ class EnvironmentState:
     attention: list[str] = field(default_factory=list)  # hosts a failed rollback left for a person
     withdrawn: set[str] = field(default_factory=set)  # versions rolled back from here: never a default rollback target
     last_refresh: dict[str, Any] | None = None  # the latest data refresh into this environment
+    last_verify: dict[str, Any] | None = None  # the latest `relpromote verify`: when, by whom, which hosts drifted
 
     def went_live(self, version: str, digest: str, at: str, by: str) -> None:
         self.current, self.current_digest, self.since, self.by = version, digest, at, by
         self.live_history.append(version)
         self.attention = []
 
+    @property
+    def drifted(self) -> list[str]:
+        """Hosts the latest verification found off the record, unless a promotion or rollback came after it."""
+        verified = self.last_verify or {}
+        after = all(run["seq"] < verified.get("seq", 0) for run in self.history)
+        return list(verified.get("drifted") or []) if after else []
+
     def as_data(self) -> dict[str, Any]:
         return {
             "environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by,
-            "needs_a_person": self.attention, "last_refresh": self.last_refresh,
+            "needs_a_person": self.attention, "last_refresh": self.last_refresh, "last_verify": self.last_verify, "drifted": self.drifted,
         }
 
 
@@ -184,7 +192,7 @@ def _rolled_back(state: ProjectState, entry: Entry) -> None:
         return
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
     if p["result"] == "succeeded":
-        if p.get("from_version"):
+        if p.get("from_version") and p["from_version"] != p["version"]:  # not when hosts that drifted came back to it
             env.withdrawn.add(p["from_version"])
         env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
     else:
@@ -211,6 +219,14 @@ def _parity_checked(state: ProjectState, entry: Entry) -> None:
         p["environment"], p["reference"], entry.recorded_at, entry.actor, p["result"] == "within", str(p.get("summary", "")))
 
 
+def _verified(state: ProjectState, entry: Entry) -> None:
+    p = entry.payload
+    env = state.environments.get(p["environment"])
+    if env is not None:
+        env.last_verify = {"seq": entry.seq, "at": entry.recorded_at, "by": entry.actor, "result": p["result"],
+                           "drifted": list(p.get("drifted") or []), "reason": p.get("reason")}
+
+
 FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.RELEASE_BUILT: _release_built,
     events.PROMOTION_FINISHED: _promotion_finished,
@@ -221,6 +237,7 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.REFRESH_FINISHED: _refreshed,
     events.REFRESH_STARTED: _refresh_started,
     events.PARITY_CHECKED: _parity_checked,
+    events.VERIFY_FINISHED: _verified,
 }
 
 

@@ -58,6 +58,7 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "people add": (("relpromote people add dana --key \"ed25519:3q2+7w...\" --role release_manager --role operator",
                     "relpromote people add erin --key ~/erin.key.pub --role change_manager"), (OK, BAD)),
     "people list": (("relpromote people list", "relpromote people list --json"), (OK, BAD)),
+    "verify": (("relpromote verify production", "relpromote verify qa --json"), (OK, BAD, REFUSED)),
     "demo": (("relpromote demo --workdir relpromote-demo", "relpromote demo --stop --workdir relpromote-demo"), (OK, FAILED, BAD)),
     "parity": (("relpromote parity deployment production", "relpromote parity deployment production --json"), (OK, BAD, REFUSED)),
     "notes": (("relpromote notes 1.4.0", "relpromote notes 1.4.0 --format html --out notes-1.4.0.html"), (OK, BAD)),

@@ -33,6 +33,10 @@ def status(session: Session, env_name: str | None) -> None:
         row = state.environments[name].as_data()
         blocked = current_blocked(state, name)
         attention = []
+        if row["drifted"]:
+            attention.append(f"DRIFT: {', '.join(row['drifted'])} run what the ledger does not say (relpromote verify "
+                             f"{name} at {_when(row['last_verify']['at'])}): relpromote rollback --env {name} --version "
+                             f"{row['current'] or 'V'}")
         if row["needs_a_person"]:
             attention.append(f"needs a person: {', '.join(row['needs_a_person'])}")
         if blocked:
@@ -49,6 +53,10 @@ def status(session: Session, env_name: str | None) -> None:
             table.add_row(row["environment"], row["current"] or "-", (row["digest"] or "-")[:8], _when(row["since"]),
                           row["by"] or "-", "; ".join(row["attention"]) or "", style="red" if row["attention"] else None)
         console.print(table)
+        verified = [f"{row['environment']} {_when(row['last_verify']['at'])} ({row['last_verify']['result']})"
+                    for row in rows if row["last_verify"]]
+        if verified:
+            console.print(f"last verified: {', '.join(verified)}", markup=False)
 
     session.emit({"project": project.config.project, "environments": rows, "release_count": len(state.releases)}, human)
 

@@ -23,6 +23,7 @@ VERB_OF_KIND = {
     events.ROLLBACK_FINISHED: "rollback",
     events.LOCK_RELEASED: "lock release",
     events.REFRESH_FINISHED: "refresh",
+    events.VERIFY_FINISHED: "verify",
 }
 
 
@@ -57,6 +58,8 @@ def outcome(entry: Entry) -> tuple[str | None, str | None]:
         return "approved", f"ticket {p.get('ticket')} until {str(p.get('expires_at', ''))[:16]}Z"
     if entry.kind == events.REFRESH_FINISHED:
         return p.get("result"), p.get("reason") or p.get("error")
+    if entry.kind == events.VERIFY_FINISHED:
+        return p.get("result"), p.get("reason")
     if entry.kind == events.LOCK_RELEASED:
         return "released", p.get("reason")
     return None, p.get("reason")

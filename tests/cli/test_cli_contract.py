@@ -93,6 +93,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("status", ["--env", "nowhere"], "alice", 2),
     ("history", ["--env", "qa"], "alice", 0),
     ("history", ["--env", "nowhere"], "alice", 2),
+    ("verify", ["nowhere"], "alice", 2),  # agreement (0) and drift (3): tests/integration/test_host_truth.py
     ("lock status", ["--env", "qa"], "alice", 0),
     ("lock status", ["qa"], "alice", 0),  # the deprecated positional spelling, with a note
     ("lock status", [], "alice", 2),
@@ -129,6 +130,8 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
 SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "reconcile", "refresh-qa", "lock release", "parity"}
 # An evidence pack needs a release that went live: tests/integration/test_release_communication.py makes and verifies one.
 SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify"}
+# verify reads real hosts: tests/integration/test_host_truth.py.
+SUCCESS_ELSEWHERE |= {"verify"}
 
 
 def test_every_verb_has_cases() -> None:
