@@ -61,6 +61,7 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "verify": (("relpromote verify production", "relpromote verify qa --json"), (OK, BAD, REFUSED)),
     "demo": (("relpromote demo --workdir relpromote-demo", "relpromote demo --stop --workdir relpromote-demo"), (OK, FAILED, BAD)),
     "parity": (("relpromote parity deployment production", "relpromote parity deployment production --json"), (OK, BAD, REFUSED)),
+    "doctor": (("relpromote doctor", "relpromote doctor --pin", "relpromote doctor --file ../toolchain.yml --json"), (OK, BAD, REFUSED)),
     "notes": (("relpromote notes 1.4.0", "relpromote notes 1.4.0 --format html --out notes-1.4.0.html"), (OK, BAD)),
     "evidence": (("relpromote evidence 1.4.0 --env production --out evidence-1.4.0.tar", "relpromote evidence verify evidence-1.4.0.tar"),
                  (OK, FAILED, BAD, REFUSED)),

@@ -111,6 +111,8 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("demo", ["--stop", "--workdir", "{base}/no-demo-here"], "alice", 0),
     ("demo", ["--no-such-option"], "alice", 2),
     ("parity", ["deployment", "nowhere"], "oscar", 2),  # success and drift (exit 3): tests/integration/test_parity.py
+    ("doctor", ["--pin", "--file", "{base}/toolchain.yml"], "alice", 0),  # mismatches (exit 3): tests/cli/test_doctor.py
+    ("doctor", ["--file", "{base}/no-such-toolchain.yml"], "alice", 2),
     ("notes", ["1.0.0", "--format", "html", "--out", "{base}/notes-1.0.0.html"], "alice", 0),
     ("notes", ["9.9.9"], "alice", 2),
     ("evidence pack", ["1.0.0", "--env", "production", "--out", "{base}/never-live.tar"], "alice", 2),
