@@ -49,10 +49,11 @@ def test_an_incomplete_release_is_never_switched_to(base: Path) -> None:
     (base / "releases" / "3.0.0").mkdir()  # unpacked without its DIGEST: interrupted, or not by release_unpack
     outcome = switch(base, "releases/3.0.0")
     assert outcome.failed and "is not a completely unpacked release (no .release/DIGEST)" in outcome.msg
-    assert not outcome["switched"] and not outcome["changed"] and not outcome["history_appended"]
+    assert (outcome["switched"], outcome["changed"], outcome["history_appended"]) == (False, False, False)
     assert os.readlink(base / "current") == "releases/1.0.0" and (base / ".history").read_text() == "1.0.0\n"
     checked = switch(base, "releases/3.0.0", check=True)
     assert not checked.failed and "is not unpacked yet (check mode)" in checked.msg
+    assert checked["switched"] is True and checked["previous"] == "1.0.0" and checked["current"] == "3.0.0"
 
 
 def test_something_that_is_not_a_link_is_never_replaced(base: Path) -> None:
@@ -104,3 +105,24 @@ def test_a_release_without_a_manifest_is_not_switched_to(base: Path) -> None:
     (base / "releases" / "2.0.0" / ".release" / "FILES.json").unlink()
     outcome = switch(base, "releases/2.0.0", check=True)
     assert outcome.failed and ".release/FILES.json: missing" in outcome.msg and not (base / "current").exists()
+
+
+def test_an_empty_history_gets_its_first_line(base: Path) -> None:
+    switch(base, "releases/1.0.0")
+    (base / ".history").write_text("\n\n")
+    healed = switch(base, "releases/1.0.0")
+    assert healed["history_appended"] and (base / ".history").read_text() == "\n\n1.0.0\n"
+
+
+def test_the_link_and_its_target_are_required(base: Path) -> None:
+    for args in ({"target": "releases/1.0.0"}, {"path": str(base / "current")}):
+        outcome = run(SWITCH, args)
+        assert outcome.failed and "missing required arguments" in outcome.msg
+    assert not (base / "current").exists()
+
+
+def test_paths_expand_the_home_folder(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(base))
+    outcome = run(SWITCH, {"path": "~/current", "target": "releases/1.0.0", "history": "~/.history"})
+    assert not outcome.failed, outcome.msg
+    assert os.readlink(base / "current") == "releases/1.0.0" and (base / ".history").read_text() == "1.0.0\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -345,3 +346,75 @@ def test_member_name_strips_dot_components_but_never_dotdot() -> None:
     with pytest.raises(UNPACK.Refused, match="outside the release"):
         UNPACK.check_link("a", "../../etc")
     assert UNPACK.below_link("a/b/c", {"a": "x"}) == "a" and UNPACK.below_link("a/b", {"b": "x"}) is None
+
+
+def test_repeated_directory_entries_are_fine_but_a_file_and_a_directory_of_one_name_are_not(host: Host) -> None:
+    assert not host.unpack([*release_members(), directory("bin"), directory("./bin/")]).failed
+    shutil.rmtree(host.dest)
+    for members in ([file("x"), directory("x")], [directory("x"), file("x")], [directory("y"), symlink("y", "bin")]):
+        outcome = host.unpack([*release_members(), *members])
+        refused(outcome, host, "appears twice")
+
+
+def test_empty_directories_and_file_times_are_kept(host: Host) -> None:
+    members = [*release_members(), directory("var"), directory("var/log"), file("stamp", b"t")]
+    digest = make_tar(host.upload, members)
+    with tarfile.open(host.upload) as tar:
+        stamp_time = tar.getmember("stamp").mtime
+    assert not host.run(digest).failed
+    assert (host.dest / "var" / "log").is_dir() and stat.S_IMODE((host.dest / "var" / "log").stat().st_mode) == 0o755
+    assert int((host.dest / "stamp").stat().st_mtime) == stamp_time
+    assert stat.S_IMODE((host.dest / "bin").stat().st_mode) == 0o755
+    assert stat.S_IMODE((host.dest / ".release" / "DIGEST").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(("mode", "expected"), [(0o700, 0o755), (0o641, 0o755), (0o610, 0o755), (0o4755, 0o755), (0o666, 0o644), (0o600, 0o644)])
+def test_any_execute_bit_makes_a_file_0755_and_none_0644(host: Host, mode: int, expected: int) -> None:
+    outcome = host.unpack([*release_members(), file("f", b"x", mode)])
+    assert not outcome.failed and stat.S_IMODE((host.dest / "f").stat().st_mode) == expected
+
+
+def test_a_release_without_its_own_metadata_folder_still_gets_its_digest(host: Host) -> None:
+    digest = make_tar(host.upload, [directory("."), file("app.py")])
+    outcome = run(UNPACK, {"src": str(host.upload), "dest": str(host.dest), "digest": digest})
+    assert not outcome.failed and (host.dest / ".release" / "DIGEST").read_text() == digest + "\n"
+    assert stat.S_IMODE((host.dest / ".release").stat().st_mode) == 0o755
+
+
+@pytest.mark.xfail(strict=True, reason="host-side bug reported to the release_deploy owner: os.makedirs gives the mode to the leaf only, "
+                   "so under umask 0 a folder the artifact does not list (x for x/y/z) is made 0777")
+def test_folders_the_artifact_does_not_list_are_0755_whatever_the_umask(host: Host) -> None:
+    old = os.umask(0)
+    try:
+        outcome = host.unpack([*release_members(), file("x/y/z.txt")])
+    finally:
+        os.umask(old)
+    assert not outcome.failed
+    assert {stat.S_IMODE((host.dest / p).stat().st_mode) for p in ("x", "x/y")} == {0o755}
+
+
+def test_a_file_is_never_written_through_an_existing_path(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    (tmp_path / "a.tar.gz").write_bytes(b"")
+    make_tar(tmp_path / "a.tar.gz", [file("f", b"evil")])
+    for existing in ("link", "file"):
+        path = tmp_path / existing
+        if existing == "link":
+            path.symlink_to(outside)
+        else:
+            path.write_text("old")
+        with tarfile.open(tmp_path / "a.tar.gz", "r:gz") as tar:
+            member = tar.getmember("f")
+            with pytest.raises(FileExistsError):
+                UNPACK.write_file(tar, member, str(path))
+    assert outside.read_text() == "untouched" and (tmp_path / "file").read_text() == "old"
+
+
+def test_removing_an_upload_that_is_gone_is_not_an_error(tmp_path: Path) -> None:
+    assert UNPACK.remove(str(tmp_path / "gone")) is False
+    (tmp_path / "there").write_text("x")
+    assert UNPACK.remove(str(tmp_path / "there")) is True and not (tmp_path / "there").exists()
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OSError):
+        UNPACK.remove(str(tmp_path / "dir"))
