@@ -66,7 +66,8 @@ def make_project(workdir: Path, hosts: SshHostFarm, keep: int = 5) -> Path:
     inventory = hosts.inventory(group_by={"app": list(hosts.names)})
     (project / "inventories" / "qa" / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     settings = {"release_base_dir": "/opt/shop", "release_keep": keep, "release_service_port": 8080, "release_health_timeout": 30}
-    (project / "inventories" / "qa" / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    (project / "inventories" / "qa" / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (project / "inventories" / "qa" / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "benchmark hosts")
     return project

@@ -109,7 +109,9 @@ def write_sandbox(project_dir: Path, sandbox: Sandbox) -> None:
             "release_service_port": sandbox.port,
             "release_health_timeout": 8,
         }
-        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+        # group_vars/all/main.yml: the one layout Ansible loads completely beside a group_vars/all/vault.yml.
+        (folder / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (folder / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
     record = {"what": "relpromote sandbox: simulated hosts under hosts/ (stop their apps: relpromote demo --stop --workdir DIR)",
               **sandbox.as_data()}
     (project_dir / SANDBOX_FILE).write_text(yaml.safe_dump(record, sort_keys=False))

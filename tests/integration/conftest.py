@@ -77,7 +77,8 @@ def write_inventories(project: Cli, farm: SshHostFarm, group_vars: dict[str, Any
             "release_health_timeout": 15,
             **(group_vars or {}),
         }
-        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+        (folder / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (folder / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
     commit_project(project, "point inventories at the test hosts")
 
 

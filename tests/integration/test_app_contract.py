@@ -38,7 +38,7 @@ def still_on_1_0_0(farm: SshHostFarm, pids: dict[str, int] | None = None) -> Non
 
 
 def set_qa_vars(project: Cli, **group_vars: Any) -> None:
-    path = project.cwd / "inventories" / "qa" / "group_vars" / "all.yml"
+    path = project.cwd / "inventories" / "qa" / "group_vars" / "all" / "main.yml"
     path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **group_vars}, sort_keys=False))
     commit_project(project, f"qa: {group_vars}")
 

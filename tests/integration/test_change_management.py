@@ -80,8 +80,6 @@ def vault_production(project: Cli, production: SshHostFarm, key: Path, password_
     """Production's inventory with its SSH key and an app secret only in an ansible-vault file."""
     folder = project.cwd / "inventories" / "production"
     (folder / "hosts.yml").write_text(yaml.safe_dump(environment_inventory(production, "production"), sort_keys=False))
-    (folder / "group_vars" / "all.yml").unlink()
-    (folder / "group_vars" / "all").mkdir()
     settings = {
         "release_base_dir": "/opt/shop", "release_keep": 3, "release_service_port": 8080, "release_health_timeout": 15,
         "ansible_ssh_private_key": "{{ vault_ssh_private_key }}",

@@ -45,8 +45,6 @@ def refresh_project(tmp_path: Path, prod: PostgresCluster, qa: PostgresCluster) 
     production = project.cwd / "inventories" / "production"
     (production / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"database": {"hosts": {"prod-db-1": {"ansible_host": "127.0.0.1"}}}}}}))
     vault = production / "group_vars" / "all" / "vault.yml"
-    vault.parent.mkdir()
-    (production / "group_vars" / "all.yml").rename(vault.parent / "main.yml")
     vault.write_text(yaml.safe_dump({"vault_relpromote_reader_password": READER_PASSWORD}))
     subprocess.run([str(Path(sys.executable).parent / "ansible-vault"), "encrypt", "--vault-id", f"prod@{secrets / 'vault-pass'}", str(vault)],
                    check=True, capture_output=True)
