@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relpromote import yamlfile
+from relpromote.announce import AnnounceConfig
 from relpromote.errors import BadInput
 from relpromote.secret import SecretSource
 
@@ -237,6 +238,7 @@ class Config(_Strict):
                     raise _PathError("refresh", f"environment '{side.environment}' is not defined; use one of {', '.join(self.promotion_path)}")
         return self
     source: SourceConfig = SourceConfig()
+    announce: AnnounceConfig = AnnounceConfig()  # channels for release announcements (relpromote.announce)
 
     @model_validator(mode="after")
     def _parity_environments(self) -> Config:

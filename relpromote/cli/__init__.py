@@ -38,6 +38,7 @@ VERBS: dict[str, str] = {
     "notes": "notes:notes",
     "evidence": "evidence:evidence",
     "metrics": "metrics:metrics",
+    "announce": "announce:announce",
 }
 
 
@@ -68,6 +69,7 @@ SUMMARIES: dict[str, str] = {
     "notes": 'Release notes of VERSION: each change (what, who, how, why) and when it reached each environment.',
     "evidence": "An auditor's evidence pack of VERSION in ENV, verifiable offline without the project.",
     "metrics": 'Delivery metrics: deployment frequency, lead time for changes, change failure rate, time to restore.',
+    "announce": 'Send the release notes of VERSION for ENV to the configured channels (mail, webhooks); record the outcome.',
 }
 
 

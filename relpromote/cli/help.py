@@ -69,6 +69,8 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "evidence verify": (("relpromote evidence verify evidence-1.4.0.tar", "relpromote evidence verify evidence-1.4.0.tar --expect-head 42:3fa9..."),
                         (OK, FAILED, BAD)),
     "metrics": (("relpromote metrics", "relpromote metrics --env production --since 90d --json"), (OK, BAD)),
+    "announce": (("relpromote announce 1.4.0 --env production", "relpromote announce 1.4.0 --env production --channel ops-mail"),
+                 (OK, FAILED, BAD, REFUSED)),
 }
 
 GLOBAL_NOTE = "Global options --config FILE, --identity KEYFILE and --json may come before or after the verb."

@@ -19,6 +19,7 @@ from relpromote.project import Project
 from relpromote.promotion import HostOutcome, PromotionOutcome, host_failures, host_outcomes, one_line
 from relpromote.rollback import RollbackReport, may_have_switched, verification_failed
 from relpromote.state import ProjectState
+from relpromote.usecases.announce import announced  # issue 13: automatic announcements around a promotion (never fail it)
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock
 from relpromote.usecases.plan import current_plan
@@ -102,7 +103,8 @@ def promote(
     if batch:
         extravars["relpromote_batch"] = batch
     purpose = f"{'check of ' if request.check else ''}promotion of {release.version}"
-    with environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+    with announced(project, identity, actor, request), \
+            environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
         run = run_playbook(
             environment_run(project, request.environment, PROMOTE_PLAYBOOK, f"promote-{request.environment}", extravars, access,
                             limit=request.limit, check=request.check),

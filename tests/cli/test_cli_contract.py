@@ -120,6 +120,8 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("evidence verify", ["{base}/no-such-pack.tar"], "alice", 2),
     ("metrics", ["--env", "production", "--since", "7d"], "alice", 0),
     ("metrics", ["--since", "last tuesday"], "alice", 2),
+    ("announce", ["1.0.0", "--env", "qa"], "alice", 2),  # no channels configured; sending: tests/integration/test_announce.py
+    ("announce", ["1.0.0", "--env", "qa"], "nobody", 2),
 ]
 
 
@@ -131,7 +133,7 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
 # contract; refresh-qa's needs PostgreSQL (tests/integration/test_refresh_qa.py).
 SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "reconcile", "refresh-qa", "lock release", "parity"}
 # An evidence pack needs a release that went live: tests/integration/test_release_communication.py makes and verifies one.
-SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify"}
+SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify", "announce"}
 # verify reads real hosts: tests/integration/test_host_truth.py.
 SUCCESS_ELSEWHERE |= {"verify"}
 
