@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -141,9 +142,12 @@ def run_playbook(
     started_tasks: dict[str, list[str]] = {}
     per_host_stats: dict[str, dict[str, Any]] = {}
     final_stats: dict[str, Any] = {}
+    early_output: list[str] = []
 
     def handle(event: Mapping[str, Any]) -> bool:
         data = event.get("event_data") or {}
+        if not started_tasks and len(early_output) < 200 and event.get("stdout"):
+            early_output.extend(str(event["stdout"]).splitlines())  # Ansible's own words, until a host starts a task
         if event.get("event") == "runner_on_start" and data.get("host"):
             started_tasks.setdefault(data["host"], []).append(str(data.get("task", "")).strip())
         if event.get("event") == "playbook_on_stats":
@@ -239,7 +243,34 @@ def run_playbook(
     # rc is None when ansible-playbook did not exit by itself (killed): a failure, never a crash.
     rc = runner.rc if isinstance(runner.rc, int) else -1
     status = "canceled" if canceled[0] else str(runner.status or "failed")
+    if not hosts and not canceled[0] and rc != 0:
+        # Ansible stopped before any host ran (vault password, inventory or group_vars YAML, a missing role): its reason.
+        error = ansible_error(early_output)
+        if error:
+            raise BadInput(f"Ansible stopped before any host ran: {error}")
     return RunResult(ident, rc, status, duration, hosts, custom, private, canceled=canceled[0])
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ERROR_LINE = re.compile(r"^(?:\[ERROR\]:|ERROR!)\s*(.*)$")
+
+
+def ansible_error(lines: list[str], limit: int = 400) -> str:
+    """Ansible's first error, folded onto one line: its message and the lines right after it (e.g. `Origin: file:line`),
+    never the source excerpt Ansible prints after a blank line, which could quote a secret from the offending file."""
+    block: list[str] = []
+    for raw in lines:
+        line = ANSI.sub("", raw).strip()
+        if not block:
+            found = ERROR_LINE.match(line)
+            if found:
+                block.append(found.group(1))
+            continue
+        if not line:
+            break
+        block.append(line)
+    text = " ".join(" ".join(block).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _read_pid(path: Path) -> int:

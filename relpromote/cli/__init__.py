@@ -166,6 +166,7 @@ def main() -> None:
 
 
 def _fail(message: str, code: int, detail: dict[str, object], json_output: bool) -> None:
+    message = " ".join(message.split())  # every error is one line, whatever Ansible or a host said
     if json_output:
         from relpromote.cli._common import json_event
 
