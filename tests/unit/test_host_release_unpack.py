@@ -53,11 +53,22 @@ def host(tmp_path: Path) -> Host:
     return Host(tmp_path / "opt" / "app")
 
 
+def documented(outcome: Outcome, host: Host) -> None:
+    """The result carries the fields RETURN documents, of their types, whatever happened."""
+    result = outcome.result
+    assert result["dest"] == str(host.dest) and isinstance(result["digest"], str), result
+    assert {key: type(result[key]) for key in ("changed", "src_removed", "present", "uploaded")} == dict.fromkeys(
+        ("changed", "src_removed", "present", "uploaded"), bool), result
+    assert result["directories"] == [] and result["uploaded"] is False, result
+
+
 def refused(outcome: Outcome, host: Host, reason: str) -> None:
     """Refused for `reason`, and nothing of the release is left on the host."""
     assert outcome.failed, outcome.result
     assert reason in outcome.msg, outcome.msg
-    assert "refusing to unpack it" in outcome.msg, outcome.msg
+    assert outcome.msg.endswith("; refusing to unpack it"), outcome.msg
+    documented(outcome, host)
+    assert outcome["present"] is False
     assert not os.path.lexists(host.dest), "a refused artifact must not appear as a release"
     assert not os.path.lexists(host.partial), "a refused artifact's partial directory must be removed"
 
@@ -177,6 +188,7 @@ def test_a_digest_that_is_not_a_sha256_is_refused_before_anything(host: Host, di
     make_tar(host.upload, release_members())
     outcome = host.run(digest)
     assert outcome.failed and "is not a sha256 (64 hexadecimal digits)" in outcome.msg
+    documented(outcome, host)
     assert host.upload.exists() and not host.dest.exists()
 
 
@@ -270,7 +282,8 @@ def test_a_truncated_artifact_could_not_be_unpacked(host: Host) -> None:
     data = host.upload.read_bytes()[:-5000]
     host.upload.write_bytes(data)
     outcome = host.run(hashlib.sha256(data).hexdigest())
-    assert outcome.failed and "could not unpack it" in outcome.msg
+    assert outcome.failed and outcome.msg.endswith("; could not unpack it"), outcome.msg
+    documented(outcome, host)
     assert not host.dest.exists() and not host.partial.exists()
 
 
@@ -279,7 +292,11 @@ def test_another_artifact_under_the_same_version_is_refused(host: Host) -> None:
     assert not host.run(first).failed
     second = make_tar(host.upload, [*release_members(), file("changed")])
     outcome = host.run(second)
-    assert outcome.failed and f"already exists holding digest {first}, not {second}" in outcome.msg
+    assert outcome.failed and outcome.msg == (
+        f"{host.dest} already exists holding digest {first}, not {second}: a release's content never changes, "
+        "so this is a different artifact under the same version; move it away by hand if it is not live"
+    )
+    documented(outcome, host)
     assert not (host.dest / "changed").exists()
 
 
@@ -305,6 +322,7 @@ def test_a_missing_executable_fails_before_the_release_appears(host: Host) -> No
     ]:
         outcome = host.unpack(release_members(), executable=relative)
         assert outcome.failed and outcome["executable_problem"] == problem, outcome.result
+        assert outcome["changed"] is True and outcome["src_removed"] is True
         assert f"{relative} {said} in release 1.0.0" in outcome.msg
         assert not host.dest.exists() and not host.partial.exists() and not host.upload.exists()
     assert not host.unpack(release_members(), executable="bin/restart").failed
@@ -324,6 +342,10 @@ def test_check_mode_without_an_upload_says_what_would_happen(host: Host) -> None
 def test_a_missing_upload_fails(host: Host) -> None:
     outcome = run(UNPACK, {"src": str(host.upload), "dest": str(host.dest), "digest": "a" * 64})
     assert outcome.failed and f"artifact {host.upload} is not on the host" in outcome.msg
+    documented(outcome, host)
+    nothing = run(UNPACK, {"dest": str(host.dest), "digest": "a" * 64})
+    assert nothing.failed and nothing.msg == "artifact (no src given) is not on the host"
+    documented(nothing, host)
 
 
 def test_previous_names_what_the_link_points_to(host: Host) -> None:
@@ -418,3 +440,28 @@ def test_removing_an_upload_that_is_gone_is_not_an_error(tmp_path: Path) -> None
     (tmp_path / "dir").mkdir()
     with pytest.raises(OSError):
         UNPACK.remove(str(tmp_path / "dir"))
+
+
+def test_every_documented_option_is_accepted_with_its_type(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(host.root))
+    digest = make_tar(host.upload, release_members())
+    (host.root / "current").symlink_to("releases/0.9.0")
+    outcome = run(UNPACK, {
+        "src": "~/incoming.tar.gz", "dest": "~/releases/1.0.0/", "digest": digest, "version": "1.0.0", "link": "~/current",
+        "artifact": "~/elsewhere.tar.gz", "directories": [{"path": "/opt/app", "mode": "0755"}], "executable": "bin/restart",
+        "hook": "bin/restart", "remove_src": True,
+    })
+    assert not outcome.failed, outcome.msg
+    assert outcome["dest"] == str(host.dest) and outcome["previous"] == "0.9.0" and outcome["directories"] == []
+    assert (host.dest / ".release" / "DIGEST").exists() and stat.S_IMODE(host.dest.stat().st_mode) == 0o755
+    assert not host.partial.exists() and not (host.dest / ".partial").exists()
+
+
+def test_dest_and_digest_are_required(host: Host) -> None:
+    for args in ({"digest": "a" * 64}, {"dest": str(host.dest)}):
+        outcome = run(UNPACK, args)
+        assert outcome.failed and "missing required arguments" in outcome.msg
+
+
+def test_check_mode_still_checks_the_version(host: Host) -> None:
+    refused(host.unpack([directory("."), file("app.py")], check=True), host, "the artifact has no .release/VERSION")
