@@ -14,6 +14,10 @@ REFRESH_FINISHED = "refresh.finished"
 RELEASE_REVISED = "release.revised"
 PERSON_RENAMED = "person.renamed"  # the config gave a key a new name; recorded, signed by that key, on its first use
 REFRESH_STARTED = "refresh.started"
+# Intent before effect: recorded once the environment is locked and before any host changes; the run's
+# promotion.finished / rollback.finished carries the same lock_id. A started run with no finished entry is in doubt.
+PROMOTION_STARTED = "promotion.started"
+ROLLBACK_STARTED = "rollback.started"
 PARITY_CHECKED = "parity.checked"  # relpromote parity ENV_A ENV_B: what differed, per group of hosts; the parity gate reads the last one
 VERIFY_FINISHED = "verify.finished"  # relpromote verify ENV: what each host runs against the ledger, and any drift
 ANNOUNCEMENT_FINISHED = "announcement.finished"  # the notes sent to the config's channels: each channel sent or failed (relpromote announce)

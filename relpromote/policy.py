@@ -377,10 +377,12 @@ ENTRY_ACTS: dict[str, Act] = {
     events.RELEASE_BUILT: "build",
     events.RELEASE_REVISED: "build",
     events.PROMOTION_FINISHED: "promote",
+    events.PROMOTION_STARTED: "promote",
     events.VERDICT_ACCEPTED: "accept",
     events.VERDICT_REJECTED: "reject",
     events.APPROVAL_GRANTED: "approve",
     events.ROLLBACK_FINISHED: "rollback",
+    events.ROLLBACK_STARTED: "rollback",
     events.LOCK_RELEASED: "lock_release",
     events.REFRESH_FINISHED: "refresh",
 }

@@ -59,18 +59,17 @@ def may_have_switched(host: HostOutcome) -> bool:
     return host.switched or (not host.published and SWITCH_TASK in host.result.tasks)
 
 
-def automatic_rollback_groups(hosts: Sequence[HostOutcome], environment_release: str | None) -> list[RollbackGroup]:
-    """Every host that switched, or may have, goes back to what it ran before, grouped by that release.
+def off_the_record(host: HostOutcome, environment_release: str | None) -> bool:
+    """The host switched, may have, or said it runs something other than the environment's recorded release
+    (e.g. a killed run left it on the target, and this run restarted it there without switching)."""
+    return may_have_switched(host) or (host.published and (host.current or "") != (environment_release or ""))
 
-    A host that may have switched without saying so goes back to the environment's recorded release.
-    """
-    groups: dict[str, list[str]] = {}
-    for host in hosts:
-        if host.switched:
-            groups.setdefault(host.previous or "", []).append(host.host)
-        elif may_have_switched(host):
-            groups.setdefault(environment_release or "", []).append(host.host)
-    return [RollbackGroup(target, tuple(sorted(names))) for target, names in sorted(groups.items())]
+
+def automatic_rollback_groups(hosts: Sequence[HostOutcome], environment_release: str | None) -> list[RollbackGroup]:
+    """After a failure, every host that is, or may be, off the environment's recorded release goes back to it, whatever
+    its link said before the run (out of service when nothing is recorded)."""
+    names = sorted(host.host for host in hosts if off_the_record(host, environment_release))
+    return [RollbackGroup(environment_release or "", tuple(names))] if names else []
 
 
 def verification_failed(hosts: Sequence[HostOutcome], tests_failed: bool) -> bool:

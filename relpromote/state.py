@@ -30,11 +30,19 @@ class EnvironmentState:
     withdrawn: set[str] = field(default_factory=set)  # versions rolled back from here: never a default rollback target
     last_refresh: dict[str, Any] | None = None  # the latest data refresh into this environment
     last_verify: dict[str, Any] | None = None  # the latest `relpromote verify`: when, by whom, which hosts drifted
+    # Runs that recorded their start (promotion.started, rollback.started) and not their end, by lock id, plus
+    # finished runs that could not say what some hosts run: the hosts named may not run `current`.
+    in_doubt: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def went_live(self, version: str, digest: str, at: str, by: str) -> None:
         self.current, self.current_digest, self.since, self.by = version, digest, at, by
         self.live_history.append(version)
         self.attention = []
+
+    @property
+    def hosts_in_doubt(self) -> list[str]:
+        """Hosts whose `current` may differ from the recorded release (a run never said where it left them)."""
+        return sorted({host for run in self.in_doubt.values() for host in run.get("hosts") or []})
 
     @property
     def drifted(self) -> list[str]:
@@ -47,6 +55,7 @@ class EnvironmentState:
         return {
             "environment": self.name, "current": self.current, "digest": self.current_digest, "since": self.since, "by": self.by,
             "needs_a_person": self.attention, "last_refresh": self.last_refresh, "last_verify": self.last_verify, "drifted": self.drifted,
+            "in_doubt": list(self.in_doubt.values()), "hosts_in_doubt": self.hosts_in_doubt,
         }
 
 
@@ -146,11 +155,41 @@ def _release_built(state: ProjectState, entry: Entry) -> None:
     state.built_by_key[p["version"]] = entry.public_key
 
 
+def _run_started(state: ProjectState, entry: Entry) -> None:
+    """Intent before effect: until the run's end is recorded, the hosts it names may run anything."""
+    p = entry.payload
+    env = state.environments.get(p["environment"])
+    if env is None:
+        return
+    env.in_doubt[str(p["lock_id"])] = {
+        "run": entry.kind.split(".")[0], "version": p.get("version"), "lock_id": str(p["lock_id"]), "seq": entry.seq,
+        "at": entry.recorded_at, "by": entry.actor, "hosts": sorted(p.get("hosts") or []), "limit": p.get("limit"),
+        "why": "it never recorded its end",
+    }
+
+
+def _run_ended(env: EnvironmentState, entry: Entry) -> None:
+    """A run's end: its own start is settled, and so are the earlier runs in doubt that it brought to a recorded state
+    (`settles`); hosts it could not establish (`unsettled`) stay in doubt."""
+    p = entry.payload
+    lock_id = str(p.get("lock_id") or "")
+    for settled in [lock_id, *(str(i) for i in p.get("settles") or [])]:
+        env.in_doubt.pop(settled, None)
+    unsettled = sorted(p.get("unsettled") or [])
+    if unsettled:
+        env.in_doubt[lock_id or f"#{entry.seq}"] = {
+            "run": entry.kind.split(".")[0], "version": p.get("version"), "lock_id": lock_id, "seq": entry.seq,
+            "at": entry.recorded_at, "by": entry.actor, "hosts": unsettled, "limit": p.get("limit"),
+            "why": "it could not tell what these hosts run",
+        }
+
+
 def _promotion_finished(state: ProjectState, entry: Entry) -> None:
     p = entry.payload
     env = state.environments.get(p["environment"])
     if env is None or p.get("check"):
         return
+    _run_ended(env, entry)
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
     if p["result"] == "succeeded" and not p.get("limit"):
         env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
@@ -191,11 +230,19 @@ def _rolled_back(state: ProjectState, entry: Entry) -> None:
     if env is None:
         return
     env.history.append({"seq": entry.seq, "kind": entry.kind, "version": p["version"], "result": p["result"], "at": entry.recorded_at})
+    _run_ended(env, entry)
+    if p.get("reconcile"):
+        # Hosts brought back to the recorded release: nothing new went live, and nothing is withdrawn.
+        if p["result"] == "succeeded":
+            env.attention = []
+        elif p.get("need_a_person"):
+            env.attention = list(p["need_a_person"])
+        return
     if p["result"] == "succeeded":
         if p.get("from_version") and p["from_version"] != p["version"]:  # not when hosts that drifted came back to it
             env.withdrawn.add(p["from_version"])
         env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
-    else:
+    elif p.get("need_a_person") or "lock_id" not in p:
         env.attention = list(p.get("need_a_person", []))
 
 
@@ -237,6 +284,8 @@ FOLDS: dict[str, Callable[[ProjectState, Entry], None]] = {
     events.REFRESH_FINISHED: _refreshed,
     events.REFRESH_STARTED: _refresh_started,
     events.PARITY_CHECKED: _parity_checked,
+    events.PROMOTION_STARTED: _run_started,
+    events.ROLLBACK_STARTED: _run_started,
     events.VERIFY_FINISHED: _verified,
 }
 

@@ -74,18 +74,28 @@ def json_event(event: str, **fields: Any) -> None:
     sys.stderr.flush()
 
 
+STOPPING = "stopping the run; hosts that switched go back to the recorded release"
+NOT_INTERRUPTED = ("already stopping: the automatic rollback runs to its end and no signal interrupts it "
+                   "(kill -9 would leave the hosts in doubt until `relpromote reconcile`)")
+RUNS_TO_ITS_END = ("a rollback is never stopped half-way: it runs to its end, whatever signals come "
+                   "(kill -9 would leave the hosts in doubt until `relpromote reconcile`)")
+
+
 @contextmanager
-def interruptible(json_lines: bool = False) -> Iterator[Callable[[], bool]]:
-    """SIGINT/SIGTERM ask the run to stop cleanly (roll back, release the lock, record) instead of killing it."""
+def interruptible(json_lines: bool = False, first: str = STOPPING, again: str = NOT_INTERRUPTED) -> Iterator[Callable[[], bool]]:
+    """relpromote's own SIGINT/SIGTERM handling for the whole command: the first signal asks the run to stop cleanly
+    (roll back, release the locks, record) instead of killing it; later ones are only acknowledged on the terminal,
+    so that nothing ever interrupts a rollback. Ansible runs get a cancel callback and never install handlers."""
     asked = threading.Event()
 
     def ask(signum: int, frame: object) -> None:
-        if not asked.is_set():
-            name = signal.Signals(signum).name
-            if json_lines:
-                json_event("signal", signal=name, message="stopping the run, rolling back what switched")
-            else:
-                sys.stderr.write(f"relpromote: {name} received: stopping the run, rolling back what switched\n")
+        name = signal.Signals(signum).name
+        message = again if asked.is_set() else first
+        if json_lines:
+            json_event("signal", signal=name, message=message)
+        else:
+            sys.stderr.write(f"relpromote: {name} received{' again' if asked.is_set() else ''}: {message}\n")
+            sys.stderr.flush()
         asked.set()
 
     previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}

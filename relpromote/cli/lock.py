@@ -53,15 +53,17 @@ def status(session: Session, env_option: str | None, positional: str | None) -> 
 @click.option("--env", "env_option", metavar="ENV", help="The environment whose lock to release.")
 @click.argument("positional", metavar="", required=False)
 @click.option("--lock-id", required=True, metavar="ID", help="The id `lock status` shows (so a live run's new lock is never released by mistake).")
-@click.option("--reason", default="the run that held it is gone", metavar="TEXT", help="Why (recorded in the ledger).")
+@click.option("--reason", metavar="TEXT", help="Why (recorded in the ledger beside what was seen of the holder's process).")
+@click.option("--force", is_flag=True, help="Release even though the holder's process still runs on this machine (needs --reason).")
 @pass_session
-def release(session: Session, env_option: str | None, positional: str | None, lock_id: str, reason: str) -> None:
-    """Release a lock left by a crashed run (recorded in the ledger)."""
+def release(session: Session, env_option: str | None, positional: str | None, lock_id: str, reason: str | None, force: bool) -> None:
+    """Release a lock left by a crashed run (recorded in the ledger); refused while its run is alive here."""
     environment = _environment(session, "release", env_option, positional)
     identity, actor = session.actor()
-    held = release_lock(session.project, identity, actor, environment, lock_id, reason)
+    held, seen = release_lock(session.project, identity, actor, environment, lock_id, reason, force)
 
     def human(console: Console) -> None:
-        console.print(f"released {environment}'s lock {lock_id} (held by {held.holder} since {held.since[:19]}Z)", markup=False)
+        console.print(f"released {environment}'s lock {lock_id} (held by {held.holder} since {held.since[:19]}Z; {seen.seen})",
+                      markup=False)
 
-    session.emit({"environment": environment, "released": held.as_data()}, human)
+    session.emit({"environment": environment, "released": held.as_data(), "seen": seen.as_data(), "forced": force}, human)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -40,6 +42,14 @@ def promote_command(
     session: Session, version: str, environment: str, check: bool, limit: str | None, batch: str | None, break_glass: str | None
 ) -> None:
     """Put VERSION live on every host of ENV."""
+    with interruptible(session.json_output) as stop_asked:
+        _promote(session, version, environment, check, limit, batch, break_glass, stop_asked)
+
+
+def _promote(
+    session: Session, version: str, environment: str, check: bool, limit: str | None, batch: str | None, break_glass: str | None,
+    stop_asked: Callable[[], bool],
+) -> None:
     project = session.project
     identity, actor = session.actor()
     mode = " (check mode: nothing changes)" if check else ""
@@ -53,13 +63,12 @@ def promote_command(
         else:
             render_gates(session.console, verdict)
 
-    with interruptible(session.json_output) as stop_asked:
-        outcome = promote(
-            project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
-            on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
-            on_plan=show_plan,
-            should_cancel=stop_asked,
-        )
+    outcome = promote(
+        project, identity, actor, PromoteRequest(version, environment, check, limit, batch, break_glass),
+        on_event=Progress(session.json_output, f"promote {version} → {environment}{mode}"),
+        on_plan=show_plan,
+        should_cancel=stop_asked,
+    )
 
     def human(console: Console) -> None:
         render_hosts(console, outcome)

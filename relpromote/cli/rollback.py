@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from relpromote.cli._common import Session, interruptible, pass_session
+from relpromote.cli._common import RUNS_TO_ITS_END, Session, interruptible, pass_session
 from relpromote.cli.progress import Progress
 from relpromote.errors import BadInput
 from relpromote.usecases.rollback import rollback
@@ -25,9 +25,9 @@ def _refuse_to(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @pass_session
 def rollback_command(session: Session, environment: str, version: str | None, reason: str) -> None:
     """Put every host of ENV back on its last accepted release, in seconds."""
-    identity, actor = session.actor()
     # A rollback is never cancelled half-way: a signal only gets a note, the run completes.
-    with interruptible(session.json_output):
+    with interruptible(session.json_output, first=RUNS_TO_ITS_END, again=RUNS_TO_ITS_END):
+        identity, actor = session.actor()
         result = rollback(session.project, identity, actor, environment, version, reason,
                           on_event=Progress(session.json_output, f"rollback {environment} → {version or 'previous release'}"))
 

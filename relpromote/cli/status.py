@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -9,6 +11,7 @@ from rich.table import Table
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
 from relpromote.ledger import entries_about, parse_moment
+from relpromote.usecases.locking import look_at_holder, runs_in_doubt
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
 OUTCOME_WIDTH = 90
@@ -20,8 +23,9 @@ def _when(iso: str | None) -> str:
 
 @click.command()
 @click.option("--env", "env_name", metavar="ENV", help="Only this environment.")
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), help="Also write the board as one static page to FILE.")
 @pass_session
-def status(session: Session, env_name: str | None) -> None:
+def status(session: Session, env_name: str | None, html: Path | None) -> None:
     """The status board: which release each environment runs, and what needs attention."""
     project = session.project
     if env_name:
@@ -33,6 +37,21 @@ def status(session: Session, env_name: str | None) -> None:
         row = state.environments[name].as_data()
         blocked = current_blocked(state, name)
         attention = []
+        runs = runs_in_doubt(project, name, state.environments[name].in_doubt)
+        doubted = [run for run in runs if run["state"] == "in doubt"]
+        row["in_doubt"] = doubted
+        row["running"] = [run for run in runs if run["state"] == "running"]
+        row["hosts_in_doubt"] = sorted({host for run in doubted for host in run["hosts"]})
+        held = project.ledger.current(name)
+        if held is not None and look_at_holder(held).alive is False:
+            attention.append(f"locked by {held.holder}'s {held.purpose} (lock {held.lock_id}), whose process is gone: "
+                             f"relpromote lock release --env {name} --lock-id {held.lock_id}")
+        if doubted:
+            what = "; ".join(f"{run['run']} of {run['version'] or 'no release'} by {run['by']} at {_when(run['at'])} "
+                             f"(lock {run['lock_id'] or '-'}): {run['why']}" for run in doubted)
+            where = ", ".join(row["hosts_in_doubt"]) or "its hosts"
+            attention.append(f"IN DOUBT: {what}; {where} may not run {row['current'] or 'the recorded release'}: "
+                             f"relpromote reconcile --env {name}")
         if row["drifted"]:
             attention.append(f"DRIFT: {', '.join(row['drifted'])} run what the ledger does not say (relpromote verify "
                              f"{name} at {_when(row['last_verify']['at'])}): relpromote rollback --env {name} --version "
@@ -58,6 +77,10 @@ def status(session: Session, env_name: str | None) -> None:
         if verified:
             console.print(f"last verified: {', '.join(verified)}", markup=False)
 
+    if html is not None:  # issue 13: the same board as a self-contained page (relpromote.usecases.board)
+        from relpromote.usecases.board import write_board
+
+        write_board(project, state, rows, html)
     session.emit({"project": project.config.project, "environments": rows, "release_count": len(state.releases)}, human)
 
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
-from relpromote.adapters.runner import EventHandler, run_playbook
-from relpromote.adapters.vault import vault_access
+from relpromote.adapters.runner import EventHandler, HostResult, run_playbook
+from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, NeedsPerson, RunFailed
+from relpromote.errors import BadInput, Busy, NeedsPerson, RunFailed
 from relpromote.identity import Identity
 from relpromote.ledger import utc_now
+from relpromote.lock import Lock
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
 from relpromote.promotion import HostOutcome, PromotionOutcome, host_failures, host_outcomes, one_line
-from relpromote.rollback import RollbackReport, may_have_switched, verification_failed
+from relpromote.release import Release
+from relpromote.rollback import RollbackReport, automatic_rollback_groups, verification_failed
 from relpromote.state import ProjectState
 from relpromote.usecases.announce import announced  # issue 13: automatic announcements around a promotion (never fail it)
 from relpromote.usecases.autotest import run_test_steps
-from relpromote.usecases.locking import environment_lock
-from relpromote.usecases.plan import current_plan
+from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
+from relpromote.usecases.plan import current_plan, inventory_hosts
 from relpromote.usecases.rollback import automatic_rollback
 from relpromote.usecases.runs import environment_run
 
@@ -103,70 +106,172 @@ def promote(
     if batch:
         extravars["relpromote_batch"] = batch
     purpose = f"{'check of ' if request.check else ''}promotion of {release.version}"
+    context = {
+        "requested_by": actor.name, "limit": request.limit, "batch": batch, "gates": verdict.as_data(),
+        "approval": {"ticket": approval.ticket, "approver": approval.approver} if approval else None,
+        "break_glass": request.break_glass,
+    }
     with announced(project, identity, actor, request), \
             environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+        run = Run(project, identity, actor, request, release, lock, access, on_event, should_cancel, commit, dirty, context)
+        outcome = run.go(extravars, purpose)
+    return outcome
+
+
+class Run:
+    """One promotion under its lock: intent recorded, hosts changed, tests, automatic rollback, end recorded."""
+
+    def __init__(
+        self, project: Project, identity: Identity, actor: Person, request: PromoteRequest, release: Release, lock: Lock,
+        access: VaultAccess, on_event: EventHandler | None, should_cancel: Callable[[], bool] | None, commit: str | None,
+        dirty: list[str], context: dict[str, Any],
+    ) -> None:
+        self.project, self.identity, self.actor, self.request, self.release, self.lock = project, identity, actor, request, release, lock
+        self.access, self.on_event, self.should_cancel, self.commit, self.dirty, self.context = (
+            access, on_event, should_cancel, commit, dirty, context)
+        self.environment = request.environment
+        self.recorded_end = False
+        self.hosts_touched = False  # a playbook that may change hosts was started
+        self.leases_out = False  # host leases of this run may still be held
+
+    def stop_asked(self) -> bool:
+        return self.should_cancel is not None and self.should_cancel()
+
+    def go(self, extravars: dict[str, Any], purpose: str) -> PromotionOutcome:
+        project, request = self.project, self.request
+        # Read under the lock: the recorded release and the runs in doubt this run must bring to a recorded state.
+        env_state = project.state().environments[self.environment]
+        self.recorded, self.doubted = env_state.current, dict(env_state.in_doubt)
+        self.planned = inventory_hosts(project.resolve(project.config.environment(self.environment).inventory),
+                                       project.config.environment(self.environment).hosts)
+        self.host_run = host_run(project, self.lock, purpose)
+        if not request.check:
+            project.ledger.append(events.PROMOTION_STARTED, self.actor.name, self.identity, {
+                "environment": self.environment, "version": self.release.version, "digest": self.release.digest,
+                "lock_id": self.lock.lock_id, "hosts": self.planned, "recorded_release": self.recorded,
+                "in_doubt_before": sorted(self.doubted), **self.context,
+            })
+        try:
+            return self._go(extravars)
+        except BaseException as exc:
+            if not request.check and not self.recorded_end:
+                self._record_abort(exc)
+            raise
+        finally:
+            if self.leases_out:
+                unlock_hosts(project, self.environment, self.host_run, self.access, self.on_event)
+
+    def _go(self, extravars: dict[str, Any]) -> PromotionOutcome:
+        project, request = self.project, self.request
+        keep = bool(project.config.environment(self.environment).tests) and not request.check
+        self.hosts_touched = self.leases_out = not request.check
         run = run_playbook(
-            environment_run(project, request.environment, PROMOTE_PLAYBOOK, f"promote-{request.environment}", extravars, access,
+            environment_run(project, self.environment, PROMOTE_PLAYBOOK, f"promote-{self.environment}",
+                            {**extravars, **self.host_run, "relpromote_lock_keep": keep}, self.access,
                             limit=request.limit, check=request.check),
-            on_event=on_event,
-            should_cancel=should_cancel,
+            on_event=self.on_event,
+            should_cancel=self.should_cancel,
         )
-        interrupted = run.status == "canceled"
+        # A signal that came as the playbook ended still stops the promotion: the terminal was told so.
+        interrupted = run.canceled or self.stop_asked()
+        busy = [h for h in run.hosts.values() if h.busy]
         if not run.hosts and not interrupted:
+            env = project.config.environment(self.environment)
+            self.leases_out = False
             raise BadInput(
                 f"no hosts matched '{env.hosts}'{f' limited to {request.limit!r}' if request.limit else ''} "
                 f"in {env.inventory}; check the inventory or --limit"
             )
         hosts = host_outcomes(run, "release_deploy")
+        self.leases_out = not request.check and not (run.succeeded and not keep and not interrupted)
         live = run.succeeded and not interrupted
-        evidence = run_test_steps(project, request.environment, release, access, on_event) if live and not request.check else []
-        tests_failed = [e for e in evidence if e["failed"] or e["errors"]]
-        succeeded = live and not tests_failed
+        evidence: list[dict[str, Any]] = []
+        tests_interrupted = False
+        if live and not request.check:
+            evidence = run_test_steps(project, self.environment, self.release, self.access, self.on_event, self.should_cancel)
+            tests_interrupted = interrupted = self.stop_asked()
+        # Tests stopped by a signal say nothing about the release: it stays promotable.
+        tests_failed = [] if interrupted else [e for e in evidence if e["failed"] or e["errors"]]
+        succeeded = live and not interrupted and not tests_failed
         report = None
-        if not succeeded and not request.check and any(may_have_switched(h) for h in hosts):
-            report = automatic_rollback(project, request.environment, hosts, access, on_event)
-        result = _result(succeeded, interrupted, report)
-        reason = None if succeeded else _reason(hosts, run.status, tests_failed, interrupted, report)
+        if not succeeded and not request.check and automatic_rollback_groups(hosts, self.recorded):
+            report = automatic_rollback(project, self.environment, hosts, self.access, self.on_event, self.recorded,
+                                        {**self.host_run, "relpromote_lock_keep": True})
+        result = _result(succeeded, interrupted, report, bool(busy))
+        reason = None if succeeded else _reason(hosts, run.status, tests_failed, interrupted, report, busy, tests_interrupted)
+        settles, unsettled = self._settled(hosts, report, succeeded, bool(busy) and report is None)
         outcome = PromotionOutcome(
-            version=release.version,
-            digest=release.digest,
-            environment=request.environment,
+            version=self.release.version,
+            digest=self.release.digest,
+            environment=self.environment,
             check=request.check,
             succeeded=succeeded,
             duration=run.duration,
             hosts=hosts,
             run_id=run.ident,
-            project_commit=commit,
-            project_dirty=bool(dirty),
+            project_commit=self.commit,
+            project_dirty=bool(self.dirty),
             extra={
                 "result": result,
                 "reason": reason,  # one line: what failed, where (host, command, exit code, output); None when succeeded
-                "requested_by": actor.name,
-                "limit": request.limit,
-                "batch": batch,
-                "gates": verdict.as_data(),
-                "approval": {"ticket": approval.ticket, "approver": approval.approver} if approval else None,
-                "break_glass": request.break_glass,
+                **self.context,
                 "evidence": evidence,
-                "lock_id": lock.lock_id,
+                "lock_id": self.lock.lock_id,
                 "rollback": report.as_data() if report else None,
-                "verification_failed": bool(report) and verification_failed(hosts, bool(tests_failed)),
+                "verification_failed": bool(report) and not interrupted and verification_failed(hosts, bool(tests_failed)),
+                "recorded_release": self.recorded,
+                "settles": settles,
+                "unsettled": unsettled,
             },
         )
         if not request.check:
-            project.ledger.append(events.PROMOTION_FINISHED, actor.name, identity, outcome.as_data())
-    if not succeeded:
-        raise _failure(outcome, reason or run.status, report)
-    return outcome
+            project.ledger.append(events.PROMOTION_FINISHED, self.actor.name, self.identity, outcome.as_data())
+            self.recorded_end = True
+        if busy and report is None:
+            holder = busy[0]
+            raise Busy(f"promotion of {self.release.version} to {self.environment} refused: {holder.host}: {one_line(holder.message)}; "
+                       "nothing changed; wait for that run, then promote again", detail=outcome.as_data())
+        if not succeeded:
+            raise _failure(outcome, reason or run.status, report, self.recorded)
+        return outcome
+
+    def _settled(
+        self, hosts: tuple[HostOutcome, ...], report: RollbackReport | None, succeeded: bool, refused: bool
+    ) -> tuple[list[str], list[str]]:
+        """The earlier runs in doubt this run settles (it reached every host and knows where it left each), and the hosts
+        in doubt it could not establish (they never said what they run, and no rollback reached them)."""
+        if self.request.limit or refused or not self.doubted:
+            return [], []
+        known = {h["host"] for h in (report.hosts if report else ())}
+        known |= {h.host for h in hosts if h.published and (succeeded or (h.current or "") == (self.recorded or ""))}
+        doubted = {host for run in self.doubted.values() for host in run.get("hosts") or []}
+        return sorted(self.doubted), sorted(doubted - known)
+
+    def _record_abort(self, exc: BaseException) -> None:
+        """The run stopped on an error of its own after its start was recorded: say so, and which hosts it may have left
+        anywhere (all the planned ones once a playbook was started)."""
+        message = one_line(str(exc)) or type(exc).__name__
+        payload = {
+            "environment": self.environment, "version": self.release.version, "digest": self.release.digest, "check": False,
+            "result": "failed", "reason": f"the run stopped: {message}", "hosts": [], "switched": [],
+            "lock_id": self.lock.lock_id, "verification_failed": False, "recorded_release": self.recorded,
+            "settles": [], "unsettled": self.planned if self.hosts_touched else [], **self.context,
+        }
+        # If the ledger itself failed, the start stays and the run stays in doubt: the truth.
+        with contextlib.suppress(Exception):
+            self.project.ledger.append(events.PROMOTION_FINISHED, self.actor.name, self.identity, payload)
+            self.recorded_end = True
 
 
-def _result(succeeded: bool, interrupted: bool, report: RollbackReport | None) -> str:
+def _result(succeeded: bool, interrupted: bool, report: RollbackReport | None, busy: bool = False) -> str:
     if succeeded:
         return "succeeded"
     if report is not None and not report.succeeded:
         return "rollback_failed"
     if interrupted:
         return "interrupted"
+    if busy and report is None:
+        return "busy"
     return "rolled_back" if report is not None else "failed"
 
 
@@ -179,13 +284,18 @@ def _rollback_failures(report: RollbackReport) -> str:
 
 
 def _reason(
-    hosts: tuple[HostOutcome, ...], status: str, tests_failed: list[dict[str, Any]], interrupted: bool, report: RollbackReport | None
+    hosts: tuple[HostOutcome, ...], status: str, tests_failed: list[dict[str, Any]], interrupted: bool, report: RollbackReport | None,
+    busy: Sequence[HostResult] = (), tests_interrupted: bool = False,
 ) -> str:
     """Why the promotion did not succeed, on one line: each failed host with what failed there (for a
     restart hook: the command, its exit code and the last lines of its output), and what the automatic
     rollback could not do."""
-    if interrupted:
+    if tests_interrupted:
+        what = "the run was interrupted during its automated tests (they say nothing about the release, which may be promoted again)"
+    elif interrupted:
         what = "the run was interrupted"
+    elif busy:
+        what = f"{busy[0].host}: {one_line(busy[0].message)}"
     elif tests_failed:
         bad = tests_failed[0]
         what = f"its {bad['kind']} tests failed ({bad['failed'] + bad['errors']} of {bad['tests']})"
@@ -196,13 +306,20 @@ def _reason(
     return what
 
 
-def _failure(outcome: PromotionOutcome, reason: str, report: RollbackReport | None) -> RunFailed | NeedsPerson:
+def _failure(outcome: PromotionOutcome, reason: str, report: RollbackReport | None, recorded: str | None) -> RunFailed | NeedsPerson:
     where = f"{outcome.version} to {outcome.environment}"
     if outcome.check:
         return RunFailed(f"check of {where} failed: {reason}; nothing changed", detail=outcome.as_data())
     what = f"promotion of {where} failed: {reason}"
     if report is None:
-        return RunFailed(f"{what}; no host had switched, nothing changed", detail=outcome.as_data())
+        # Said only of what the hosts reported: each one that said what it runs is on the recorded release.
+        silent = [h.host for h in outcome.hosts if not h.published]
+        on_record = f"{recorded}, the recorded release" if recorded else "no release, as recorded"
+        said = f"; every host runs {on_record}" if not silent else (f"; the others run {on_record}" if len(silent) < len(outcome.hosts) else "")
+        unknown = f"; {', '.join(silent)} did not say what it runs" if silent else ""
+        unsettled = outcome.extra.get("unsettled") or []
+        doubt = (f"; still in doubt: {', '.join(unsettled)} (relpromote reconcile --env {outcome.environment})" if unsettled else "")
+        return RunFailed(f"{what}; no host switched to it{said}{unknown}{doubt}", detail=outcome.as_data())
     if not report.succeeded:
         return NeedsPerson(f"{what}: these hosts need a person", detail=outcome.as_data())
     back = ", ".join(f"{h['host']}→{h['target'] or 'out of service'}" for h in report.hosts)

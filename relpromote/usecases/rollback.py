@@ -1,36 +1,43 @@
-"""Roll an environment back: by hand to its last accepted release, or automatically after a failure."""
+"""Roll an environment back: by hand to its last accepted release, automatically after a failure, or to the
+recorded release after a run left hosts in doubt (reconcile)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, NeedsPerson
+from relpromote.errors import BadInput, Busy, NeedsPerson
 from relpromote.identity import Identity
 from relpromote.policy import require_role
 from relpromote.project import Project
-from relpromote.promotion import HostOutcome, host_outcomes
+from relpromote.promotion import HostOutcome, host_outcomes, one_line
+from relpromote.release import Release
 from relpromote.rollback import RollbackGroup, RollbackReport, automatic_rollback_groups, rollback_target
-from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
+from relpromote.usecases.plan import inventory_hosts
 from relpromote.usecases.runs import environment_run
 
 ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
 
 
 def _run_group(
-    project: Project, environment: str, group: RollbackGroup, access: VaultAccess, on_event: EventHandler | None, limit: bool
+    project: Project, environment: str, group: RollbackGroup, access: VaultAccess, on_event: EventHandler | None, limit: bool,
+    run_vars: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     env = project.config.environment(environment)
-    extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": group.target}
+    extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": group.target,
+                                 **(run_vars or {})}
     if group.target:
         release = project.state().release(group.target)
         # The host verifies the sha256 before it unpacks; rollback() checked the stored bytes once already.
         extravars.update(release_digest=release.digest, release_artifact=str(project.store.path_for(release.digest)))
+    # Never given a cancel request: a rollback runs to its end, whatever signals come (the terminal is told so).
     run = run_playbook(
         environment_run(project, environment, ROLLBACK_PLAYBOOK, f"rollback-{environment}", extravars, access,
                         limit=",".join(group.hosts) if limit else None),
@@ -48,19 +55,20 @@ def _run_group(
             "ok": ok,
             "now_runs": outcome.current if outcome else None,
             "switched": bool(outcome and outcome.switched),
+            "busy": bool(outcome and outcome.result.busy),
             "message": (outcome.result.message if outcome else "not reached by the rollback run") if not ok else "",
         })
     return report
 
 
 def automatic_rollback(
-    project: Project, environment: str, hosts: Sequence[HostOutcome], access: VaultAccess, on_event: EventHandler | None
+    project: Project, environment: str, hosts: Sequence[HostOutcome], access: VaultAccess, on_event: EventHandler | None,
+    recorded: str | None, run_vars: Mapping[str, Any] | None = None,
 ) -> RollbackReport:
-    """Put every host that switched (or may have) back on what it ran before the promotion."""
+    """Put every host that is, or may be, off the environment's recorded release back on it."""
     report: list[dict[str, Any]] = []
-    recorded = project.state().environments[environment].current
     for group in automatic_rollback_groups(hosts, recorded):
-        report.extend(_run_group(project, environment, group, access, on_event, limit=True))
+        report.extend(_run_group(project, environment, group, access, on_event, limit=True, run_vars=run_vars))
     return RollbackReport(all(h["ok"] for h in report), tuple(report))
 
 
@@ -73,36 +81,96 @@ def rollback(
     reason: str,
     on_event: EventHandler | None = None,
 ) -> dict[str, Any]:
-    env = project.config.environment(environment)
     require_role(project.config, actor, "rollback", environment)
     if not reason.strip():
         raise BadInput("--reason is empty; say why the environment is rolled back")
     state = project.state()
     target = rollback_target(state, environment, version)
-    from_version = state.environments[environment].current
     project.store.verified_path(target.digest)  # a pruned host is redeployed from it: check it first
-    with environment_lock(project, environment, actor.name, f"rollback to {target.version}"), vault_access(env.vault) as access:
+    return _converge(project, identity, actor, environment, target, reason, on_event, reconcile=False)
+
+
+def reconcile(
+    project: Project, identity: Identity, actor: Person, environment: str, on_event: EventHandler | None = None
+) -> dict[str, Any]:
+    """Bring every host of the environment to its recorded release (out of service when none is recorded), settling the
+    runs in doubt: after a killed promotion or rollback, or hosts changed outside relpromote."""
+    require_role(project.config, actor, "rollback", environment)
+    state = project.state()
+    env_state = state.environments[environment]
+    target = state.release(env_state.current) if env_state.current else None
+    if target is not None:
+        project.store.verified_path(target.digest)
+    in_doubt = ", ".join(f"{run['run']} of {run['version']} by {run['by']}" for run in env_state.in_doubt.values())
+    reason = f"reconcile: settle {in_doubt}" if in_doubt else "reconcile: every host on the recorded release"
+    return _converge(project, identity, actor, environment, target, reason, on_event, reconcile=True)
+
+
+def _converge(
+    project: Project, identity: Identity, actor: Person, environment: str, target: Release | None, reason: str,
+    on_event: EventHandler | None, reconcile: bool,
+) -> dict[str, Any]:
+    """Every host of the environment on `target` (None: out of service), with intent and end recorded."""
+    env = project.config.environment(environment)
+    version = target.version if target else ""
+    purpose = f"reconcile to {version or 'no release'}" if reconcile else f"rollback to {version}"
+    with environment_lock(project, environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+        env_state = project.state().environments[environment]
+        from_version, doubted = env_state.current, dict(env_state.in_doubt)
+        planned = inventory_hosts(project.resolve(env.inventory), env.hosts)
+        run = host_run(project, lock, purpose)
+        common = {"environment": environment, "version": version, "digest": target.digest if target else "", "reason": reason,
+                  "automatic": False, "reconcile": reconcile, "lock_id": lock.lock_id}
+        project.ledger.append(events.ROLLBACK_STARTED, actor.name, identity, {
+            **common, "from_version": None if reconcile else from_version, "hosts": planned, "in_doubt_before": sorted(doubted)})
         started = time.monotonic()
-        hosts = _run_group(project, environment, RollbackGroup(target.version, ()), access, on_event, limit=False)
-        if not hosts:
-            raise BadInput(f"no hosts matched '{env.hosts}' in {env.inventory}; check the inventory")
-        report = RollbackReport(all(h["ok"] for h in hosts), tuple(hosts))
-        payload = {
-            "environment": environment,
-            "version": target.version,
-            "digest": target.digest,
-            "from_version": from_version,
-            "reason": reason,
-            "automatic": False,
-            "result": "succeeded" if report.succeeded else "failed",
-            "duration_s": round(time.monotonic() - started, 3),
-            **report.as_data(),
-        }
-        project.ledger.append(events.ROLLBACK_FINISHED, actor.name, identity, payload)
-    if not report.succeeded:
+        recorded, report, hosts, payload = False, None, [], {}
+        try:
+            hosts = _run_group(project, environment, RollbackGroup(version, ()), access, on_event, limit=False, run_vars=run)
+            report = RollbackReport(all(h["ok"] for h in hosts), tuple(hosts))
+            reached = {h["host"] for h in hosts}
+            doubted_hosts = {host for entry in doubted.values() for host in entry.get("hosts") or []}
+            payload = {
+                **common,
+                "from_version": None if reconcile else from_version,
+                "result": "succeeded" if report.succeeded and hosts else "failed",
+                "duration_s": round(time.monotonic() - started, 3),
+                **report.as_data(),
+                "settles": sorted(doubted) if hosts else [],
+                "unsettled": sorted(doubted_hosts - reached) if hosts else sorted(doubted_hosts),
+            }
+            project.ledger.append(events.ROLLBACK_FINISHED, actor.name, identity, payload)
+            recorded = True
+        except BaseException as exc:
+            if not recorded:
+                _record_abort(project, identity, actor, common, from_version if not reconcile else None, planned, exc)
+            raise
+        finally:
+            if not (recorded and report is not None and report.succeeded):
+                unlock_hosts(project, environment, run, access, on_event)
+    what = "reconcile" if reconcile else "rollback"
+    if not hosts:
+        raise BadInput(f"no hosts matched '{env.hosts}' in {env.inventory}; check the inventory")
+    if report is None or not report.succeeded:
+        busy = next((h for h in hosts if h.get("busy")), None)
+        if busy is not None:
+            raise Busy(f"{what} of {environment} to {version or 'no release'} refused on {busy['host']}: {one_line(busy['message'])}; "
+                       f"wait for that run, then run it again", detail=payload)
         raise NeedsPerson(
-            f"rollback of {environment} to {target.version} failed on {', '.join(report.need_a_person)}: "
-            f"{next(h['message'] for h in hosts if not h['ok'])}; these hosts need a person",
+            f"{what} of {environment} to {version or 'no release'} failed on {', '.join(h['host'] for h in hosts if not h['ok'])}: "
+            f"{one_line(next(h['message'] for h in hosts if not h['ok']))}; these hosts need a person",
             detail=payload,
         )
     return payload
+
+
+def _record_abort(
+    project: Project, identity: Identity, actor: Person, common: dict[str, Any], from_version: str | None, planned: list[str],
+    exc: BaseException,
+) -> None:
+    payload = {**common, "from_version": from_version, "result": "failed", "reason": f"{common['reason']}; the run stopped: "
+               f"{one_line(str(exc)) or type(exc).__name__}", "hosts": [], "need_a_person": [], "succeeded": False,
+               "settles": [], "unsettled": planned}
+    # If the ledger itself failed, the start stays and the run stays in doubt: the truth.
+    with contextlib.suppress(Exception):
+        project.ledger.append(events.ROLLBACK_FINISHED, actor.name, identity, payload)

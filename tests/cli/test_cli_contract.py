@@ -84,6 +84,8 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("rollback", ["--env", "qa", "--reason", "checkout errors"], "alice", 2),
     ("rollback", ["--env", "qa", "--reason", "checkout errors"], "oscar", 3),
     ("rollback", ["--env", "qa", "--to", "1.0.0", "--reason", "old spelling"], "alice", 2),
+    ("reconcile", ["--env", "nowhere"], "alice", 2),
+    ("reconcile", ["--env", "qa"], "oscar", 3),  # success: tests/integration/test_runs_in_doubt.py
     ("refresh-qa", ["--dry-run"], "alice", 2),
     ("releases", [], "alice", 0),
     ("releases", ["--unknown-option"], "alice", 2),

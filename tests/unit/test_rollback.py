@@ -110,14 +110,23 @@ def test_a_named_withdrawn_release_may_be_chosen_on_purpose(ledger: Ledger) -> N
 
 
 def host(name: str, previous: str | None = None, switched: bool = False, published: bool = True, tasks: tuple[str, ...] = (),
-         failed: int = 0, unreachable: int = 0, failed_task: str = "") -> HostOutcome:
+         failed: int = 0, unreachable: int = 0, failed_task: str = "", current: str | None = None) -> HostOutcome:
     result = HostResult(name, failed=failed, unreachable=unreachable, tasks=tasks, failed_task=failed_task)
-    return HostOutcome(name, previous, None, switched, result, published)
+    now = current if current is not None else ("2.0.0" if switched else previous) if published else None
+    return HostOutcome(name, previous, now, switched, result, published)
 
 
-def test_switched_hosts_go_back_to_what_each_ran_before() -> None:
+def test_switched_hosts_go_back_to_the_recorded_release_whatever_they_ran_before() -> None:
     groups = automatic_rollback_groups([host("b", "1.0.0", True), host("a", "1.0.0", True), host("c", "0.9.0", True), host("d", None, True)], "1.0.0")
-    assert groups == [RollbackGroup("", ("d",)), RollbackGroup("0.9.0", ("c",)), RollbackGroup("1.0.0", ("a", "b"))]
+    assert groups == [RollbackGroup("1.0.0", ("a", "b", "c", "d"))]
+    assert automatic_rollback_groups([host("a", "1.0.0", True)], None) == [RollbackGroup("", ("a",))], "nothing recorded: out of service"
+
+
+def test_a_host_a_killed_run_left_on_the_target_goes_back_though_it_did_not_switch() -> None:
+    # The link already pointed at 2.0.0 (a killed run), so this run did not switch it, but it restarted the app there.
+    left = host("left", "2.0.0", switched=False, current="2.0.0")
+    on_record = host("fine", "1.0.0", switched=False)
+    assert automatic_rollback_groups([left, on_record], "1.0.0") == [RollbackGroup("1.0.0", ("left",))]
 
 
 def test_a_host_that_started_the_switch_and_never_reported_is_rolled_back_too() -> None:

@@ -1,0 +1,1 @@
+../../roles/release_deploy/library/release_lock.py
