@@ -1,0 +1,1 @@
+../../../relpromote/toolchain.py
