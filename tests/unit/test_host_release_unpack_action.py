@@ -6,13 +6,24 @@ Its shell command is what looks at the host before anything is uploaded: it is r
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import ansible.plugins.loader as plugin_loader
 import pytest
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import connection_loader, init_plugin_loader, module_loader, module_utils_loader
+from ansible.template import Templar
 
-from tests.unit.host_modules import Member, directory, file, load, make_tar, symlink
+from tests.unit.host_modules import REPO, Member, directory, file, load, make_tar, symlink
 
 ACTION = load("roles/release_deploy/action_plugins/release_unpack.py")
 
@@ -172,3 +183,146 @@ def test_renaming_the_release_into_place_does_not_make_it_suspect(tmp_path: Path
     moved = tmp_path / "releases" / "1.0.1"
     dest.rename(moved)
     assert ACTION.parse(sh(ACTION.inspect_command(str(moved), "", [], False), tmp_path).stdout)["suspect"] == "no"
+
+
+# The plugin's run(), in this process, over Ansible's real local connection: its shell command and the
+# module it calls (found in the role's library, built by AnsiballZ) run for real on this machine.
+context.CLIARGS = ImmutableDict(verbosity=0)
+init_plugin_loader()
+module_loader.add_directory(str(REPO / "roles" / "release_deploy" / "library"))
+module_utils_loader.add_directory(str(REPO / "roles" / "release_deploy" / "module_utils"))
+
+
+class Controller:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.app = root / "app"
+        self.tmp = root / "remote-tmp"
+        self.artifact = root / "app-1.0.0.tar.gz"
+        self.digest = make_tar(self.artifact, [directory("."), directory("bin"), file("bin/restart", b"#!/bin/sh\n", 0o755),
+                                               directory(".release"), file(".release/VERSION", b"1.0.0\n")])
+
+    @property
+    def dest(self) -> Path:
+        return self.app / "releases" / "1.0.0"
+
+    def run(self, check: bool = False, **overrides: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "artifact": str(self.artifact), "dest": str(self.dest), "digest": self.digest, "version": "1.0.0",
+            "link": str(self.app / "current"),
+            "directories": [{"path": str(self.app), "mode": "0755"}, {"path": str(self.app / "releases"), "mode": "0755"}],
+        }
+        args.update(overrides)
+        args = {key: value for key, value in args.items() if value is not None}
+        task = Task.load({"action": "release_unpack", "args": args})
+        task.check_mode = check
+        play_context = PlayContext()
+        connection = connection_loader.get("local", play_context, os.devnull)
+        variables = {"ansible_python_interpreter": sys.executable, "ansible_remote_tmp": str(self.tmp)}
+        connection._shell.set_options(var_options=variables)
+        loader = DataLoader()
+        action = ACTION.ActionModule(task, connection, play_context, loader, Templar(loader=loader, variables=variables), plugin_loader)
+        return dict(action.run(task_vars=variables))
+
+    def leftovers(self) -> list[str]:
+        return sorted(os.listdir(self.tmp)) if self.tmp.exists() else []
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Controller:
+    return Controller(tmp_path)
+
+
+def test_a_fresh_release_is_uploaded_unpacked_and_the_upload_removed(controller: Controller) -> None:
+    result = controller.run()
+    assert not result.get("failed"), result.get("msg")
+    assert result["uploaded"] and result["changed"] and not result["present"] and result["src_removed"] and result["previous"] == ""
+    assert result["directories"] == [str(controller.app), str(controller.app / "releases")]
+    assert (controller.dest / ".release" / "DIGEST").read_text() == controller.digest + "\n"
+    assert controller.leftovers() == [], "the private upload directory is removed"
+
+
+def test_a_release_already_there_is_neither_uploaded_nor_unpacked(controller: Controller) -> None:
+    controller.run()
+    before = (controller.dest / ".release" / "DIGEST").stat().st_ino
+    (controller.app / "current").symlink_to("releases/1.0.0")
+    result = controller.run()
+    assert not result.get("failed") and result["present"] and not result["uploaded"] and not result["changed"], result.get("msg")
+    assert result["previous"] == "1.0.0" and result["directories"] == []
+    assert (controller.dest / ".release" / "DIGEST").stat().st_ino == before and controller.leftovers() == []
+
+
+def test_check_mode_uploads_nothing_and_creates_nothing(controller: Controller) -> None:
+    result = controller.run(check=True)
+    assert not result.get("failed"), result.get("msg")
+    assert not result["uploaded"] and result["changed"] and "would upload and unpack" in result["msg"]
+    assert result["directories"] == [str(controller.app), str(controller.app / "releases")]
+    assert not controller.app.exists() and controller.leftovers() == []
+
+
+def test_another_artifact_under_the_same_version_is_refused_without_an_upload(controller: Controller) -> None:
+    controller.dest.mkdir(parents=True)
+    result = controller.run()
+    assert result.get("failed") and "already exists holding digest (none: no .release/DIGEST)" in result["msg"]
+    assert not result["uploaded"] and controller.leftovers() == []
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_hook_missing_on_the_host_fails_before_anything_is_uploaded(controller: Controller, check: bool) -> None:
+    result = controller.run(check=check, hook=str(controller.root / "no-hook") + " --now")
+    assert result.get("failed") and result["msg"] == f'the restart hook "{controller.root}/no-hook --now" cannot run: {controller.root}/no-hook is missing'
+    assert result["error"]["step"] == "hook" and not result["uploaded"] and not controller.dest.exists()
+
+
+def test_a_hook_not_on_the_path_fails_before_anything_is_uploaded(controller: Controller) -> None:
+    result = controller.run(hook="no-such-program-h18 restart")
+    assert result.get("failed") and result["msg"].endswith("cannot run: no-such-program-h18 is not found on the PATH")
+    assert not controller.dest.exists()
+
+
+def test_a_hook_inside_a_release_not_yet_there_is_checked_in_the_release(controller: Controller) -> None:
+    ok = controller.run(hook=str(controller.app / "current" / "bin" / "restart"))
+    assert not ok.get("failed"), ok.get("msg")
+    controller.digest = make_tar(controller.artifact, [directory("."), directory("bin"), file("bin/restart", b"#!/bin/sh\n", 0o644),
+                                                       directory(".release"), file(".release/VERSION", b"1.0.0\n")])
+    (controller.app / "releases" / "1.0.0").rename(controller.app / "releases" / "0.9.0")
+    for check in (True, False):
+        refused = controller.run(check=check, hook="bin/restart")
+        assert refused.get("failed") and "bin/restart is not executable in release 1.0.0" in refused["msg"], refused
+        assert refused["error"]["step"] == "hook" and not controller.dest.exists()
+
+
+def test_a_hook_in_the_release_is_checked_in_the_artifact_in_check_mode_only_when_readable(controller: Controller) -> None:
+    result = controller.run(check=True, hook="bin/restart", artifact=str(controller.root / "missing.tar.gz"))
+    assert result.get("failed") and result["msg"].startswith(f"could not read artifact {controller.root}/missing.tar.gz to look for the restart hook")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"dest": None}, "dest is required"),
+        ({"digest": None}, "digest is required"),
+        ({"directories": [{"path": "/x"}]}, "directories must be a list of {path, mode} with an octal mode"),
+        ({"directories": [{"path": "/x", "mode": "rwx"}]}, "directories must be a list of {path, mode} with an octal mode"),
+        ({"hook": "bin/restart 'oops"}, """the restart hook "bin/restart 'oops" cannot be split into arguments: No closing quotation"""),
+    ],
+)
+def test_bad_arguments_fail_before_the_host_is_touched(controller: Controller, overrides: dict[str, Any], said: str) -> None:
+    result = controller.run(**overrides)
+    assert result.get("failed") and result["msg"] == said and not controller.app.exists()
+
+
+def test_a_file_where_the_application_directory_belongs_stops_the_task(controller: Controller) -> None:
+    controller.app.write_text("not a directory")
+    result = controller.run()
+    assert result.get("failed") and result["msg"].startswith(f"could not look at {controller.dest} or create the application directories: ")
+    assert "exists and is not a directory" in result["msg"]
+
+
+def test_an_artifact_missing_on_the_controller_is_named(controller: Controller) -> None:
+    result = controller.run(artifact=str(controller.root / "nothing.tar.gz"))
+    assert result.get("failed") and result["msg"].startswith(f"artifact {controller.root}/nothing.tar.gz is not on the controller, or cannot be read there")
+    assert not controller.dest.exists()
+    none = controller.run(artifact=None)
+    assert none.get("failed") and none["msg"] == "the release is not on the host and no artifact was given to upload"
+
