@@ -39,6 +39,8 @@ def run_test_steps(
             report = _run_playbook_step(project, environment, release, step, access, on_event, cancel)
         else:
             report = _run_command_step(project, environment, release, step, cancel)
+        if cancel():
+            break  # a step stopped half-way proves nothing either way: no evidence
         evidence.append(_store(project, step.kind, report))
     return evidence
 
