@@ -21,3 +21,4 @@ ROLLBACK_STARTED = "rollback.started"
 PARITY_CHECKED = "parity.checked"  # relpromote parity ENV_A ENV_B: what differed, per group of hosts; the parity gate reads the last one
 VERIFY_FINISHED = "verify.finished"  # relpromote verify ENV: what each host runs against the ledger, and any drift
 ANNOUNCEMENT_FINISHED = "announcement.finished"  # the notes sent to the config's channels: each channel sent or failed (relpromote announce)
+HOSTS_TRUSTED = "hosts.trusted"  # relpromote hosts trust: who pinned which SSH host keys (fingerprints) for an environment

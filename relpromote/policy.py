@@ -385,6 +385,7 @@ ENTRY_ACTS: dict[str, Act] = {
     events.ROLLBACK_STARTED: "rollback",
     events.LOCK_RELEASED: "lock_release",
     events.REFRESH_FINISHED: "refresh",
+    events.HOSTS_TRUSTED: "promote",  # pinning an environment's host keys: who may change its hosts
 }
 
 ConfigAt = Callable[[str], "Config | str | None"]

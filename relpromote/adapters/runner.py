@@ -30,6 +30,7 @@ from typing import Any
 import ansible_runner
 
 from relpromote.adapters.control_path import RunTemp, ssh_envvars
+from relpromote.adapters.known_hosts import host_key_problem
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
@@ -158,7 +159,8 @@ def run_playbook(
             per_host_stats.setdefault(data["host"], {}).update(published.get("data") or {})
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and data.get("host"):
             result = data.get("res") or {}
-            last_messages[data["host"]] = str(result.get("msg") or result.get("stderr") or "")[:500]
+            said = str(result.get("msg") or result.get("stderr") or "")
+            last_messages[data["host"]] = (host_key_problem(said, run.extravars.get("relpromote_environment")) or said)[:500]
             if isinstance(result.get("error"), Mapping):
                 errors[data["host"]] = result["error"]
             if not data.get("ignore_errors"):

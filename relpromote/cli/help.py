@@ -60,6 +60,8 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
                     "relpromote people add erin --key ~/erin.key.pub --role change_manager"), (OK, BAD)),
     "people list": (("relpromote people list", "relpromote people list --json"), (OK, BAD)),
     "verify": (("relpromote verify production", "relpromote verify qa --json"), (OK, BAD, REFUSED)),
+    "hosts": (("relpromote hosts trust --env production",), (OK, BAD, REFUSED)),
+    "hosts trust": (("relpromote hosts trust --env production", "relpromote hosts trust --env qa --yes --json"), (OK, BAD, REFUSED)),
     "demo": (("relpromote demo --workdir relpromote-demo", "relpromote demo --stop --workdir relpromote-demo"), (OK, FAILED, BAD)),
     "parity": (("relpromote parity deployment production", "relpromote parity deployment production --json"), (OK, BAD, REFUSED)),
     "doctor": (("relpromote doctor", "relpromote doctor --pin", "relpromote doctor --file ../toolchain.yml --json"), (OK, BAD, REFUSED)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from relpromote.adapters.known_hosts import ssh_envvars
 from relpromote.adapters.runner import PlaybookRun
 from relpromote.adapters.vault import VaultAccess
 from relpromote.inventory import check_variable_files
@@ -34,7 +35,7 @@ def environment_run(
         runs_dir=project.root / ".relpromote" / "runs",
         # The ledger head this run starts from: promote.yml and rollback.yml leave it on the hosts (witness.py).
         extravars={"relpromote_witness": ledger_head(project, environment), **extravars},
-        envvars=access.envvars,
+        envvars={**access.envvars, **ssh_envvars(inventory)},  # the environment's pinned host keys, checked strictly
         vault_ids=access.vault_ids,
         extra_var_files=extra_var_files,
         limit=limit,

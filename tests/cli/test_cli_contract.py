@@ -96,6 +96,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("history", ["--env", "qa"], "alice", 0),
     ("history", ["--env", "nowhere"], "alice", 2),
     ("verify", ["nowhere"], "alice", 2),  # agreement (0) and drift (3): tests/integration/test_host_truth.py
+    ("hosts trust", ["--env", "nowhere"], "alice", 2),  # pinning and a changed key: tests/integration/test_host_keys.py
     ("lock status", ["--env", "qa"], "alice", 0),
     ("lock status", ["qa"], "alice", 0),  # the deprecated positional spelling, with a note
     ("lock status", [], "alice", 2),
@@ -137,7 +138,7 @@ SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollba
 # An evidence pack needs a release that went live: tests/integration/test_release_communication.py makes and verifies one.
 SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify", "announce"}
 # verify reads real hosts: tests/integration/test_host_truth.py.
-SUCCESS_ELSEWHERE |= {"verify"}
+SUCCESS_ELSEWHERE |= {"verify", "hosts trust"}
 
 
 def test_every_verb_has_cases() -> None:
