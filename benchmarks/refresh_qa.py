@@ -6,7 +6,7 @@ notes column and a foreign key), then measures, interleaved `--repeat` times:
 
   raw     createdb qa_raw && pg_dump -Fc shop | pg_restore -d qa_raw   (no masking, no checks)
   module  the role's module called directly: inspect + plan + refresh (no Ansible start-up)
-  role    playbooks/refresh_qa_data.yml through ansible-runner, as relpromote runs it
+  role    playbooks/refresh_qa_data.yml through relpromote's runner adapter, as relpromote runs it
 
 and prints rows/s for each (median) and the ratio masked/raw. The masked refresh does more than the
 raw copy: verification of every masked column against production, ANALYZE, the swap, and dropping
@@ -33,13 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
+from relpromote.adapters.runner import PlaybookRun, run_playbook
 from relpromote.refresh import Catalog, parse_masking, plan_refresh
 from relpromote.testing.postgres import PostgresCluster, clusters
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "roles" / "qa_data_refresh" / "library" / "pg_masked_refresh.py"
+MODULE_UTILS = REPO / "roles" / "qa_data_refresh" / "module_utils"
+# Run the module as a script, with the role's module_utils where Ansible would put them (AnsiballZ ships them along).
+RUN_MODULE = (
+    "import runpy, sys, ansible.module_utils as m; m.__path__.append(sys.argv[1]); sys.argv = sys.argv[2:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 PLAYBOOK = REPO / "playbooks" / "refresh_qa_data.yml"
 READER, READER_PASSWORD = "relpromote_reader", "bench-reader-password"
 SALT = "bench-salt-not-a-secret"
@@ -144,7 +149,7 @@ def module_args(prod: PostgresCluster, qa: PostgresCluster, jobs: int) -> dict[s
 def call_module(args: dict[str, Any]) -> dict[str, Any]:
     # AnsibleModule reads its arguments from stdin when run as a script: the password never touches a file.
     result = subprocess.run(
-        [sys.executable, str(MODULE)],
+        [sys.executable, "-c", RUN_MODULE, str(MODULE_UTILS), str(MODULE)],
         input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
         capture_output=True,
         text=True,
@@ -165,19 +170,14 @@ def module_refresh(prod: PostgresCluster, qa: PostgresCluster, jobs: int) -> dic
 
 
 def role_refresh(prod: PostgresCluster, qa: PostgresCluster, jobs: int, runs: Path, salt_file: Path) -> dict[str, Any]:
-    private = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
-    host = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "vault_relpromote_reader_password": READER_PASSWORD,
-    }
-    runner = ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(REPO),
-        playbook=str(PLAYBOOK),
-        quiet=True,
-        suppress_env_files=True,
-        inventory={"all": {"children": {"qa_database": {"hosts": {"qa-db": host}}}}},
+    """playbooks/refresh_qa_data.yml as relpromote runs it: its runner adapter (fresh private dir, the lifeline that
+    binds the run to the command), a local-connection QA host."""
+    inventory = runs / "inventory.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "vault_relpromote_reader_password": READER_PASSWORD}
+    inventory.write_text(json.dumps({"all": {"children": {"qa_database": {"hosts": {"qa-db": host}}}}}))
+    run = run_playbook(PlaybookRun(
+        playbook=PLAYBOOK, inventory=inventory, project_dir=REPO, runs_dir=runs, label="bench",
         extravars={
             "qa_data_refresh_database": "shop",
             "qa_data_refresh_source_host": "127.0.0.1",
@@ -191,16 +191,10 @@ def role_refresh(prod: PostgresCluster, qa: PostgresCluster, jobs: int, runs: Pa
             "qa_data_refresh_pg_bin_dir": str(prod.bin_dir),
             "qa_data_refresh_jobs": jobs,
         },
-        envvars={
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        },
-    )
-    if runner.rc != 0:
-        raise SystemExit(f"role run failed (rc {runner.rc}); see {private}")
-    stats = next(e["event_data"].get("artifact_data") or {} for e in runner.events if e["event"] == "playbook_on_stats")
-    shutil.rmtree(private, ignore_errors=True)
-    return dict(stats["qa_data_refresh"])
+    ))
+    if not run.succeeded:
+        raise SystemExit(f"role run failed (rc {run.rc}): {[h.message for h in run.hosts.values()]}; see {run.private_data_dir}")
+    return dict(run.custom_stats["qa_data_refresh"])
 
 
 def main() -> int:
@@ -277,7 +271,7 @@ def main() -> int:
     print(f"masked/raw within each round (median): module {paired['module']:.2f}, role {paired['role']:.2f}")
     phases = {
         key: statistics.median(s["phases"].get(key, 0.0) for s in summaries)
-        for key in ("snapshot", "schema", "copy", "post_data", "verify", "swap")
+        for key in ("snapshot", "schema", "copy", "post_data", "verify", "swap", "leak scan customers", "leak scan orders")
     }
     print("module phases (median s): " + ", ".join(f"{key} {value:.2f}" for key, value in phases.items()))
     print(

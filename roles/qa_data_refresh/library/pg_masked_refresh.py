@@ -255,6 +255,7 @@ def main() -> None:
                 summary=refresh.summary_on_failure(message),
             )
         if action == "refresh" and summary["result"] == "prepared":
+            refresh.close()  # its sessions end, and with them its hold on QA's lock, which the swap takes again
             summary = swap(dict(params, prepared=summary), bin_dir, children, workdir, module.warn)
         module.exit_json(changed=summary["result"] != "skipped", summary=summary)
     except RefreshError as exc:
