@@ -61,6 +61,11 @@ def build_artifact(
     if (source / META_DIR).exists():
         raise BadInput(f"{source}: has a '{META_DIR}' entry, which relpromote reserves for the manifest; rename it")
     entries = _walk(source) if files is None else _with_parents(files)
+    links = {relative: os.readlink(source / relative) for relative in entries if (source / relative).is_symlink()}
+    for name in sorted(links):
+        _check_link_target(name, links[name], str(source))
+    for name in sorted(links):
+        _check_link_chain(name, links, str(source))
     if not any(_is_content(source, relative) for relative in entries):
         where = "tracks no files here that git does not ignore" if files is not None else "holds no files"
         raise BadInput(f"{source}: {where}, so there is nothing to release; pass --source DIR with the application")
@@ -86,16 +91,21 @@ def read_artifact(path: Path) -> ArtifactContents:
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             names = []
+            links: dict[str, str] = {}
             manifest_text = release_text = None
             for member in tar:
                 check_member(member, str(path))
                 names.append(member.name)
+                if member.issym():
+                    links[posixpath.normpath(member.name)] = member.linkname
                 if member.name == MANIFEST_MEMBER:
                     manifest_text = _read_member(tar, member)
                 elif member.name == RELEASE_MEMBER:
                     release_text = _read_member(tar, member)
     except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
         raise BadInput(f"{path}: not a readable release artifact ({exc}); rebuild it with `relpromote build`") from None
+    for name in sorted(links):
+        _check_link_chain(name, links, str(path))
     if manifest_text is None or release_text is None:
         raise BadInput(f"{path}: no {MANIFEST_MEMBER} inside; this is not a relpromote artifact")
     manifest = parse_manifest(manifest_text.decode(), f"{path}:{MANIFEST_MEMBER}")
@@ -127,6 +137,38 @@ def _check_link_target(name: str, target: str, source: str) -> None:
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
     if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
         raise BadInput(f"{source}: link {name!r} points outside the release ({target!r}); make it relative and inside")
+
+
+# More links followed than this while resolving one is a loop (the kernel gives up at 40 too).
+MAX_LINK_HOPS = 40
+
+
+def _check_link_chain(name: str, links: dict[str, str], source: str) -> None:
+    """Resolve link `name` component by component as the kernel would, following the release's own links: refuse it
+    when any step leaves the release (e.g. `b -> .` and `a -> b/b/../..`, which looks inside written out), or loops."""
+    inside: list[str] = [part for part in posixpath.dirname(name).split("/") if part not in ("", ".")]
+    todo = links[name].split("/")
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not inside:
+                raise BadInput(f"{source}: link {name!r} ({links[name]!r}) leaves the release through the links it passes; "
+                               "make every link point inside without going through another link")
+            inside.pop()
+            continue
+        candidate = "/".join([*inside, part])
+        if candidate in links:
+            hops += 1
+            target = links[candidate]
+            if hops > MAX_LINK_HOPS or target.startswith("/"):
+                raise BadInput(f"{source}: link {name!r} ({links[name]!r}) does not resolve inside the release "
+                               f"({'a loop of links' if hops > MAX_LINK_HOPS else f'through {candidate!r} -> {target!r}'})")
+            todo = target.split("/") + todo
+            continue
+        inside.append(part)
 
 
 def _is_content(source: Path, relative: str) -> bool:

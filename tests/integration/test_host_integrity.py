@@ -53,3 +53,19 @@ def test_a_rollback_target_edited_on_a_host_is_unpacked_again_before_it_goes_liv
     assert "def  " not in app.read_text()
     sealed = farm["qa-app-2"].path("/opt/shop/releases/1.0.0/.release/FILES.json")
     assert sealed.is_file()
+
+
+def test_an_upload_an_earlier_run_left_behind_is_gone_after_the_next_run(tmp_path: Path, farm: SshHostFarm) -> None:
+    project = make_project(tmp_path / "proj")
+    write_inventories(project, farm)
+    source = make_app_source(tmp_path / "app")
+    build(project, source, "1.0.0", "Hello")
+    project.run("promote", "1.0.0", "--to", "qa", identity="oscar", check=True)
+    # What an upload cut off by an unreachable host leaves: Ansible's private staging folder with part of the artifact.
+    incoming = farm["qa-app-1"].path("/opt/shop/.incoming")
+    (incoming / "ansible-tmp-1764540000.5-4242-1").mkdir()
+    (incoming / "ansible-tmp-1764540000.5-4242-1" / "partial.tar.gz").write_bytes(b"\x1f\x8b" + b"\0" * 4096)
+    build(project, source, "1.1.0", "Hi")
+    project.run("promote", "1.1.0", "--to", "qa", identity="oscar", check=True)
+    assert live_version(farm, "qa-app-1") == "1.1.0"
+    assert list(incoming.iterdir()) == []

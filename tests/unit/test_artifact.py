@@ -110,3 +110,33 @@ def test_garbage_is_not_an_artifact(tmp_path: Path) -> None:
     path.write_bytes(b"not a tarball")
     with pytest.raises(BadInput, match="not a readable release artifact"):
         read_artifact(path)
+
+
+def test_a_link_that_escapes_through_another_link_is_refused_at_build_and_at_read(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from relpromote.artifact import build_artifact, read_artifact
+    from relpromote.errors import BadInput
+    from relpromote.manifest import parse_manifest
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_text("x\n")
+    (source / "b").symlink_to(".")
+    (source / "a").symlink_to("b/b/../..")  # written out it stays inside; resolved through b it is ../..
+    manifest = parse_manifest("version: 1.0.0\nchanges:\n  - {id: C-1, type: fix, title: t, owner: o, why: w, how: h}\n", "m")
+    with pytest.raises(BadInput, match="leaves the release through the links it passes"):
+        build_artifact(source, manifest, {}, io.BytesIO())
+    (source / "a").unlink()
+    (source / "a").symlink_to("b/b/app.py")  # through links, but inside: fine
+    build_artifact(source, manifest, {}, io.BytesIO())
+
+    crafted = tmp_path / "crafted.tar.gz"
+    with tarfile.open(crafted, "w:gz") as tar:
+        for name, target in (("b", "."), ("a", "b/b/../..")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    with pytest.raises(BadInput, match="leaves the release"):
+        read_artifact(crafted)

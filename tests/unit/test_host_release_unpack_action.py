@@ -326,3 +326,16 @@ def test_an_artifact_missing_on_the_controller_is_named(controller: Controller) 
     none = controller.run(artifact=None)
     assert none.get("failed") and none["msg"] == "the release is not on the host and no artifact was given to upload"
 
+
+
+def test_uploads_an_earlier_run_left_are_removed_not_in_check_mode(tmp_path: Path) -> None:
+    incoming = tmp_path / ".incoming"
+    (incoming / "ansible-tmp-1700000000.1-42-1").mkdir(parents=True)
+    (incoming / "ansible-tmp-1700000000.1-42-1" / ("ab" * 32 + ".tar.gz")).write_bytes(b"half an upload")
+    (incoming / "keep-me").write_text("not Ansible's")
+    dest = str(tmp_path / "releases" / "1.0.0")
+    looked = ACTION.parse(sh(ACTION.inspect_command(dest, "", [], True, None, str(incoming)), tmp_path).stdout)
+    assert looked["leftover"] == [] and (incoming / "ansible-tmp-1700000000.1-42-1").exists()
+    done = ACTION.parse(sh(ACTION.inspect_command(dest, "", [], False, None, str(incoming)), tmp_path).stdout)
+    assert done["leftover"] == [f"{incoming}/ansible-tmp-1700000000.1-42-1"]
+    assert sorted(p.name for p in incoming.iterdir()) == ["keep-me"]

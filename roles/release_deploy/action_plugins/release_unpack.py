@@ -102,7 +102,7 @@ def hook_failure(command, where, program, dest, version, status):
     }
 
 
-def inspect_command(dest, link, directories, check_mode, hook=None):
+def inspect_command(dest, link, directories, check_mode, hook=None, leftovers=None):
     """POSIX sh printing `link=`, `digest=`, `dest=` (yes/no), `hook=` when `hook` (a test from
     hook_test) is given, and one `directory=` line per directory created or set to its mode (would
     be, in check mode)."""
@@ -125,6 +125,13 @@ def inspect_command(dest, link, directories, check_mode, hook=None):
     ]
     if hook:
         lines.append(hook)
+    if leftovers and not check_mode:
+        # Uploads of an earlier run that never finished (its host became unreachable, it was killed): only one run at
+        # a time changes a host, and this run has uploaded nothing yet, so whatever is there is left over.
+        lines.append(
+            f"for u in {quote(_local(leftovers))}/ansible-tmp-*; do [ -e \"$u\" ] || continue; "
+            'rm -rf -- "$u" && echo "leftover=$u"; done'
+        )
     for path, mode in directories:
         operand = quote(_local(path))
         # In check mode, only say what would be done.
@@ -145,11 +152,11 @@ def octal(mode):
 
 
 def parse(stdout):
-    found = {"link": "", "digest": "", "dest": "no", "suspect": "no", "hook": "", "directory": []}
+    found = {"link": "", "digest": "", "dest": "no", "suspect": "no", "hook": "", "directory": [], "leftover": []}
     for line in stdout.splitlines():
         key, _, value = line.partition("=")
-        if key == "directory":
-            found["directory"].append(value)
+        if key in ("directory", "leftover"):
+            found[key].append(value)
         elif key in found:
             found[key] = value.strip() if key == "digest" else value
     return found
@@ -191,7 +198,8 @@ class ActionModule(ActionBase):
                 return result
 
         test = hook_test(where, program, dest) if hook else None
-        looked = self._low_level_execute_command(inspect_command(dest, link, directories, check_mode, test), sudoable=True)
+        leftovers = self._expand(str(args["leftovers"])) if args.get("leftovers") else None
+        looked = self._low_level_execute_command(inspect_command(dest, link, directories, check_mode, test, leftovers), sudoable=True)
         if looked["rc"] != 0:
             detail = (looked.get("stderr") or looked.get("stdout") or "").strip()[-500:]
             result.update(failed=True, msg=f"could not look at {dest} or create the application directories: {detail}")
@@ -205,6 +213,7 @@ class ActionModule(ActionBase):
             uploaded=False,
             src_removed=False,
             directories=found["directory"],
+            leftovers_removed=found["leftover"],
         )
         if link:
             result["previous"] = version_of(found["link"])
@@ -215,7 +224,7 @@ class ActionModule(ActionBase):
         if result["present"] and found["suspect"] != "yes":
             return result
 
-        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook")}
+        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook", "leftovers")}
         module_args["dest"] = dest
         if hook and where == "release":
             if check_mode:
@@ -250,7 +259,7 @@ class ActionModule(ActionBase):
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        for key in ("directories", "uploaded", "previous", "needs_artifact"):
+        for key in ("directories", "uploaded", "previous", "needs_artifact", "leftovers_removed"):
             outcome.pop(key, None)
         status = outcome.pop("executable_problem", None)
         result.update(outcome, changed=bool(outcome.get("changed") or result["changed"]))

@@ -84,6 +84,12 @@ options:
       - With the action plugin, set from its O(hook) option when the hook's program lies inside
         a release that is not on the host yet.
     type: str
+  leftovers:
+    description:
+      - The directory uploads are staged in (the remote tmp). The action plugin removes what earlier runs left
+        there (C(ansible-tmp-*), an upload cut off by an unreachable host or a killed run) before anything else,
+        never in check mode. The module itself does not use it.
+    type: path
   hook:
     description:
       - The restart hook's command line, read by the action plugin, which fails the task before
@@ -156,6 +162,11 @@ previous:
 directories:
   description: Directories of O(directories) that were created or whose mode was set (or would be).
   returned: always
+  type: list
+  elements: str
+leftovers_removed:
+  description: Uploads of earlier runs removed from O(leftovers).
+  returned: always, with the action plugin
   type: list
   elements: str
 tampered:
@@ -422,6 +433,7 @@ def main():
             directories=dict(type="list", elements="dict", default=[]),
             executable=dict(type="str"),
             hook=dict(type="str"),
+            leftovers=dict(type="path"),
         ),
         supports_check_mode=True,
     )
