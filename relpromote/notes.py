@@ -105,12 +105,14 @@ def _when(value: str | None) -> str:
     return f"{value[:16].replace('T', ' ')} UTC" if value else "-"
 
 
-def template_environment(project_root: Path | None) -> Any:
-    """Jinja2 with the project's templates first, then relpromote's; HTML autoescaped, undefined names an error."""
+def template_environment(project_root: Path | None, kinds: Sequence[str] = ("notes",)) -> Any:
+    """Jinja2 with the project's templates first (PROJECT/templates/KIND/), then relpromote's; HTML autoescaped,
+    undefined names an error."""
     import jinja2
 
-    folders = [str(project_root / PROJECT_TEMPLATES)] if project_root is not None and (project_root / PROJECT_TEMPLATES).is_dir() else []
-    folders.append(str(SHIPPED_TEMPLATES))
+    folders = [str(project_root / "templates" / kind) for kind in kinds
+               if project_root is not None and (project_root / "templates" / kind).is_dir()]
+    folders += [str(TEMPLATES / kind) for kind in kinds]
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
         autoescape=lambda name: bool(name) and (".html" in str(name)),

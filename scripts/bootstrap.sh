@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this checkout: a virtual environment with relpromote and its tools, and (with --system)
-# the system services the test suite starts itself: sshd for real test hosts, PostgreSQL.
+# the system services the test suite starts itself: sshd for real test hosts, PostgreSQL; and Chromium (headless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ if [[ "${1:-}" == "--system" ]]; then
   [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v git >/dev/null || missing+=(git)
+  command -v chromium >/dev/null || missing+=(chromium)  # the status page is tested in a real headless browser
   if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
       echo "bootstrap: missing system packages ${missing[*]}; install them as root (apt-get install -y ${missing[*]})" >&2
