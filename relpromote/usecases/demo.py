@@ -195,9 +195,53 @@ def _accept_with_unit_evidence(demo: DemoProject, say: Say, version: str) -> Non
     say(f"quinn accepted {version} in qa with unit test evidence")
 
 
+# ---- parity and doctor (issue 14): deployment drifts from production on one package; this machine against its toolchain ----
+DEMO_PARITY = {
+    "python_packages": ["shopkit"],
+    "python_path": ["{{ release_base_dir }}/venv/lib/python3*/site-packages"],
+    "packages": ["libc6"],
+}
+
+
+def _shopkit(host_dir: Path, version: str) -> None:
+    site = host_dir / "opt" / "shop" / "venv" / "lib" / "python3.11" / "site-packages"
+    shutil.rmtree(site, ignore_errors=True)
+    info = site / f"shopkit-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: shopkit\nVersion: {version}\n")
+
+
+def show_parity_and_doctor(demo: DemoProject, say: Say) -> None:
+    from relpromote.usecases.doctor import doctor
+    from relpromote.usecases.parity import check_parity
+
+    for name in (*HOSTS["deployment"], *HOSTS["production"]):
+        _shopkit(demo.workdir / "hosts" / name, "2.4.1")
+    _shopkit(demo.workdir / "hosts" / "deploy-app-2", "2.5.0")  # someone upgraded the shop's toolkit on one mirror host by hand
+    config_path = demo.project.config_path
+    config = yaml.safe_load(config_path.read_text())
+    # The simulated hosts share this machine's network: compare the apps' port only.
+    config["parity"] = {**DEMO_PARITY, "ports": [str(demo.sandbox.port)]}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _git(demo.workdir, "commit", "-q", "-m", "parity: what the production mirror must share with production", "relpromote.yml")
+    demo.project.close()
+    demo.project = Project.open(config_path)
+    identity, oscar = demo.who("oscar")
+    report = check_parity(demo.project, identity, oscar, "deployment", "production")
+    say(f"{'REFUSED (exit 3)' if not report.within else 'OK'} oscar checked parity deployment production: {report.summary()} "
+        "(recorded in the ledger; with parity.gate in the config, production would refuse until it mirrors again)")
+    toolchain = demo.workdir / "toolchain.yml"
+    result = doctor(toolchain, demo.project.config, demo.workdir / ".relpromote" / "demo-keys" / "alice.key", write_pin=True)
+    _git(demo.workdir, "add", "toolchain.yml")
+    _git(demo.workdir, "commit", "-q", "-m", "the team's toolchain, pinned from this machine")
+    say(f"doctor on this machine: {result.summary()}; toolchain.yml pinned from it "
+        f"({', '.join(f'{c.name} {c.have}' for c in result.checks[:4])})")
+
+
 def run_demo(workdir: Path, say: Say, first_port: int = FIRST_PORT) -> DemoProject:
     demo = create_project(workdir, say, first_port)
     build_releases(demo, say)
     walk_the_process(demo, say)
     show_automatic_rollback(demo, say)
+    show_parity_and_doctor(demo, say)
     return demo
