@@ -271,17 +271,24 @@ class Refresh:
         prod_counts = json.loads(holder.receive()) if planned else []
         holder.do("COMMIT")  # production's part is over: end the long transaction early
         self._set_sequences(incoming, sequences, qa_exists)
-        if self.final_post_data:  # foreign keys (validated against all the data), triggers, the rest
+        # Foreign keys (validated against all the data), triggers, the rest; the leak check reads the same tables
+        # meanwhile (its reads do not conflict with those locks).
+        finishing = Scheduler(self.jobs + 1)
+        if self.final_post_data:
             listing = self._listing_file("final", self.final_post_data)
             argv = self._restore_argv(archive, listing=listing, jobs=self.jobs)
-            self.qa.run(argv, self.incoming, "restoring foreign keys and triggers", options=RESTORE_OPTIONS)
+            finishing.add(lambda: Command("foreign keys and triggers", self.qa, self.incoming, argv, options=RESTORE_OPTIONS))
+        if leak_check:
+            self._queue_leak_scans(incoming, finishing)
+        finishing.run()
+        self.phases.update(finishing.timings)
+        if leak_check:
+            self._end_leak_check(incoming)
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "post-data")
         self._refresh_materialized_views(incoming)
         self._phase("post_data")
 
-        if leak_check:
-            self._leak_scan(incoming)
         rows = self._verify(prod_counts)
         for schema, name in [(s, n) for s, n, _ in carried_in_schema] + self.qa_only_tables:
             self.carried_over[key_of(schema, name)] = int(incoming.ask(f"SELECT count(*) FROM ONLY {qualified(schema, name)}"))
@@ -335,7 +342,7 @@ class Refresh:
     # -- the leak check --
     def _start_leak_check(self, incoming: Session, scheduler: Scheduler) -> bool:
         """Production's keyed hashes of every value (5 characters or more) of every masked column, all of them, not a
-        sample, into a table of the new database, for _leak_scan. Queued with the copies, in the same snapshot."""
+        sample, into a table of the new database, for _queue_leak_scans. Queued with the copies, in the same snapshot."""
         sources = [t for t in self.plan["tables"] if t.get("leak_sources")]
         if not sources or not any(t.get("leak_targets") for t in self.plan["tables"]):
             return False
@@ -361,13 +368,12 @@ class Refresh:
             scheduler.add(start)
         return True
 
-    def _leak_scan(self, incoming: Session) -> None:
+    def _queue_leak_scans(self, incoming: Session, scheduler: Scheduler) -> None:
         """No production value of a masked column in any unmasked text, array or JSON column of the new database: whole
         text values, array elements, and string values at any depth of a JSON document (not words inside a longer text).
         Every row of every such column is read. A finding fails the refresh before the swap, naming the columns."""
         incoming.do(f"ANALYZE {LEAK_TABLE}")
         seed = self.fingerprint_seed
-        scheduler = Scheduler(self.jobs)
         for table in self.plan["tables"]:
             if not table.get("leak_targets"):
                 continue
@@ -398,8 +404,8 @@ class Refresh:
                     self.leaks.append(f"{key}.{column} holds {count} production values of {names}")
 
             scheduler.add(start, finish)
-        scheduler.run()
-        self.phases.update(scheduler.timings)
+
+    def _end_leak_check(self, incoming: Session) -> None:
         incoming.do(f"DROP SCHEMA {LEAK_SCHEMA} CASCADE")
         if self.leaks:
             raise RefreshError("leak check failed, masked production values found unmasked in QA: " + "; ".join(self.leaks)
