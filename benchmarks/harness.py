@@ -56,6 +56,23 @@ def reset_hosts(hosts: SshHostFarm) -> None:
     hosts.start()
 
 
+def cold_sockets() -> None:
+    """No SSH master left from an earlier step, relpromote's (its private folder) or plain Ansible's (~/.ansible/cp):
+    every timed step pays for its own connections."""
+    folders = [private_folder(), Path.home() / ".ansible" / "cp"]
+    for folder in folders:
+        if folder.is_dir():
+            for socket_file in [p for p in folder.iterdir() if p.is_socket()]:
+                # The master exits once its socket is gone and no session uses it.
+                socket_file.unlink(missing_ok=True)
+
+
+def ping(project: Path) -> None:
+    """`ansible -m ping` to the environment's hosts: one round trip per host plus Ansible's start-up, the floor."""
+    run([str(BIN / "ansible"), "-i", "inventories/qa", "app", "-m", "ansible.builtin.ping"], cwd=project,
+        env={"ANSIBLE_CONFIG": str(project / "ansible.cfg")})
+
+
 def make_project(workdir: Path, hosts: SshHostFarm, keep: int = 5) -> Path:
     project = workdir / "proj"
     run([RELPROMOTE, "init", str(project)], cwd=workdir)
