@@ -66,4 +66,4 @@ def release(session: Session, env_option: str | None, positional: str | None, lo
         console.print(f"released {environment}'s lock {lock_id} (held by {held.holder} since {held.since[:19]}Z; {seen.seen})",
                       markup=False)
 
-    session.emit({"environment": environment, "released": held.as_data(), "seen": seen.as_data(), "forced": force}, human)
+    session.emit({"environment": environment, "released": held.as_data(), "holder_process": seen.as_data(), "forced": force}, human)

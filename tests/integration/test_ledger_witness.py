@@ -37,8 +37,9 @@ def test_hosts_witness_the_head_and_catch_removing_1_5_or_all_entries(tmp_path: 
     project.run("promote", "1.0.0", "--to", "qa", identity="oscar", check=True)
 
     with closing(ledger(project)) as db:
-        head_seq, head_hash = db.execute("SELECT seq, hash FROM entries WHERE seq = 6").fetchone()
-        assert db.execute("SELECT max(seq), kind FROM entries").fetchone() == (7, "promotion.finished")
+        # The head as the run started: its own promotion.started (#7), recorded before any host changed.
+        head_seq, head_hash = db.execute("SELECT seq, hash FROM entries WHERE seq = 7 AND kind = 'promotion.started'").fetchone()
+        assert db.execute("SELECT max(seq), kind FROM entries").fetchone() == (8, "promotion.finished")
     for host in ("qa-app-1", "qa-app-2"):
         assert witness(farm, host) == {"project": "shop", "environment": "qa", "seq": head_seq, "hash": head_hash}
     assert not farm["deployment-app-1"].path("/opt/shop/.relpromote-witness.json").exists()
@@ -50,16 +51,16 @@ def test_hosts_witness_the_head_and_catch_removing_1_5_or_all_entries(tmp_path: 
     with closing(ledger(project)) as db:
         db.backup(pristine)
     expected = {
-        1: "host qa-app-1 was changed by a run that started after entry #6, but no promotion or rollback of it is recorded "
-           "after #6 (the ledger ends at #6): entries were removed, or that run never recorded its end",
-        5: "host qa-app-1 witnessed entry #6, but the ledger ends at #2: entries were removed (truncated)",
-        7: "host qa-app-1 witnessed entry #6, but the ledger ends at #0: entries were removed (truncated)",
+        1: "host qa-app-1 was changed by a run that started after entry #7, but no promotion or rollback of it is recorded "
+           "after #7 (the ledger ends at #7): entries were removed, or that run never recorded its end",
+        5: "host qa-app-1 witnessed entry #7, but the ledger ends at #3: entries were removed (truncated)",
+        8: "host qa-app-1 witnessed entry #7, but the ledger ends at #0: entries were removed (truncated)",
     }
     for removed, reason in expected.items():
         with closing(ledger(project)) as db:
             pristine.backup(db)
             db.execute("DROP TRIGGER entries_append_only_delete")
-            db.execute("DELETE FROM entries WHERE seq > ?", (7 - removed,))
+            db.execute("DELETE FROM entries WHERE seq > ?", (8 - removed,))
             db.commit()
         assert project.run("audit", "verify").returncode == 0  # a shorter chain is still a chain: the hosts tell
         result = project.run("audit", "verify", "--hosts", "qa")

@@ -103,7 +103,7 @@ def test_a_killed_promotion_is_in_doubt_until_the_next_run_brings_every_host_bac
 
     # The killed run's lock: its process is gone, and the ledger records what was seen, not an assumed reason.
     released = project.json("lock", "release", "--env", "qa", "--lock-id", killed, identity="oscar")
-    assert released["seen"]["alive"] is False
+    assert released["holder_process"]["alive"] is False
     recorded = ledger_payloads(project, "lock.released")[-1]
     assert recorded["holder_alive"] is False and recorded["seen"].startswith("no process") and recorded["reason"] is None
 
