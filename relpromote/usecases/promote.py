@@ -163,11 +163,14 @@ class Run:
 
     def _go(self, extravars: dict[str, Any]) -> PromotionOutcome:
         project, request = self.project, self.request
-        keep = bool(project.config.environment(self.environment).tests) and not request.check
+        tests = project.config.environment(self.environment).tests
+        keep = bool(tests) and not request.check
+        # The leases outlive the automated tests: as long as every step may take, and a quarter of an hour more.
+        lease = {"relpromote_lock_min_ttl": sum(step.timeout for step in tests) + 900} if keep else {}
         self.hosts_touched = self.leases_out = not request.check
         run = run_playbook(
             environment_run(project, self.environment, PROMOTE_PLAYBOOK, f"promote-{self.environment}",
-                            {**extravars, **self.host_run, "relpromote_lock_keep": keep}, self.access,
+                            {**extravars, **self.host_run, **lease, "relpromote_lock_keep": keep}, self.access,
                             limit=request.limit, check=request.check),
             on_event=self.on_event,
             should_cancel=self.should_cancel,

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from relpromote.testing.sshd import SshHostFarm
-from tests.helpers import RELPROMOTE, Cli, make_app_source, make_project, one_line_error
+from tests.helpers import BIN, RELPROMOTE, Cli, make_app_source, make_project, one_line_error
 from tests.integration.conftest import commit_project, write_inventories
 from tests.integration.test_promote import build, health, ledger_payloads, live_version
 
@@ -151,9 +151,16 @@ def test_a_signal_during_the_tests_means_interrupted_and_a_second_one_never_stop
     (project.cwd / "slow-tests").write_text("")
     running = start(project, "promote", "1.1.0", "--to", "qa")
     wait_until(marker.exists, "the smoke tests starting", timeout=120)
-    for host in QA:  # the lease is held over the tests, naming this run
+    for host in QA:  # the lease is held over the tests, naming this run, for longer than they may take
         lease = json.loads(farm[host].path(LEASE).read_text())
         assert lease["person"] == "oscar" and lease["purpose"] == "promotion of 1.1.0", lease
+        assert lease["expires"] - time.time() > 120 + 900 - 60, lease
+    # A plain ansible-playbook run of the same playbook is refused by the hosts before it changes anything.
+    plain = subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventories/qa", "playbooks/promote.yml", "-e", "release_version=1.0.0"],
+                           cwd=project.cwd, env={**os.environ, "ANSIBLE_CONFIG": str(project.cwd / "ansible.cfg")},
+                           capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0 and "this host is locked by oscar (promotion of 1.1.0), project shop" in plain.stdout, plain.stdout[-2000:]
+    assert all(live_version(farm, host) == "1.1.0" for host in QA)
 
     # `lock release` of the live run is refused (exit 4) and records nothing.
     held = project.json("lock", "status", "--env", "qa")["lock"]
