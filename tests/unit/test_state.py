@@ -153,3 +153,22 @@ def test_head_is_the_last_entry(ledger: Ledger) -> None:
     ledger.promote("1.0.0", "qa")
     entries = ledger.store.entries()
     assert ledger.state().head == (2, entries[-1].hash)
+
+
+def test_a_run_that_recorded_its_start_but_not_its_end_leaves_its_hosts_in_doubt(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    ledger.build("2.0.0")
+    ledger.append(events.PROMOTION_STARTED, "alice", {"environment": "qa", "version": "2.0.0", "lock_id": "L1", "hosts": ["qa-2", "qa-1"]})
+    qa = ledger.state().environments["qa"]
+    assert qa.current == "1.0.0", "a run that never said how it ended put nothing live"
+    assert qa.hosts_in_doubt == ["qa-1", "qa-2"] and qa.in_doubt["L1"]["why"] == "it never recorded its end"
+    ledger.promote("2.0.0", "qa", lock_id="L1")
+    settled = ledger.state().environments["qa"]
+    assert settled.current == "2.0.0" and settled.in_doubt == {} and settled.hosts_in_doubt == []
+
+
+def test_a_finished_run_that_could_not_tell_what_some_hosts_run_keeps_them_in_doubt(ledger: Ledger) -> None:
+    ledger.append(events.PROMOTION_STARTED, "alice", {"environment": "qa", "version": "1.0.0", "lock_id": "L2", "hosts": ["qa-1", "qa-2"]})
+    ledger.promote("1.0.0", "qa", result="failed", lock_id="L2", unsettled=["qa-2"])
+    qa = ledger.state().environments["qa"]
+    assert qa.current is None and qa.hosts_in_doubt == ["qa-2"] and qa.in_doubt["L2"]["why"] == "it could not tell what these hosts run"
