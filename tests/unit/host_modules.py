@@ -18,7 +18,6 @@ import os
 import sys
 import tarfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -122,6 +121,10 @@ def release_members(version: str = "1.0.0") -> list[Member]:
     ]
 
 
+# Members' time: long past, so that a file unpacked without it (with the time of the unpack) is told apart.
+MTIME = 1_500_000_000
+
+
 def make_tar(path: Path, members: list[Member]) -> str:
     """Write a tar.gz of `members` at `path`; its sha256."""
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
@@ -129,7 +132,7 @@ def make_tar(path: Path, members: list[Member]) -> str:
             info = tarfile.TarInfo(member.name)
             info.type = member.type
             info.mode = member.mode
-            info.mtime = int(time.time())
+            info.mtime = MTIME
             info.linkname = member.linkname
             if member.type == tarfile.REGTYPE:
                 info.size = len(member.data)

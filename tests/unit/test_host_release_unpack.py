@@ -180,7 +180,7 @@ def test_digest_mismatch_in_check_mode_keeps_the_upload(host: Host) -> None:
     make_tar(host.upload, release_members())
     outcome = host.run("1" * 64, check=True)
     assert outcome.failed and "the upload was kept" in outcome.msg and host.upload.exists()
-    assert not outcome["changed"]
+    assert outcome["changed"] is False
 
 
 @pytest.mark.parametrize("digest", ["abc", "G" * 64, "0" * 63 + "g", "0" * 65])
@@ -189,6 +189,7 @@ def test_a_digest_that_is_not_a_sha256_is_refused_before_anything(host: Host, di
     outcome = host.run(digest)
     assert outcome.failed and "is not a sha256 (64 hexadecimal digits)" in outcome.msg
     documented(outcome, host)
+    assert outcome["changed"] is False
     assert host.upload.exists() and not host.dest.exists()
 
 
@@ -465,3 +466,28 @@ def test_dest_and_digest_are_required(host: Host) -> None:
 
 def test_check_mode_still_checks_the_version(host: Host) -> None:
     refused(host.unpack([directory("."), file("app.py")], check=True), host, "the artifact has no .release/VERSION")
+
+
+def test_folders_made_for_files_are_0755_even_under_umask_0(host: Host) -> None:
+    old = os.umask(0)
+    try:
+        digest = make_tar(host.upload, [directory("."), file("solo/f.txt"), directory("listed"), file(".release/VERSION", b"1.0.0\n")])
+        outcome = host.run(digest)
+    finally:
+        os.umask(old)
+    assert not outcome.failed, outcome.msg
+    assert {p: stat.S_IMODE((host.dest / p).stat().st_mode) for p in ("solo", "listed", ".release")} == dict.fromkeys(("solo", "listed", ".release"), 0o755)
+
+
+def test_replace_swaps_two_folders_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    fresh, dest = tmp_path / "fresh", tmp_path / "dest"
+    fresh.mkdir()
+    dest.mkdir()
+    (fresh / "new").write_text("n")
+    (dest / "old").write_text("o")
+    UNPACK.replace(str(fresh), str(dest))
+    assert sorted(os.listdir(dest)) == ["new"] and sorted(os.listdir(fresh)) == ["old"]
+    assert sorted(os.listdir(tmp_path)) == ["dest", "fresh"]
+    with pytest.raises(OSError):
+        UNPACK.replace(str(tmp_path / "none"), str(dest))
+    assert sorted(os.listdir(dest)) == ["new"]
