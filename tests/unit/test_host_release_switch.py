@@ -96,7 +96,8 @@ def test_a_release_whose_files_changed_is_not_switched_to(base: Path) -> None:
     (base / "releases" / "2.0.0" / "app.py").write_text("print('added by hand')\n")
     outcome = switch(base, "releases/2.0.0")
     assert outcome.failed and "app.py: added" in outcome.msg and "refusing to switch to it" in outcome.msg
-    assert outcome["tampered"] == ["app.py: added"] and not outcome["switched"]
+    assert outcome["tampered"] == ["app.py: added"]
+    assert (outcome["changed"], outcome["switched"], outcome["history_appended"]) == (False, False, False)
     assert os.readlink(base / "current") == "releases/1.0.0"
     assert (base / ".history").read_text() == "1.0.0\n"
 
