@@ -12,7 +12,7 @@ from relpromote.adapters import git
 from relpromote.adapters.runner import EventHandler, HostResult, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, Busy, NeedsPerson, RunFailed
+from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError, RunFailed
 from relpromote.identity import Identity
 from relpromote.ledger import utc_now
 from relpromote.lock import Lock
@@ -159,7 +159,9 @@ class Run:
             raise
         finally:
             if self.leases_out:
-                unlock_hosts(project, self.environment, self.host_run, self.access, self.on_event)
+                # A failure to give the leases back must not hide how the run ended: they expire (release_lock_ttl).
+                with contextlib.suppress(RelpromoteError):
+                    unlock_hosts(project, self.environment, self.host_run, self.access, self.on_event)
 
     def _go(self, extravars: dict[str, Any]) -> PromotionOutcome:
         project, request = self.project, self.request
@@ -168,19 +170,24 @@ class Run:
         # The leases outlive the automated tests: as long as every step may take, and a quarter of an hour more.
         lease = {"relpromote_lock_min_ttl": sum(step.timeout for step in tests) + 900} if keep else {}
         self.hosts_touched = self.leases_out = not request.check
-        run = run_playbook(
-            environment_run(project, self.environment, PROMOTE_PLAYBOOK, f"promote-{self.environment}",
-                            {**extravars, **self.host_run, **lease, "relpromote_lock_keep": keep}, self.access,
-                            limit=request.limit, check=request.check),
-            on_event=self.on_event,
-            should_cancel=self.should_cancel,
-        )
+        try:
+            run = run_playbook(
+                environment_run(project, self.environment, PROMOTE_PLAYBOOK, f"promote-{self.environment}",
+                                {**extravars, **self.host_run, **lease, "relpromote_lock_keep": keep}, self.access,
+                                limit=request.limit, check=request.check),
+                on_event=self.on_event,
+                should_cancel=self.should_cancel,
+            )
+        except BadInput:
+            # The run's refusals (no playbook, no inventory, Ansible stopped before any host ran): no host was touched.
+            self.hosts_touched = self.leases_out = False
+            raise
         # A signal that came as the playbook ended still stops the promotion: the terminal was told so.
         interrupted = run.canceled or self.stop_asked()
         busy = [h for h in run.hosts.values() if h.busy]
         if not run.hosts and not interrupted:
             env = project.config.environment(self.environment)
-            self.leases_out = False
+            self.hosts_touched = self.leases_out = False
             raise BadInput(
                 f"no hosts matched '{env.hosts}'{f' limited to {request.limit!r}' if request.limit else ''} "
                 f"in {env.inventory}; check the inventory or --limit"

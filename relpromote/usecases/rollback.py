@@ -12,7 +12,7 @@ from relpromote import events
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, Busy, NeedsPerson
+from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError
 from relpromote.identity import Identity
 from relpromote.policy import require_role
 from relpromote.project import Project
@@ -143,11 +143,15 @@ def _converge(
             recorded = True
         except BaseException as exc:
             if not recorded:
-                _record_abort(project, identity, actor, common, from_version if not reconcile else None, planned, exc)
+                # The run's own refusals (BadInput: Ansible stopped before any host ran) touched no host.
+                touched = [] if isinstance(exc, BadInput) else planned
+                _record_abort(project, identity, actor, common, from_version if not reconcile else None, touched, exc)
             raise
         finally:
             if not (recorded and report is not None and report.succeeded):
-                unlock_hosts(project, environment, run, access, on_event)
+                # A failure to give the leases back must not hide how the run ended: they expire (release_lock_ttl).
+                with contextlib.suppress(RelpromoteError):
+                    unlock_hosts(project, environment, run, access, on_event)
     what = "reconcile" if reconcile else "rollback"
     if not hosts:
         raise BadInput(f"no hosts matched '{env.hosts}' in {env.inventory}; check the inventory")

@@ -216,3 +216,18 @@ def test_two_clones_promoting_the_same_hosts_at_once(tmp_path: Path, farm: SshHo
     assert again["result"] == "succeeded" and again["switched"] == []
     on_release(loser, farm, "1.1.0")
 
+
+
+def test_a_run_ansible_refuses_before_any_host_records_its_end_and_leaves_nothing_in_doubt(tmp_path: Path, farm: SshHostFarm) -> None:
+    project, _ = first_release_live(tmp_path, farm)
+    broken = project.cwd / "inventories" / "qa" / "group_vars" / "all" / "main.yml"
+    broken.write_text(broken.read_text() + "release_keep: [unclosed\n")
+    commit_project(project, "a YAML error")
+    refused = project.run("promote", "1.1.0", "--to", "qa", identity="oscar")
+    assert refused.returncode == 2, refused.stderr
+    started = ledger_payloads(project, "promotion.started")[-1]
+    ended = ledger_payloads(project, "promotion.finished")[-1]
+    assert ended["lock_id"] == started["lock_id"] and ended["result"] == "failed" and ended["unsettled"] == []
+    row = project.json("status", "--env", "qa")["environments"][0]
+    assert row["in_doubt"] == [] and row["current"] == "1.0.0"
+    assert all(live_version(farm, host) == "1.0.0" and not farm[host].path(LEASE).exists() for host in QA)
