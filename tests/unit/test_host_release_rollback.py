@@ -259,8 +259,5 @@ def test_an_application_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
         stubborn.wait()
 
 
-def test_answers_and_urls() -> None:
+def test_urls() -> None:
     assert ROLLBACK.health_url("::1", 8080, "health") == "http://[::1]:8080/health"
-    assert ROLLBACK.Answer(200, "1.0.0").is_version("1.0.0") and not ROLLBACK.Answer(201, "1.0.0").is_version("1.0.0")
-    assert ROLLBACK.Answer(error="refused").describe() == "no answer (refused)"
-    assert ROLLBACK.Answer(503, None, "the body is not JSON").describe() == "status 503, version null (the body is not JSON)"

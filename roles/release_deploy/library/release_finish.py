@@ -148,19 +148,13 @@ import posixpath  # noqa: E402
 import select  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
 
+from ansible.module_utils import release_health as health  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url  # noqa: E402
 from ansible.module_utils.release_hook import HookError, environment, hook_command  # noqa: E402
 from ansible.module_utils.release_hook import run as run_hook  # noqa: E402
 
-PROBE_TIMEOUT = 5.0
-# The application runs on this very host: a proxy from the environment (http_proxy) must never
-# answer in its place (as in release_rollback).
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-LONGEST_PAUSE = 0.5
 
 
 class Failed(Exception):
@@ -191,30 +185,15 @@ def stop_if_abandoned():
         sys.exit(1)
 
 
-def health_url(host, port, path):
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{host}:{port}{path}"
+def ask(url, timeout=PROBE_TIMEOUT):
+    """The answer of one GET as this module returns it: {url, status, version, msg}; status -1 when nothing answered."""
+    return as_health(health.ask(url, timeout))
 
 
-def ask(url, version, timeout):
-    """The answer of one GET: {url, status, version, msg}; status -1 when nothing answered."""
-    answer = {"url": url, "status": -1, "version": None, "msg": ""}
-    try:
-        with DIRECT.open(url, timeout=timeout) as response:
-            answer["status"], body = response.status, response.read(65536)
-    except urllib.error.HTTPError as exc:
-        answer["status"], body = exc.code, exc.read(65536)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        answer["msg"] = str(getattr(exc, "reason", exc))
-        return answer
-    try:
-        data = json.loads(body)
-    except ValueError:
-        answer["msg"] = "the answer is not JSON"
-        return answer
-    answer["version"] = data.get("version") if isinstance(data, dict) else None
-    answer["msg"] = "OK" if answer["status"] == 200 else f"HTTP Error {answer['status']}"
-    return answer
+def as_health(answer):
+    ok = "OK" if answer.status == 200 else "HTTP Error %s" % answer.status
+    return {"url": answer.url, "status": -1 if answer.status is None else answer.status, "version": answer.version,
+            "msg": answer.error or ok if answer.status is not None else answer.error}
 
 
 def answers(answer, version):
@@ -230,16 +209,7 @@ def restart(command, env):
 
 def wait_until_healthy(url, version, timeout):
     """Ask `url` until it answers 200 with `version` or `timeout` seconds have passed; the last answer."""
-    deadline = time.monotonic() + timeout
-    pause = 0.05
-    while True:
-        stop_if_abandoned()
-        answer = ask(url, version, min(PROBE_TIMEOUT, max(deadline - time.monotonic(), 0.5)))
-        remaining = deadline - time.monotonic()
-        if answers(answer, version) or remaining <= 0:
-            return answer
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, LONGEST_PAUSE)
+    return as_health(health.wait_until(url, version, timeout, before_each=stop_if_abandoned))
 
 
 def history_newest_first(path):
@@ -293,7 +263,7 @@ def finish(module, result):
 
     # Restarted when the link changed, or when the application does not answer this version.
     if not params["switched"]:
-        result["health"] = ask(url, version, PROBE_TIMEOUT)
+        result["health"] = ask(url, PROBE_TIMEOUT)
         result["healthy"] = answers(result["health"], version)
     if not result["healthy"]:
         result["restarted"] = True

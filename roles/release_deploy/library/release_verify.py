@@ -79,43 +79,12 @@ app:
 """
 
 # Imports follow the documentation, as in every Ansible module.
-import json  # noqa: E402
 import os  # noqa: E402
 import posixpath  # noqa: E402
-from urllib.error import HTTPError, URLError  # noqa: E402
-from urllib.request import ProxyHandler, Request, build_opener  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_health import ask, health_url  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
-
-PROBE_TIMEOUT = 5.0
-# The application runs on this very host: a proxy from the environment must never answer in its place.
-DIRECT = build_opener(ProxyHandler({}))
-
-
-def health_url(host, port, path):
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
-
-
-def ask(url):
-    answer = {"url": url, "status": None, "version": None, "error": ""}
-    try:
-        with DIRECT.open(Request(url, headers={"Accept": "application/json"}), timeout=PROBE_TIMEOUT) as response:
-            answer["status"], body = response.status, response.read(65536)
-    except HTTPError as exc:
-        answer["status"], body = exc.code, exc.read(65536)
-    except (URLError, OSError, ValueError) as exc:
-        answer["error"] = str(getattr(exc, "reason", exc))
-        return answer
-    try:
-        document = json.loads(body)
-    except ValueError:
-        answer["error"] = "the answer is not JSON"
-        return answer
-    answer["version"] = document.get("version") if isinstance(document, dict) else None
-    return answer
-
 
 def main():
     module = AnsibleModule(
@@ -150,7 +119,7 @@ def main():
             result["integrity"] = [f"{target}: the link points to no release directory"]
     elif os.path.lexists(link):
         result["integrity"] = [f"{link}: not a symbolic link"]
-    result["app"] = ask(health_url(params["service_host"], params["service_port"], params["health_path"]))
+    result["app"] = ask(health_url(params["service_host"], params["service_port"], params["health_path"])).as_dict()
     module.exit_json(**result)
 
 

@@ -159,11 +159,10 @@ import posixpath
 import re
 import signal
 import time
-from http.client import HTTPException
-from urllib.error import HTTPError, URLError
-from urllib.request import ProxyHandler, Request, build_opener
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url, wait_until
+from ansible.module_utils.release_health import ask as probe
 from ansible.module_utils.release_hook import HookError, environment, hook_command
 from ansible.module_utils.release_hook import check as check_hook
 from ansible.module_utils.release_hook import run as run_hook
@@ -172,31 +171,9 @@ from ansible.module_utils.release_integrity import manifest_digest, summary
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-# Short enough that a restarted app is seen within a tenth of a second of answering; each probe
-# is one local HTTP request.
-POLL_INTERVAL = 0.1
-# Upper bound of one health request, so that a hung application still leaves time to retry.
-PROBE_TIMEOUT = 5.0
-# How long a process that ignored SIGTERM (and then got SIGKILL) may take to disappear.
+# How long a process that ignored SIGTERM (and then got SIGKILL) may take to disappear, and how often to look.
 KILL_GRACE = 5.0
-
-
-class Answer:
-    """What the health endpoint said: an HTTP status and a version, or why there was no answer."""
-
-    def __init__(self, status=None, version=None, error=None):
-        self.status = status
-        self.version = version
-        self.error = error
-
-    def is_version(self, version):
-        return self.status == 200 and self.version == version
-
-    def describe(self):
-        if self.status is None:
-            return "no answer (%s)" % self.error
-        note = " (%s)" % self.error if self.error else ""
-        return "status %d, version %s%s" % (self.status, json.dumps(self.version), note)
+POLL_INTERVAL = 0.1
 
 
 class RollbackFailed(Exception):
@@ -234,46 +211,6 @@ def fsync_dir(path):
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def health_url(host, port, path):
-    if ":" in host and not host.startswith("["):
-        host = "[%s]" % host
-    return "http://%s:%d%s" % (host, port, path if path.startswith("/") else "/" + path)
-
-
-# The application runs on this very host: a proxy from the environment (http_proxy) must never
-# answer in its place.
-DIRECT = build_opener(ProxyHandler({}))
-
-
-def probe(url, timeout):
-    try:
-        response = DIRECT.open(Request(url, headers={"Accept": "application/json"}), timeout=timeout)
-        try:
-            status, body = response.getcode(), response.read(65536)
-        finally:
-            response.close()
-    except HTTPError as exc:
-        status, body = exc.code, exc.read(65536)
-    except (URLError, OSError, HTTPException, ValueError) as exc:
-        return Answer(error=str(getattr(exc, "reason", exc)))
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except ValueError:
-        return Answer(status=status, error="the body is not JSON")
-    version = document.get("version") if isinstance(document, dict) else None
-    return Answer(status=status, version=version)
-
-
-def wait_until_answers(url, version, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        answer = probe(url, max(0.5, min(PROBE_TIMEOUT, remaining)))
-        if answer.is_version(version) or time.monotonic() >= deadline:
-            return answer
-        time.sleep(POLL_INTERVAL)
 
 
 def switch_link(base_dir, link, version):
@@ -445,7 +382,7 @@ def roll_back(module, result):
         append_history(base_dir, version)
     result.update(changed=True, restarted=True)
     result["restart_output"] = restart(params, result["previous"], url)
-    answer = wait_until_answers(url, version, params["health_timeout"])
+    answer = wait_until(url, version, params["health_timeout"])
     if not answer.is_version(version):
         raise RollbackFailed(
             "%s did not answer 200 with version %s within %d s after the restart; last answer: %s" % (url, version, params["health_timeout"], answer.describe())
