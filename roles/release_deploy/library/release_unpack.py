@@ -199,25 +199,16 @@ import tarfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
-from ansible.module_utils.release_integrity import manifest_digest, summary, write_manifest  # noqa: E402
+from ansible.module_utils.release_integrity import CHUNK, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
 VERSION_MEMBER = ".release/VERSION"
-CHUNK = 1 << 20
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 
 
 class Refused(Exception):
     """The artifact is unsafe or inconsistent; the message says why."""
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_digest(release_dir):
@@ -483,7 +474,7 @@ def main():
             module.exit_json(msg=f"would upload and unpack {dest} (not uploaded in check mode)", **result)
         module.fail_json(msg=f"artifact {src or '(no src given)'} is not on the host", **result)
 
-    actual = sha256_of(src)
+    actual = sha256_file(src)
     if actual != digest:
         result["changed"] = False
         if not module.check_mode:
