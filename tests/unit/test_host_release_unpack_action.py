@@ -97,7 +97,7 @@ def test_the_hook_test_tells_each_problem(tmp_path: Path, setup: str, expected: 
     sh(setup, tmp_path)
     done = sh(ACTION.hook_test("host", str(tmp_path / "hook"), ""), tmp_path)
     assert ACTION.parse(done.stdout)["hook"] == expected
-    inside = sh(ACTION.hook_test("release", "hook", str(tmp_path)), tmp_path)
+    inside = sh(ACTION.hook_test("release", "hook", str(tmp_path)), Path("/"))
     assert ACTION.parse(inside.stdout)["hook"] == expected
 
 
@@ -125,6 +125,9 @@ def test_the_artifact_on_the_controller_tells_the_hook_in_check_mode(tmp_path: P
     assert ACTION.artifact_hook_status(path, "bin/missing") == "missing"
     assert ACTION.artifact_hook_status(path, "bin/dangling") == "missing"
     assert ACTION.artifact_hook_status(path, "bin/loop") == "missing"
+    odd = artifact(tmp_path, [directory("."), file("/bin/abs", b"x", 0o755), file("bin/others", b"x", 0o601)])
+    assert ACTION.artifact_hook_status(odd, "bin/abs") == "ok", "a member's leading / is not part of its place in the release"
+    assert ACTION.artifact_hook_status(odd, "bin/others") == "ok", "any execute bit"
 
 
 def test_a_hook_that_cannot_run_fails_with_one_line_and_data() -> None:
@@ -135,7 +138,16 @@ def test_a_hook_that_cannot_run_fails_with_one_line_and_data() -> None:
     )
     on_path = ACTION.hook_failure("svc restart", "path", "svc", "/d", "", "missing")
     assert on_path["msg"].endswith("svc is not found on the PATH")
-    assert ACTION.hook_failure("/x", "host", "/x", "/d", "", "missing")["error"]["problem"] == "/x is missing"
+    assert ACTION.hook_failure("/x", "host", "/x", "/d", "", "missing")["error"] == {
+        "step": "hook", "command": "/x", "rc": None, "output": [], "problem": "/x is missing"}
+    odd = ACTION.hook_failure("bin/x", "release", "bin/x", "/opt/app/releases/2.0.0", "", "strange")
+    assert odd["msg"].endswith("bin/x strange in release 2.0.0 (/opt/app/releases/2.0.0/bin/x)")
+    assert ACTION.hook_failure("/x", "host", "/x", "/d", "", "strange")["msg"].endswith("cannot run: /x strange")
+
+
+def test_version_of_a_link_target() -> None:
+    assert ACTION.version_of("releases/1.0.0") == "1.0.0" and ACTION.version_of("/opt/app/releases/1.0.0/") == "1.0.0"
+    assert ACTION.version_of("1.0.0") == "1.0.0" and ACTION.version_of("") == "" and ACTION.version_of(None) == ""
 
 
 def test_octal_modes_and_local_operands() -> None:
@@ -240,6 +252,7 @@ def test_a_fresh_release_is_uploaded_unpacked_and_the_upload_removed(controller:
     assert result["directories"] == [str(controller.app), str(controller.app / "releases")]
     assert (controller.dest / ".release" / "DIGEST").read_text() == controller.digest + "\n"
     assert controller.leftovers() == [], "the private upload directory is removed"
+    assert result["invocation"]["module_args"]["src"].startswith(str(controller.tmp) + "/"), "uploaded under the remote tmp, never elsewhere"
 
 
 def test_a_release_already_there_is_neither_uploaded_nor_unpacked(controller: Controller) -> None:
