@@ -5,17 +5,15 @@ must exit N; every other line must succeed. Then what landed is checked: hosts, 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from relpromote.usecases.sandbox import recorded_sandbox, stop_sandbox_apps
 from tests.helpers import REPO
-from tests.integration.test_readme_walkthrough import as_checked_script
+from tests.newcomer import newcomer
 
 STEP = re.compile(r"<!-- guide step (\d+):[^>]*-->\s*```sh\n(.*?)```", re.DOTALL)
 GUIDES = ("README.md", "operations-engineer.md", "release-manager.md", "change-manager.md", "qa.md", "scheduled-job.md")
@@ -38,18 +36,11 @@ def test_every_guide_has_tested_steps_in_a_single_order() -> None:
 
 def test_the_guides_run_as_written(tmp_path: Path) -> None:
     script_text = "\n".join(f"# --- {name}, step {number}\n{block}" for number, name, block in guide_steps())
-    clone, home = tmp_path / "clone", tmp_path / "home"
-    clone.mkdir()
-    home.mkdir()
-    (clone / ".venv").symlink_to(Path(sys.prefix))
-    (clone / "examples").symlink_to(REPO / "examples")
-    script = clone / "guides.sh"
-    script.write_text(as_checked_script(script_text))
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RELPROMOTE_", "GIT_", "VIRTUAL_ENV"))}
-    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+    user = newcomer(tmp_path)
+    clone, env = user.clone, user.env
     project = clone / "shop-releases"
     try:
-        result = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+        result = user.run_script(script_text, "guides.sh")
         assert result.returncode == 0, result.stderr[-4000:]
         assert "Traceback" not in result.stderr + result.stdout
         assert recorded_sandbox(project) is not None

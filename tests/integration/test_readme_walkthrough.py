@@ -8,19 +8,17 @@ line that ends in `# exit N` must exit N; every other line must succeed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from relpromote.usecases.sandbox import recorded_sandbox, stop_sandbox_apps
 from tests.helpers import REPO
+from tests.newcomer import as_checked_script, newcomer
 
 MARKER = "<!-- walkthrough:"
-EXPECTED_EXIT = re.compile(r"#\s*exit (\d)\b")
 
 
 def walkthrough_block(readme: str) -> str:
@@ -30,41 +28,13 @@ def walkthrough_block(readme: str) -> str:
     return match.group(1)
 
 
-def as_checked_script(block: str) -> str:
-    """The block as a bash script: stop at the first unexpected exit code, naming the line."""
-    lines, out, heredoc = block.splitlines(), [], None
-    for line in lines:
-        if heredoc is not None:  # inside a here-document: copied as is
-            out.append(line)
-            heredoc = None if line.strip() == heredoc else heredoc
-            continue
-        opening = re.search(r"<<-?\s*'?(\w+)'?", line)
-        if opening:
-            heredoc = opening.group(1)
-        expected = EXPECTED_EXIT.search(line)
-        want = int(expected.group(1)) if expected else 0
-        if not line.strip() or line.lstrip().startswith("#") or opening:
-            out.append(line)
-            continue
-        quoted = line.replace("'", "'\\''")
-        out.append(f"{line}\nrc=$?; if [ $rc -ne {want} ]; then echo 'WALKTHROUGH: exit '$rc' (wanted {want}): {quoted}' >&2; exit 99; fi")
-    return "\n".join(out) + "\n"
-
-
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     block = walkthrough_block((REPO / "README.md").read_text())
-    clone, home = tmp_path / "clone", tmp_path / "home"
-    clone.mkdir()
-    home.mkdir()
-    (clone / ".venv").symlink_to(Path(sys.prefix))
-    (clone / "examples").symlink_to(REPO / "examples")
-    script = clone / "walkthrough.sh"
-    script.write_text(as_checked_script(block))
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RELPROMOTE_", "GIT_", "VIRTUAL_ENV"))}
-    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+    user = newcomer(tmp_path)
+    clone, home, env = user.clone, user.home, user.env
     project = clone / "shop-releases"
     try:
-        result = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+        result = user.run_script(block, "walkthrough.sh")
         assert result.returncode == 0, result.stderr[-4000:]
         assert "Traceback" not in result.stderr + result.stdout
 
