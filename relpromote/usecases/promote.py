@@ -9,6 +9,7 @@ from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
+from relpromote.adapters.control_path import private_folder
 from relpromote.adapters.runner import EventHandler, HostResult, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
@@ -145,6 +146,8 @@ class Run:
         self.planned = inventory_hosts(project.resolve(project.config.environment(self.environment).inventory),
                                        project.config.environment(self.environment).hosts)
         self.host_run = host_run(project, self.lock, purpose)
+        # What this machine must provide before any run (the private SSH folder): refused here, no run was attempted.
+        private_folder()
         if not request.check:
             project.ledger.append(events.PROMOTION_STARTED, self.actor.name, self.identity, {
                 "environment": self.environment, "version": self.release.version, "digest": self.release.digest,

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relpromote import events
+from relpromote.adapters.control_path import private_folder
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
@@ -119,6 +120,7 @@ def _converge(
         from_version, doubted = env_state.current, dict(env_state.in_doubt)
         planned = inventory_hosts(project.resolve(env.inventory), env.hosts)
         run = host_run(project, lock, purpose)
+        private_folder()  # what this machine must provide before any run: refused here, no run was attempted
         common = {"environment": environment, "version": version, "digest": target.digest if target else "", "reason": reason,
                   "automatic": False, "reconcile": reconcile, "lock_id": lock.lock_id}
         project.ledger.append(events.ROLLBACK_STARTED, actor.name, identity, {
