@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from relpromote.adapters.vault import VaultAccess
 from relpromote.config import Person
 from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
-from relpromote.ledger import Entry, format_time, parse_time, utc_now
+from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.lock import Lock
 from relpromote.policy import require_role
 from relpromote.project import Project
@@ -117,9 +118,17 @@ def look_at_holder(lock: Lock) -> Sighting:
     started = _process_start(lock.pid)
     if started is None:
         return Sighting(False, f"no process {lock.pid} on {here}")
-    if started > parse_time(lock.since).timestamp() + 2:
+    if started > _taken_at(lock.since) + 2:
         return Sighting(False, f"pid {lock.pid} on {here} is a process started after the lock was taken (pid reused)")
     return Sighting(True, f"pid {lock.pid} on {here} is running ({_command(lock.pid)})")
+
+
+def _taken_at(since: str) -> float:
+    """When the lock was taken (epoch seconds); the distant future when its time cannot be read (no reuse is assumed)."""
+    try:
+        return datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")
 
 
 def _process_start(pid: int) -> float | None:
