@@ -32,7 +32,7 @@ CONFIG_TEXT = """
 project: shop
 promotion_path: [qa, deployment, production]
 environments:
-  qa: {inventory: i/qa}
+  qa: {inventory: i/qa, evidence: [smoke]}
   deployment: {inventory: i/deployment}
   production: {inventory: i/production, protected: true}
 """

@@ -172,3 +172,47 @@ def test_a_finished_run_that_could_not_tell_what_some_hosts_run_keeps_them_in_do
     ledger.promote("1.0.0", "qa", result="failed", lock_id="L2", unsettled=["qa-2"])
     qa = ledger.state().environments["qa"]
     assert qa.current is None and qa.hosts_in_doubt == ["qa-2"] and qa.in_doubt["L2"]["why"] == "it could not tell what these hosts run"
+
+
+def smoke(failed: int = 0) -> dict[str, object]:
+    return {"kind": "smoke", "file": "smoke.xml", "tests": 2, "passed": 2 - failed, "failed": failed, "errors": 0, "skipped": 0}
+
+
+def test_evidence_a_promotion_recorded_counts_for_its_own_version_only(ledger: Ledger) -> None:
+    ledger.build("2.0.0")
+    ledger.promote("1.0.0", "qa", evidence=[smoke()])
+    state = ledger.state()
+    assert state.environments["qa"].evidence == [{**smoke(), "version": "1.0.0"}]
+    quinn = ledger.person("quinn")
+    accept = acceptance_verdict(ledger.config, state, state.releases["1.0.0"], "qa", quinn, [])
+    assert gate(accept, "evidence-complete") == (True, "evidence smoke covers what qa requires")
+    ledger.promote("2.0.0", "qa")
+    state = ledger.state()
+    other = acceptance_verdict(ledger.config, state, state.releases["2.0.0"], "qa", quinn, [])
+    assert gate(other, "evidence-complete") == (False, "qa requires evidence of kind smoke; pass --evidence smoke=FILE.xml")
+
+
+def test_what_each_entry_records_for_the_views(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa")
+    ledger.accept("1.0.0", "qa")
+    ledger.append(events.APPROVAL_GRANTED, "carol", {"version": "1.0.0", "digest": ledger.digest("1.0.0"), "environment": "production",
+                                                     "ticket": "CHG-7", "expires_at": "2099-01-01T00:00:00.000000Z", "plan": {"hosts": ["p-1"]}})
+    state = ledger.state()
+    entries = ledger.store.entries()
+    qa = state.environments["qa"]
+    assert qa.history == [{"seq": 2, "kind": "promotion.finished", "version": "1.0.0", "result": "succeeded", "at": entries[1].recorded_at}]
+    assert (qa.since, qa.by) == (entries[1].recorded_at, "alice")
+    acceptance = state.accepted[("1.0.0", "qa")]
+    assert (acceptance.version, acceptance.environment, acceptance.actor, acceptance.at, acceptance.evidence, acceptance.note) == (
+        "1.0.0", "qa", "quinn", entries[2].recorded_at, (), "")
+    approval = state.approvals[0]
+    assert (approval.ticket, approval.approver, approval.at, approval.plan) == ("CHG-7", "carol", entries[3].recorded_at, {"hosts": ["p-1"]})
+    assert approval.approver_key == ledger.identities["carol"].public_key
+
+
+def test_a_later_run_that_switched_nothing_does_not_clear_the_hosts_left_for_a_person(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", result="rollback_failed", rollback={"succeeded": False, "hosts": [], "need_a_person": ["qa-app-2"]})
+    ledger.promote("1.0.0", "qa", result="failed")  # failed before any host switched: no rollback ran
+    assert ledger.state().environments["qa"].attention == ["qa-app-2"]
+    ledger.promote("1.0.0", "qa", result="rolled_back", rollback={"succeeded": True, "hosts": [], "need_a_person": []})
+    assert ledger.state().environments["qa"].attention == ["qa-app-2"], "a rollback that succeeded elsewhere does not vouch for qa-app-2"
