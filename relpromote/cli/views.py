@@ -24,6 +24,13 @@ VERB_OF_KIND = {
     events.LOCK_RELEASED: "lock release",
     events.REFRESH_FINISHED: "refresh",
     events.VERIFY_FINISHED: "verify",
+    events.PROMOTION_STARTED: "promote (start)",
+    events.ROLLBACK_STARTED: "rollback (start)",
+    events.REFRESH_STARTED: "refresh (start)",
+    events.PERSON_RENAMED: "rename",
+    events.PARITY_CHECKED: "parity",
+    events.ANNOUNCEMENT_FINISHED: "announce",
+    events.HOSTS_TRUSTED: "trust hosts",
 }
 
 
