@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relpromote import events
-from relpromote.adapters.runner import EventHandler, run_playbook
-from relpromote.adapters.vault import VaultAccess
 from relpromote.config import Person
 from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
@@ -23,7 +21,10 @@ from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.lock import Lock
 from relpromote.policy import require_role
 from relpromote.project import Project
-from relpromote.usecases.runs import environment_run
+
+if TYPE_CHECKING:
+    from relpromote.adapters.runner import EventHandler
+    from relpromote.adapters.vault import VaultAccess
 
 
 @contextmanager
@@ -174,6 +175,10 @@ def unlock_hosts(project: Project, environment: str, run: dict[str, Any], access
     could not be reached keep theirs until it expires. Never cancelled: a signal must not leave hosts locked."""
     env = project.config.environment(environment)
     extravars = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, **run}
+    # Imported here: `status` reads locks at every start and must not pay for Ansible's run machinery.
+    from relpromote.adapters.runner import run_playbook
+    from relpromote.usecases.runs import environment_run
+
     result = run_playbook(environment_run(project, environment, HOST_UNLOCK_PLAYBOOK, f"unlock-{environment}", extravars, access),
                           on_event=on_event)
     return sorted(host for host, outcome in result.hosts.items() if not outcome.succeeded)
