@@ -39,7 +39,7 @@ class AuditReport:
     def as_data(self) -> dict[str, Any]:
         first = self.problems[0] if self.problems else None
         return {
-            "ok": self.ok, "entries": self.entries, "head": f"{self.head_seq}:{self.head_hash}",
+            "ok": self.ok, "entry_count": self.entries, "head": f"{self.head_seq}:{self.head_hash}",
             "first_bad_seq": first.seq if first else None, "reason": first.reason if first else "",
             "problems": [p.as_data() for p in self.problems], "notes": self.notes, "witnesses": self.witnesses,
         }

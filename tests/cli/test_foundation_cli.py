@@ -150,7 +150,7 @@ def test_audit_verify_names_an_edited_row(project: Cli, app_source: Path) -> Non
     project.run("build", "1.0.0", "--source", str(app_source), "--manifest", str(manifest), identity="alice", check=True)
     manifest = write_manifest(project.cwd / "m2.yml", "1.0.1")
     project.run("build", "1.0.1", "--source", str(app_source), "--manifest", str(manifest), identity="alice", check=True)
-    assert project.json("audit", "verify")["entries"] == 2
+    assert project.json("audit", "verify")["entry_count"] == 2
     db = sqlite3.connect(project.cwd / ".relpromote" / "ledger.db")
     db.execute("DROP TRIGGER entries_append_only_update")  # what an attacker with file access would do
     db.execute("UPDATE entries SET payload = replace(payload, 'dana', 'mallory') WHERE seq = 2")

@@ -144,7 +144,7 @@ def audit_failure(project: Cli, *args: str) -> str:
 def test_a_genuine_ledger_verifies_and_records_the_config(project: Cli) -> None:
     ready_for_production(project)
     report = project.json("audit", "verify")
-    assert report["ok"] and report["entries"] == 5 and report["problems"] == []
+    assert report["ok"] and report["entry_count"] == 5 and report["problems"] == []
     stamp = last_entry(project).payload["config"]
     head = git_run(project.cwd, "rev-parse", "HEAD").strip()
     assert stamp["commit"] == head and stamp["committed"] is True and len(stamp["sha256"]) == 64
