@@ -404,8 +404,6 @@ def test_a_release_without_its_own_metadata_folder_still_gets_its_digest(host: H
     assert stat.S_IMODE((host.dest / ".release").stat().st_mode) == 0o755
 
 
-@pytest.mark.xfail(strict=True, reason="host-side bug reported to the release_deploy owner: os.makedirs gives the mode to the leaf only, "
-                   "so under umask 0 a folder the artifact does not list (x for x/y/z) is made 0777")
 def test_folders_the_artifact_does_not_list_are_0755_whatever_the_umask(host: Host) -> None:
     old = os.umask(0)
     try:

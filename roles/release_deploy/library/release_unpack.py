@@ -314,13 +314,10 @@ def unpack(src, root, version, write, hashes=None):
                 continue
             path = os.path.join(root, name)
             if kind == "dir":
-                if not os.path.isdir(path):
-                    os.makedirs(path, 0o755)
+                make_folders(root, path)
                 os.chmod(path, 0o755)
             elif kind == "file":
-                parent = os.path.dirname(path)
-                if not os.path.isdir(parent):
-                    os.makedirs(parent, 0o755)
+                make_folders(root, os.path.dirname(path))
                 digest = write_file(tar, member, path)
                 if hashes is not None:
                     hashes[name] = digest
@@ -331,9 +328,7 @@ def unpack(src, root, version, write, hashes=None):
         real_root = os.path.realpath(root)
         for name, target in sorted(links.items()):
             path = os.path.join(root, name)
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                os.makedirs(parent, 0o755)
+            make_folders(root, os.path.dirname(path))
             os.symlink(target, path)
         for name in sorted(links):
             resolved = os.path.realpath(os.path.join(root, name))
@@ -361,10 +356,20 @@ def executable_problem(root, relative):
     return None if os.access(path, os.X_OK) else "noexec"
 
 
+def make_folders(root, path):
+    """Every missing folder from `root` down to `path`, each 0755 whatever the umask (os.makedirs gives its
+    mode to the last one only)."""
+    missing = []
+    while path != root and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        os.mkdir(folder)
+        os.chmod(folder, 0o755)
+
+
 def write_digest(root, digest):
-    meta = os.path.join(root, ".release")
-    if not os.path.isdir(meta):
-        os.makedirs(meta, 0o755)
+    make_folders(root, os.path.join(root, ".release"))
     path = os.path.join(root, DIGEST_MEMBER)
     with open(path, "w") as handle:
         handle.write(digest + "\n")
