@@ -75,7 +75,7 @@ def test_missing_restart_hook_fails_every_host_before_anything_changes(tmp_path:
     error = one_line_error(failed)
     assert failed.returncode == 1, failed.stderr
     assert "promotion of 1.1.0 to qa failed: qa-app-1, qa-app-2: " in error and f'"{HOOK}"' in error, error
-    assert "no host had switched" in error, error
+    assert "no host switched to it; every host runs 1.0.0, the recorded release" in error, error
     still_on_1_0_0(farm, pids)
     for host in QA:
         assert not farm[host].path("/opt/shop/releases/1.1.0").exists(), host  # refused before it appeared

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from relpromote.testing.sshd import SshHostFarm
-from tests.helpers import BIN, RELPROMOTE, Cli, git_run, make_app_source, make_project, one_line_error, write_manifest
+from tests.helpers import BIN, RELPROMOTE, REPO, Cli, git_run, make_app_source, make_project, one_line_error, write_manifest
 from tests.integration.conftest import write_inventories
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"), reason="needs root and useradd")
@@ -39,13 +39,36 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd")
 PYENV = Path("/root/.pyenv")
 SCANNED = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # where any local user may create files
 
-# Runs as root in a fresh mount namespace: $1 an empty folder to park the interpreter on, then setpriv's arguments.
-AS_USER = (
-    'park="$1"; shift; '
-    'if [ -d /root/.pyenv ]; then mount --bind /root/.pyenv "$park" && mount -t tmpfs -o mode=0755 tmpfs /root && '
-    'mkdir /root/.pyenv && mount --move "$park" /root/.pyenv || exit 97; fi; '
-    'exec setpriv "$@"'
-)
+
+def _closed_ancestor(path: Path) -> Path | None:
+    """The topmost folder above `path` that other users cannot enter (/root, a 0700 mktemp folder), if any."""
+    for ancestor in reversed(path.parents):
+        if ancestor != Path("/") and not ancestor.stat().st_mode & stat.S_IXOTH:
+            return ancestor
+    return None
+
+
+def _opening_script() -> str:
+    """Shell run as root in the login's fresh mount namespace: each closed folder above the interpreter and the
+    checkout becomes an empty 0755 tmpfs with only those bound back in; nothing changes outside the namespace.
+    $1 is an empty folder to park them on, then setpriv's arguments follow."""
+    needed = [path for path in (PYENV, REPO) if path.exists()]
+    by_closed: dict[Path, list[Path]] = {}
+    for path in needed:
+        closed = _closed_ancestor(path)
+        if closed is not None:
+            by_closed.setdefault(closed, []).append(path)
+    lines = ['park="$1"; shift']
+    for index, (closed, paths) in enumerate(by_closed.items()):
+        parks = [f'"$park/{index}-{n}"' for n in range(len(paths))]
+        lines += [f"mkdir -p {spot} && mount --bind '{path}' {spot} || exit 97" for spot, path in zip(parks, paths, strict=True)]
+        lines.append(f"mount -t tmpfs -o mode=0755 tmpfs '{closed}' || exit 97")
+        lines += [f"mkdir -p '{path}' && mount --move {spot} '{path}' || exit 97" for spot, path in zip(parks, paths, strict=True)]
+    lines.append('exec setpriv "$@"')
+    return "; ".join(lines)
+
+
+AS_USER = _opening_script()
 
 
 @dataclass(frozen=True)
