@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relpromote.errors import BadInput
+from relpromote.inventory import host_variables
 
 FILE = "known_hosts"
 KEY_TYPES = "ed25519,ecdsa,rsa"
@@ -113,7 +114,6 @@ UNKNOWN = re.compile(r"No (\S+) host key is known for (\S+) and you have request
 def host_key_problem(message: str, environment: str | None = None) -> str | None:
     """ssh's refusal of a host key, as one line naming the fingerprints and what to do; None for other failures."""
     text = " ".join(message.split())
-    fix = f"relpromote hosts trust --env {environment}" if environment else "relpromote hosts trust --env ENV"
     if CHANGED.search(text):
         presented = PRESENTED.search(text)
         offending = OFFENDING.search(text)
@@ -128,12 +128,59 @@ def host_key_problem(message: str, environment: str | None = None) -> str | None
             if keys:
                 pinned = f"{keys[0].fingerprint} ({keys[0].type}, {offending.group(1)} line {number})"
         now = f"{presented.group(2)} ({presented.group(1)})" if presented else "another key"
-        return (f"host key CHANGED: the host presented {now}, the environment's known_hosts pins {pinned}; "
-                f"nothing was done on it. If the change is expected (the host was reinstalled), confirm the new key: {fix}")
+        return _changed(now, pinned, environment)
     unknown = UNKNOWN.search(text)
     if unknown:
-        return (f"host key of {unknown.group(2)} is not pinned in the environment's known_hosts; nothing was done on it. "
-                f"Check and pin its key: {fix}")
+        return _unpinned(unknown.group(2), environment)
     if "Host key verification failed" in text:
-        return f"host key verification failed; nothing was done on it. Check and pin the host's key: {fix}"
+        return f"host key verification failed; nothing was done on it. Check and pin the host's key: {_fix(environment)}"
     return None
+
+
+def key_problem_of(inventory: Path, host: str, environment: str | None = None) -> str | None:
+    """Whether the key `host` presents now is refused by the environment's known_hosts, asked of the host itself.
+
+    For a run that lost the host before ssh could say why: when ssh refuses a key it exits at once, and Ansible,
+    still writing the module to it, may only report a broken pipe. None when the key is pinned, the host
+    cannot be asked, or its inventory manages host keys itself (`ansible_ssh_common_args`)."""
+    path = known_hosts_file(inventory)
+    pinned_lines = known_lines(path)
+    if not pinned_lines:
+        return None
+    try:
+        variables = host_variables(inventory, host)
+    except BadInput:
+        return None
+    if variables.get("ansible_ssh_common_args"):
+        return None
+    address = str(variables.get("ansible_host") or host)
+    try:
+        port = int(variables.get("ansible_port") or 22)
+    except (TypeError, ValueError):
+        return None
+    pattern = host_pattern(address, port)
+    presented = keyscan(address, port, timeout=3)
+    if not presented:
+        return None
+    pinned = fingerprints(keys_for(pinned_lines, pattern))
+    if not pinned:
+        return _unpinned(pattern, environment)
+    if {key.fingerprint for key in presented} & {key.fingerprint for key in pinned}:
+        return None
+    now, before = presented[0], pinned[0]
+    return _changed(f"{now.fingerprint} ({now.type})", f"{before.fingerprint} ({before.type}, {path})", environment)
+
+
+def _fix(environment: str | None) -> str:
+    return f"relpromote hosts trust --env {environment}" if environment else "relpromote hosts trust --env ENV"
+
+
+def _changed(now: str, pinned: str, environment: str | None) -> str:
+    return (f"host key CHANGED: the host presented {now}, the environment's known_hosts pins {pinned}; "
+            f"nothing was done on it. If the change is expected (the host was reinstalled), confirm the new key: "
+            f"{_fix(environment)}")
+
+
+def _unpinned(pattern: str, environment: str | None) -> str:
+    return (f"host key of {pattern} is not pinned in the environment's known_hosts; nothing was done on it. "
+            f"Check and pin its key: {_fix(environment)}")

@@ -30,7 +30,7 @@ from typing import Any
 import ansible_runner
 
 from relpromote.adapters.control_path import RunTemp, ssh_envvars
-from relpromote.adapters.known_hosts import host_key_problem
+from relpromote.adapters.known_hosts import host_key_problem, key_problem_of
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
@@ -220,6 +220,10 @@ def run_playbook(
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
     duration = time.monotonic() - started
+    environment = run.extravars.get("relpromote_environment")
+    for host, said in list(last_messages.items()):
+        if LOST_BEFORE_SSH_SAID_WHY.search(said):
+            last_messages[host] = (key_problem_of(run.inventory, host, environment) or said)[:500]
     stats = {key: final_stats.get(key) or {} for key in ("ok", "changed", "failures", "dark", "skipped", "processed", "rescued")}
     hosts: dict[str, HostResult] = {}
     names = set().union(*(set(stats.get(key, {})) for key in ("ok", "changed", "failures", "dark", "skipped", "processed")))
@@ -254,6 +258,9 @@ def run_playbook(
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Ansible's words for an ssh that ended while the module was being written to it: ssh refusing a host key exits at
+# once, and under load Ansible may see only the broken pipe, never ssh's reason (asked of the host, key_problem_of).
+LOST_BEFORE_SSH_SAID_WHY = re.compile(r"Data could not be sent to remote host|Broken pipe|Connection reset by peer")
 ERROR_LINE = re.compile(r"^(?:\[ERROR\]:|ERROR!)\s*(.*)$")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from relpromote.adapters.known_hosts import key_problem_of
 from relpromote.testing.sshd import SshHostFarm
 from tests.helpers import make_app_source, make_project, one_line_error
 from tests.integration.conftest import commit_project, write_inventories
@@ -74,3 +75,9 @@ def test_host_keys_are_pinned_by_a_person_and_a_changed_key_stops_the_run(tmp_pa
     new = fingerprint(key.with_suffix(".pub"))
     assert "qa-app-1" in line and "CHANGED" in line and new in line and expected["qa-app-1"] in line, line
     assert "qa-app-2: " not in line
+    # When Ansible only saw a broken pipe (ssh refused the key and exited while the module was being written to it,
+    # which happens under load), the run asks the host itself: the same verdict, and none for a host whose key is pinned.
+    inventory = project.cwd / "inventories" / "qa"
+    asked = key_problem_of(inventory, "qa-app-1", "qa") or ""
+    assert "CHANGED" in asked and new in asked and expected["qa-app-1"] in asked and "--env qa" in asked, asked
+    assert key_problem_of(inventory, "qa-app-2", "qa") is None
