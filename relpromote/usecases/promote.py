@@ -15,7 +15,7 @@ from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
 from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError, RunFailed
 from relpromote.identity import Identity
-from relpromote.ledger import utc_now
+from relpromote.ledger import Entry, utc_now
 from relpromote.lock import Lock
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
@@ -29,6 +29,7 @@ from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
 from relpromote.usecases.plan import current_plan, inventory_hosts
 from relpromote.usecases.rollback import automatic_rollback
 from relpromote.usecases.runs import environment_run
+from relpromote.usecases.verdicts import state_of
 
 PROMOTE_PLAYBOOK = "playbooks/promote.yml"
 # The paths a promotion applies besides the inventory: what must be committed for a protected environment.
@@ -149,11 +150,18 @@ class Run:
         # What this machine must provide before any run (the private SSH folder): refused here, no run was attempted.
         private_folder()
         if not request.check:
+            what = f"promotion of {self.release.version} to {self.environment}"
+
+            def still_promotable(entries: list[Entry]) -> None:
+                # The gates again, on the ledger as it is when the start is written: a rejection, a ledger problem or the
+                # end of an approval recorded since they were shown wins, and nothing has been started.
+                plan_promotion(project, state_of(project, entries), self.actor, request, self.commit, self.dirty).enforce(what)
+
             project.ledger.append(events.PROMOTION_STARTED, self.actor.name, self.identity, {
                 "environment": self.environment, "version": self.release.version, "digest": self.release.digest,
                 "lock_id": self.lock.lock_id, "hosts": self.planned, "recorded_release": self.recorded,
                 "in_doubt_before": sorted(self.doubted), **self.context,
-            })
+            }, still_promotable)
         try:
             return self._go(extravars)
         except BaseException as exc:
