@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
 DEFAULT_CONFIG_NAME = "relpromote.yml"
+GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"  # a POSIX group name
 
 
 class _Strict(BaseModel):
@@ -229,6 +230,9 @@ class Config(_Strict):
     allow: GlobalAllowConfig = GlobalAllowConfig()
     refresh: RefreshSection = None  # QA data from production, masked (relpromote refresh-qa)
     parity: ParityConfig = ParityConfig()  # relpromote parity and its gate
+    # The operators' group that shares the project folder on one host: the ledger, the store and the run folders are
+    # made its own (relpromote.adapters.shared_folder). Unset: they stay private to whoever made them.
+    group: Annotated[str, Field(pattern=GROUP_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _refresh_environments(self) -> Config:
@@ -351,6 +355,8 @@ def _first_problem(exc: ValidationError, model: type[BaseModel] | None = None, p
         return f"{key}: required key is missing; add it"
     if kind == "string_pattern_mismatch" and loc[-1] == "key":
         return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed (or `ssh-ed25519 AAAA…` without its comment)"
+    if kind == "string_pattern_mismatch" and loc == ("group",):
+        return f"{key}: {error['input']!r} is not a group name; give the name of a group of this host (letters, digits, '.', '-', '_')"
     if kind == "string_pattern_mismatch":
         return f"{key}: {error['input']!r} is not a valid name; use lower-case letters, digits, '-' and '_'"
     if kind == "value_error":

@@ -16,6 +16,7 @@ from relpromote.state import ProjectState
 
 if TYPE_CHECKING:
     from relpromote.adapters.artifact_store import LocalArtifactStore
+    from relpromote.adapters.shared_folder import SharedFolder
     from relpromote.identity import Identity
 
 
@@ -55,11 +56,20 @@ class Project:
     config_path: Path
     config: Config
     _ledger: LedgerStore | None = field(default=None, repr=False)
+    shared: SharedFolder | None = field(default=None, repr=False)  # with `group:`: the parts the group shares
+    notes: list[str] = field(default_factory=list, repr=False)  # what opening found and could not fix, one line each
 
     @classmethod
     def open(cls, config_path: Path) -> Project:
         config = load_config(config_path)
-        return cls(config_path.resolve().parent, config_path, config)
+        project = cls(config_path.resolve().parent, config_path, config)
+        if config.group is not None:
+            from relpromote.adapters.shared_folder import shared_folder
+
+            project.shared = shared_folder(config.group, str(config_path), project.root / ".relpromote", project.runs_dir,
+                                           project.resolve(config.store.path), sqlite_path(config.ledger.url, project.root))
+            project.notes = project.shared.open()
+        return project
 
     def resolve(self, configured: str) -> Path:
         path = Path(configured).expanduser()
@@ -76,7 +86,12 @@ class Project:
     def store(self) -> LocalArtifactStore:
         from relpromote.adapters.artifact_store import LocalArtifactStore
 
-        return LocalArtifactStore(self.resolve(self.config.store.path))
+        return LocalArtifactStore(self.resolve(self.config.store.path), read_only_mode=0o444 if self.shared is None else 0o440)
+
+    @property
+    def runs_dir(self) -> Path:
+        """ansible-runner's run folders."""
+        return self.root / ".relpromote" / "runs"
 
     def state(self) -> ProjectState:
         state = trusted_state(self.ledger.entries(), self.config, committed_config(self.config_path))
@@ -97,14 +112,24 @@ class Project:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+        if self.shared is not None:
+            self.shared.repair()  # after the ledger's close: opening its file here would drop SQLite's locks
+
+
+def sqlite_path(url: str, root: Path) -> Path | None:
+    """The ledger's file for a sqlite:/// url (relative to the project), None for any other."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return path if path.is_absolute() else root / path
 
 
 def open_ledger(url: str, root: Path) -> LedgerStore:
-    if url.startswith("sqlite:///"):
+    path = sqlite_path(url, root)
+    if path is not None:
         from relpromote.adapters.sqlite_ledger import SqliteLedger
 
-        path = Path(url.removeprefix("sqlite:///"))
-        return SqliteLedger(path if path.is_absolute() else root / path)
+        return SqliteLedger(path)
     raise BadInput(f"ledger url {url.split(':')[0]}:… is not supported yet; use sqlite:///PATH")
 
 

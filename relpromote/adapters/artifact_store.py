@@ -13,8 +13,9 @@ from relpromote.errors import BadInput
 
 
 class LocalArtifactStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, read_only_mode: int = 0o444) -> None:
         self.root = root
+        self.read_only_mode = read_only_mode  # a stored artifact never changes; 0440 when a group shares the project
 
     def path_for(self, digest: str) -> Path:
         return self.root / "sha256" / f"{digest}.tar.gz"
@@ -38,7 +39,7 @@ class LocalArtifactStore:
             if final.exists():
                 os.unlink(temporary)
             else:
-                os.chmod(temporary, 0o444)
+                os.chmod(temporary, self.read_only_mode)
                 os.replace(temporary, final)
             return digest, final
         except BaseException:

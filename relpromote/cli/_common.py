@@ -38,6 +38,8 @@ class Session:
             from relpromote.project import Project, config_path_from
 
             self._project = Project.open(config_path_from(self.config_option))
+            for problem in self._project.notes:  # shared files of others' that the `group:` setting could not fix
+                self.note(problem)
         return self._project
 
     def actor(self) -> tuple[Identity, Person]:

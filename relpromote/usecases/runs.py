@@ -32,7 +32,7 @@ def environment_run(
         playbook=project.resolve(playbook),
         inventory=inventory,
         project_dir=project.root,
-        runs_dir=project.root / ".relpromote" / "runs",
+        runs_dir=project.runs_dir,
         # The ledger head this run starts from: promote.yml and rollback.yml leave it on the hosts (witness.py).
         extravars={"relpromote_witness": ledger_head(project, environment), **extravars},
         envvars={**access.envvars, **ssh_envvars(inventory)},  # the environment's pinned host keys, checked strictly
