@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,9 @@ class Login:
 class JumpHost:
     base: Path  # the shared parent of the project (under /srv: nothing of the test's own in the scanned folders)
     park: Path
-    logins: list[Login]
+    logins: list[Login]  # in `group`
     group: str
+    outsiders: list[Login] = field(default_factory=list)  # logins of the same host that are not in `group`
 
     def command(self, login: Login, args: list[str], cwd: Path) -> list[str]:
         env = {"HOME": str(login.home), "USER": login.name, "LOGNAME": login.name, "PATH": f"{BIN}:/usr/bin:/bin",
@@ -129,11 +130,12 @@ def _end_processes_of(uid: int) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def jump_host() -> Iterator[JumpHost]:
+@contextlib.contextmanager
+def jump_host_logins(outsiders: int = 0) -> Iterator[JumpHost]:
+    """Two logins in one group, and `outsiders` more that are not in it; all removed afterwards."""
     tag = uuid.uuid4().hex[:6]
     group = f"rp17g{tag}"
-    names = [f"rp17a{tag}", f"rp17b{tag}"]
+    names = [f"rp17a{tag}", f"rp17b{tag}", *(f"rp17{chr(ord('c') + n)}{tag}" for n in range(outsiders))]
     base = Path(tempfile.mkdtemp(prefix="rp-jump-", dir="/srv"))
     base.chmod(0o755)
     park = base / ".park"
@@ -141,11 +143,12 @@ def jump_host() -> Iterator[JumpHost]:
     logins: list[Login] = []
     subprocess.run(["groupadd", group], check=True)
     try:
-        for name in names:
-            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", "--groups", group, name], check=True)
+        for index, name in enumerate(names):
+            groups = ["--groups", group] if index < 2 else []
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", *groups, name], check=True)
             entry = pwd.getpwnam(name)
             logins.append(Login(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir)))
-        yield JumpHost(base, park, logins, group)
+        yield JumpHost(base, park, logins[:2], group, logins[2:])
     finally:
         for login in logins:
             _end_processes_of(login.uid)
@@ -156,6 +159,12 @@ def jump_host() -> Iterator[JumpHost]:
             subprocess.run(["userdel", "--remove", login.name], capture_output=True)
         subprocess.run(["groupdel", group], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def jump_host() -> Iterator[JumpHost]:
+    with jump_host_logins() as jump:
+        yield jump
 
 
 def _owned_by(uid: int, top: Path) -> list[Path]:
@@ -203,9 +212,9 @@ def _install_ssh_key(farm: SshHostFarm, login: Login) -> None:
     _give(ssh, login)
 
 
-def _project(jump: JumpHost, farm: SshHostFarm, operators: dict[str, Login]) -> Cli:
+def _project(jump: JumpHost, farm: SshHostFarm, operators: dict[str, Login], **config: Any) -> Cli:
     """A promotion project on real hosts with 1.0.0 and 1.1.0 built (by root's alice); each login's key in its home."""
-    project = make_project(jump.base / "proj", {"alice": ["release_manager"], **{p: ["operator"] for p in operators}})
+    project = make_project(jump.base / "proj", {"alice": ["release_manager"], **{p: ["operator"] for p in operators}}, **config)
     write_inventories(project, farm)
     for environment in ("qa", "deployment", "production"):
         hosts_file = project.cwd / "inventories" / environment / "hosts.yml"
