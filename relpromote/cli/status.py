@@ -32,11 +32,21 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
     state = project.state()
+    # Entries that do not count (signature, link, signer's key or role): the board says so, as every gate does.
+    problems = [{"seq": problem.seq, "reason": problem.reason} for problem in state.ignored]
+    ledger_line = ""
+    if problems:
+        count = f"{len(problems)} {'entry does' if len(problems) == 1 else 'entries do'} not count"
+        ledger_line = f"LEDGER: {count} (#{problems[0]['seq']}: {problems[0]['reason']}): relpromote audit verify"
     rows = []
     for name in names:
         row = state.environments[name].as_data()
         blocked = current_blocked(state, name)
         attention = []
+        if ledger_line:
+            protected = project.config.environment(name).protected
+            attention.append(f"{ledger_line}; {'promotions and approvals are refused' if protected else 'gates ignore them'} "
+                             "until the ledger verifies")
         runs = runs_in_doubt(project, name, state.environments[name].in_doubt)
         doubted = [run for run in runs if run["state"] == "in doubt"]
         row["in_doubt"] = doubted
@@ -81,7 +91,8 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
         from relpromote.usecases.board import write_board
 
         write_board(project, state, rows, html)
-    session.emit({"project": project.config.project, "environments": rows, "release_count": len(state.releases)}, human)
+    session.emit({"project": project.config.project, "environments": rows, "release_count": len(state.releases),
+                  "ledger_problems": problems}, human)
 
 
 @click.command()
@@ -102,8 +113,11 @@ def history(
     if env_name:
         project.config.environment(env_name)
     window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
-    rows = [history_row(e) for e in entries_about(project.ledger.entries(), env_name, version, person=person, kinds=kinds,
-                                                  since=window[0], until=window[1])]
+    entries = project.ledger.entries()
+    # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
+    not_counted = {problem.seq: problem.reason for problem in project.state().ignored}
+    rows = [{**history_row(e), "counts": e.seq not in not_counted, "not_counted": not_counted.get(e.seq)}
+            for e in entries_about(entries, env_name, version, person=person, kinds=kinds, since=window[0], until=window[1])]
 
     def human(console: Console) -> None:
         # Fits 80 columns: what/who/when never wrap; the outcome (result: reason) wraps in the last column.
@@ -116,9 +130,11 @@ def history(
             what = verb + (f"{' to' if verb == 'rollback' else ''} {row['version']}" if row["version"] else "")
             result = (row["result"] or "").replace("_", " ")
             outcome = f"{result}: {row['reason']}" if result and row["reason"] else (result or row["reason"] or "")
+            if not row["counts"]:
+                outcome = f"DOES NOT COUNT ({row['not_counted']}){'; ' + outcome if outcome else ''}"
             if len(outcome) > OUTCOME_WIDTH:  # the whole reason is in --json and in `show VERSION`
                 outcome = outcome[: OUTCOME_WIDTH - 1].rstrip() + "…"
-            failed = row["result"] in ("failed", "rolled_back", "interrupted", "rollback_failed", "rejected")
+            failed = row["result"] in ("failed", "rolled_back", "interrupted", "rollback_failed", "rejected") or not row["counts"]
             table.add_row(str(row["seq"]), _when(row["at"]), row["actor"], what, row["environment"] or "-", outcome,
                           style="red" if failed else None)
         console.print(table)

@@ -157,6 +157,16 @@ def test_forged_approval_with_an_unlisted_key_counts_nowhere(project: Cli) -> No
     assert why in refusal(project, "promote", "1.0.0", "--to", "production", "--check", identity="alice")
     assert "refused by rule 'ledger'" in refusal(project, "promote", "1.0.0", "--to", "production", "--check", identity="alice")
     assert audit_failure(project) == f"relpromote: ledger entry {why.replace(':', ' is bad:', 1)}"
+    # The board and the history say so too: the forged row is shown as one that does not count.
+    board = project.json("status")
+    assert board["ledger_problems"] == [{"seq": forged.seq, "reason": "signed with a key the config gives no one (recorded as carol)"}]
+    assert "LEDGER: 1 entry does not count" in " ".join(project.run("status").stdout.split())
+    refused = {row["environment"]: row["attention"][0] for row in board["environments"]}
+    assert "promotions and approvals are refused" in refused["production"] and "gates ignore them" in refused["qa"]
+    rows = {row["seq"]: row for row in project.json("history")["entries"]}
+    assert rows[forged.seq]["counts"] is False and "gives no one" in rows[forged.seq]["not_counted"]
+    assert all(row["counts"] for seq, row in rows.items() if seq != forged.seq)
+    assert "DOES NOT COUNT" in project.run("history", "--kind", "approval").stdout
 
 
 def test_forged_acceptance_is_ignored_loudly_outside_production(project: Cli) -> None:
