@@ -117,7 +117,9 @@ def run_playbook(
     ssh = ssh_envvars()
     ident = new_ident(run.label)
     private = run.runs_dir / ident
-    private.mkdir(parents=True)
+    # This login's alone while the run lasts, from the moment it exists: it holds the executable ansible-runner starts, so
+    # in a folder shared with a group (`group:`) no other member may put or swap a file in it (given back at the end).
+    private.mkdir(mode=0o700, parents=True)
     os.chmod(private, 0o700)
     local_temp = RunTemp("ansible")  # this user's, 0700; what a killed run left is removed by the next (control_path.py)
     cmdline = [f"--vault-id={vault_id}" for vault_id in run.vault_ids]
