@@ -83,6 +83,15 @@ class ApprovalConfig(_Strict):
     separation_of_duties: bool = True  # the approver is neither the builder nor the requester
 
 
+class AuthorityConfig(_Strict):
+    """Changes to who may do what (people, roles, approval policy, freezes) count in the environments listed under
+    `require_approval` only once someone holding one of the `approvers` roles in the authority in force before the
+    change approved it (`relpromote authority approve`); see relpromote.authority."""
+
+    require_approval: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = []
+    approvers: Roles = ["admin"]
+
+
 class FreezeWindow(_Strict):
     """A period with no promotions: a date range (`start`..`end`, inclusive) or a cron expression
     (`cron`: minute hour day-of-month month day-of-week, names such as MON-FRI, or @daily) matching
@@ -243,6 +252,14 @@ class Config(_Strict):
         return self
     source: SourceConfig = SourceConfig()
     announce: AnnounceConfig = AnnounceConfig()  # channels for release announcements (relpromote.announce)
+    authority: AuthorityConfig = AuthorityConfig()  # who approves changes to who may do what (relpromote.authority)
+
+    @model_validator(mode="after")
+    def _authority_environments(self) -> Config:
+        for index, name in enumerate(self.authority.require_approval):
+            if name not in self.environments:
+                raise _PathError(f"authority.require_approval.{index}", f"environment '{name}' is not defined; use one of {', '.join(self.promotion_path)}")
+        return self
 
     @model_validator(mode="after")
     def _parity_environments(self) -> Config:

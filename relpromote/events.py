@@ -22,3 +22,8 @@ PARITY_CHECKED = "parity.checked"  # relpromote parity ENV_A ENV_B: what differe
 VERIFY_FINISHED = "verify.finished"  # relpromote verify ENV: what each host runs against the ledger, and any drift
 ANNOUNCEMENT_FINISHED = "announcement.finished"  # the notes sent to the config's channels: each channel sent or failed (relpromote announce)
 HOSTS_TRUSTED = "hosts.trusted"  # relpromote hosts trust: who pinned which SSH host keys (fingerprints) for an environment
+# The config's authority (people, roles, approval policy, freezes: relpromote.authority): recorded, signed by whoever first
+# acts under it; the first one recorded is the root (trusted on first use). `relpromote authority approve` brings a change
+# into force, signed by an approver of the authority in force before it.
+AUTHORITY_RECORDED = "authority.recorded"
+AUTHORITY_APPROVED = "authority.approved"

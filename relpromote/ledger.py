@@ -278,6 +278,8 @@ class LedgerStore(Protocol):
 
     # Added to every payload under "config" when set: the config's commit and digest at the decision.
     stamp: Callable[[], dict[str, Any]] | None
+    # Given the last authority.recorded payload, what to record before this entry (the config's authority changed), or None.
+    authority: Callable[[dict[str, Any] | None], dict[str, Any] | None] | None
 
     def append(
         self, kind: str, actor: str, identity: Identity, payload: dict[str, Any], precondition: Precondition | None = None

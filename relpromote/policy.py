@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from relpromote import events
+from relpromote.authority import authority_digest, authority_document, authority_status
 from relpromote.config import ApprovalConfig, Config, Person
 from relpromote.errors import Refused
 from relpromote.evidence import evidence_problem
@@ -192,12 +193,16 @@ def promotion_verdict(
     plan: dict[str, Any] | None = None,
 ) -> Verdict:
     env = config.environment(environment)
+    state = state.for_environment(environment)  # where an approved authority is required, only decisions made under one
     gates = [
         role_gate(config, requester, "promote", environment), ledger_gate(state, environment, env.protected),
-        config_gate(state, environment, env.protected), _not_rejected(state, release), _order(config, state, release, environment),
+        config_gate(state, environment, env.protected), *authority_gate(state, environment),
+        _not_rejected(state, release), _order(config, state, release, environment),
     ]
     if env.approval_policy() is not None:
         approval, reason = valid_approval(config, state, release, environment, requester, now, plan)
+        if approval is None:
+            reason += _left_out(state, environment, "approval.granted")
         gates.append(Gate("approval", approval is not None, reason if approval else f"{environment} needs a valid approval: {reason}"))
     window = active_freeze(env.freeze, now)
     if window is None:
@@ -287,7 +292,7 @@ def approval_verdict(
     policy = env.approval_policy() or ApprovalConfig()  # approving where none is required still follows the defaults
     gates = [
         role_gate(config, actor, "approve", environment), ledger_gate(state, environment, env.protected),
-        config_gate(state, environment, env.protected), _not_rejected(state, release),
+        config_gate(state, environment, env.protected), *authority_note(state, environment), _not_rejected(state, release),
     ]
     if policy.separation_of_duties:
         own = actor.key == state.built_by_key.get(release.version)
@@ -354,6 +359,44 @@ def ledger_gate(state: ProjectState, environment: str, protected: bool) -> Gate:
         return Gate("ledger", False, f"{environment} is protected and {len(state.ignored)} ledger entries do not verify ({shown}{more}); "
                     "see `relpromote audit verify` and restore the ledger from a verified copy")
     return Gate("ledger", True, f"ignoring {len(state.ignored)} ledger entries that do not verify ({shown}{more})")
+
+
+def authority_gate(state: ProjectState, environment: str) -> list[Gate]:
+    """Where an approved authority is required (authority.require_approval), the config deciding now must be the
+    authority in force: the root trusted on first use, or a change an approver of the one before it approved."""
+    status = state.authority
+    if status is None or environment not in status.required:
+        return []
+    if not status.approved:
+        return [Gate("authority", False, f"{environment} requires an approved authority: {status.unapproved_reason()}")]
+    force = status.in_force
+    if force is None:
+        reason = f"the config's authority {status.current[:12]} becomes the root on its first use (trusted on first use)"
+    else:
+        how = "the root, trusted on first use" if force.root else f"approved by {force.by}"
+        reason = f"the config is the authority in force {force.digest[:12]} ({how}, #{force.seq})"
+    if status.unapproved:
+        shown = "; ".join(problem.line() for problem in status.unapproved[:2])
+        more = f" and {len(status.unapproved) - 2} more" if len(status.unapproved) > 2 else ""
+        reason += f"; not counted here, made under an authority never approved: {shown}{more}"
+    return [Gate("authority", True, reason)]
+
+
+def authority_note(state: ProjectState, environment: str) -> list[Gate]:
+    """A decision is recorded whatever the authority; where one must be approved, say when it will count."""
+    status = state.authority
+    if status is None or environment not in status.required or status.approved:
+        return []
+    return [Gate("authority", True, f"recorded, but it counts in {environment} only once the authority is approved: "
+                 f"{status.unapproved_reason()}")]
+
+
+def _left_out(state: ProjectState, environment: str, kind: str) -> str:
+    status = state.authority
+    if status is None or environment not in status.required:
+        return ""
+    left = [problem for problem in status.unapproved if problem.reason.startswith(f"{kind} by ")]
+    return f"; not counted: {left[-1].line()}" if left else ""
 
 
 def config_gate(state: ProjectState, environment: str, protected: bool) -> Gate:
@@ -459,7 +502,29 @@ def trusted_state(entries: Iterable[Entry], config: Config, config_at: ConfigAt 
             why = entry_authority(config, entry, config_at, cache)
             if why is not None:
                 problems.append(Problem(entry.seq, why))
-    return fold(rows, config, problems)
+    digests: dict[int, str] = {}
+
+    def digest_of(entry: Entry) -> str | None:
+        """The authority the entry was made under: its committed config's (what judged its role), else what it recorded."""
+        governing = _recorded_config(entry, config_at, cache)
+        if isinstance(governing, Config):
+            if id(governing) not in digests:
+                digests[id(governing)] = authority_digest(authority_document(governing))
+            return digests[id(governing)]
+        stamp = entry.payload.get("config")
+        recorded = stamp.get("authority") if isinstance(stamp, dict) else None
+        return recorded if isinstance(recorded, str) else None
+
+    authority = authority_status(rows, config, frozenset(p.seq for p in problems), digest_of)
+    problems += authority.problems
+    state = fold(rows, config, problems)
+    state.authority = authority
+    if authority.required and authority.unapproved:
+        # What the environments requiring an approved authority decide on: the same, without those decisions.
+        view = fold(rows, config, [*problems, *authority.unapproved])
+        view.ignored, view.authority = list(state.ignored), authority
+        state.required_view = view
+    return state
 
 
 def committed_gate(environment: str, protected: bool, commit: str | None, dirty: Sequence[str]) -> Gate:

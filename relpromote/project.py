@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relpromote.adapters.config_history import committed_config, config_stamp
+from relpromote.authority import authority_digest, authority_document, authority_record
 from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
 from relpromote.errors import BadInput, Refused
 from relpromote.ledger import LedgerStore
@@ -79,8 +80,12 @@ class Project:
     def ledger(self) -> LedgerStore:
         if self._ledger is None:
             self._ledger = open_ledger(self.config.ledger.url, self.root)
-            self._ledger.stamp = lambda: config_stamp(self.config_path)  # every entry records its config's commit and digest
+            self._ledger.stamp = self._stamp  # every entry records its config's commit and digest, and its authority's
+            self._ledger.authority = lambda last: authority_record(self.config, last)  # recorded when first used
         return self._ledger
+
+    def _stamp(self) -> dict[str, Any]:
+        return {**config_stamp(self.config_path), "authority": authority_digest(authority_document(self.config))}
 
     @property
     def store(self) -> LocalArtifactStore:

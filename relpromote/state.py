@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relpromote import events
 from relpromote.config import Config
 from relpromote.errors import BadInput
 from relpromote.ledger import GENESIS_HASH, Entry, Problem
 from relpromote.release import Release
+
+if TYPE_CHECKING:
+    from relpromote.authority import AuthorityStatus
 
 
 @dataclass
@@ -121,6 +124,17 @@ class ProjectState:
     # The config deciding now: its git commit, sha256, and whether it is exactly as committed there.
     config_record: dict[str, Any] = field(default_factory=dict)
     parity: dict[tuple[str, str], ParityCheck] = field(default_factory=dict)  # (environment, reference) -> last check
+    # Which authority (people, roles, policy) is in force, and the decisions made under one never approved in time
+    # (relpromote.authority); `required_view` is this state without those decisions, what the environments that
+    # require an approved authority decide on (None: no decision was left out).
+    authority: AuthorityStatus | None = None
+    required_view: ProjectState | None = None
+
+    def for_environment(self, environment: str) -> ProjectState:
+        """The state the gates of `environment` decide on."""
+        if self.required_view is not None and self.authority is not None and environment in self.authority.required:
+            return self.required_view
+        return self
 
     def release(self, version: str) -> Release:
         if version not in self.releases:

@@ -50,6 +50,15 @@ def config_stamp(config_path: Path) -> dict[str, Any]:
     return stamp
 
 
+def resolve_commit(config_path: Path, revision: str) -> str | None:
+    """The full commit a revision (HEAD, a branch, a short hash) of the config's repository names, or None."""
+    located = _relative(config_path)
+    if located is None or revision.startswith("-"):
+        return None
+    found = _git(located[0], "rev-parse", "-q", "--verify", f"{revision}^{{commit}}")
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 def committed_config(config_path: Path) -> Callable[[str], Config | str | None]:
     """A lookup: commit -> the config file as committed there, or why there is none (None: a config
     this relpromote can no longer read, so the current one decides)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from relpromote import events
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
 from relpromote.ledger import RENAMED_KIND, SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal, utc_now
@@ -60,6 +61,7 @@ class SqliteLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.stamp: Callable[[], dict[str, Any]] | None = None
+        self.authority: Callable[[dict[str, Any] | None], dict[str, Any] | None] | None = None
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -113,6 +115,12 @@ class SqliteLedger:
                 # so the entries made under the old name keep verifying.
                 renamed = {"from": last_name[0], "to": actor, **({"config": payload["config"]} if "config" in payload else {})}
                 previous = self._insert(seal(previous, RENAMED_KIND, actor, identity, renamed, now))
+            if self.authority is not None:
+                # Who may do what, as this decision is made: recorded, signed by its first user, whenever it changed.
+                changed = self.authority(self._last_payload(events.AUTHORITY_RECORDED))
+                if changed is not None:
+                    changed = {**changed, **({"config": payload["config"]} if "config" in payload else {})}
+                    previous = self._insert(seal(previous, events.AUTHORITY_RECORDED, actor, identity, changed, now))
             entry = self._insert(seal(previous, kind, actor, identity, payload, now))
             self._db.execute("COMMIT")
         except BaseException:
@@ -120,6 +128,14 @@ class SqliteLedger:
                 self._db.execute("ROLLBACK")
             raise
         return entry
+
+    def _last_payload(self, kind: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT payload FROM entries WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,)).fetchone()
+        try:
+            data = json.loads(row[0]) if row else None
+        except (TypeError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _insert(self, entry: Entry) -> Entry:
         self._db.execute(

@@ -31,6 +31,8 @@ VERB_OF_KIND = {
     events.PARITY_CHECKED: "parity",
     events.ANNOUNCEMENT_FINISHED: "announce",
     events.HOSTS_TRUSTED: "trust hosts",
+    events.AUTHORITY_RECORDED: "authority",
+    events.AUTHORITY_APPROVED: "approve authority",
 }
 
 
@@ -69,6 +71,10 @@ def outcome(entry: Entry) -> tuple[str | None, str | None]:
         return p.get("result"), p.get("reason")
     if entry.kind == events.LOCK_RELEASED:
         return "released", p.get("reason")
+    if entry.kind in (events.AUTHORITY_RECORDED, events.AUTHORITY_APPROVED):
+        said = "; ".join(str(c) for c in p.get("changes") or [])
+        return ("approved" if entry.kind == events.AUTHORITY_APPROVED else "recorded"), f"authority {str(p.get('digest'))[:12]}" + (
+            f": {said}" if said else "")
     return None, p.get("reason")
 
 

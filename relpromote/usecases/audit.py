@@ -78,6 +78,14 @@ def audit_ledger(project: Project, expect_head: str | None = None) -> AuditRepor
     if uncommitted:
         report.notes.append(f"{len(uncommitted)} entries were made under an uncommitted config (first #{uncommitted[0]}); "
                             "their roles were judged by the current config")
+    authority = state.authority
+    if authority is not None:
+        if authority.required:
+            # Decisions made under an authority no approver approved in time: they count nowhere that requires one.
+            report.problems = sorted([*report.problems, *authority.unapproved], key=lambda problem: problem.seq)
+        for step in authority.timeline:
+            how = f"the root, trusted on first use (recorded by {step.by})" if step.root else f"approved by {step.by}"
+            report.notes.append(f"#{step.seq}: authority {step.digest[:12]} came into force, {how}")
     renamed = [e for e in entries if e.kind == "person.renamed" and e.seq not in {p.seq for p in report.problems}]
     for entry in renamed:
         report.notes.append(f"#{entry.seq}: {entry.payload.get('from')} is now {entry.payload.get('to')} (same key)")

@@ -111,6 +111,10 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("people add", ["zoe2", "--key", "ed25519:not-a-key", "--role", "qa"], "alice", 2),
     ("people list", [], "alice", 0),
     ("people list", ["extra"], "alice", 2),
+    ("authority show", [], "alice", 0),
+    ("authority show", ["extra"], "alice", 2),
+    ("authority approve", [], "quinn", 3),  # quinn is no admin; approving a change: tests/cli/test_authority.py
+    ("authority approve", ["--commit", "no-such-revision"], "alice", 2),
     ("demo", ["--stop", "--workdir", "{base}/no-demo-here"], "alice", 0),
     ("demo", ["--no-such-option"], "alice", 2),
     ("parity", ["deployment", "nowhere"], "oscar", 2),  # success and drift (exit 3): tests/integration/test_parity.py
@@ -139,6 +143,8 @@ SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollba
 SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify", "announce"}
 # verify reads real hosts: tests/integration/test_host_truth.py.
 SUCCESS_ELSEWHERE |= {"verify", "hosts trust"}
+# Approving an authority needs an admin and a change to approve: tests/cli/test_authority.py.
+SUCCESS_ELSEWHERE |= {"authority approve"}
 
 
 def test_every_verb_has_cases() -> None:
