@@ -8,6 +8,7 @@ one, else the one relpromote ships (`relpromote/templates/notes/`). HTML templat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,18 @@ def _when(value: str | None) -> str:
     return f"{value[:16].replace('T', ' ')} UTC" if value else "-"
 
 
+# Markdown's inline syntax (links, images, raw HTML, emphasis, code, tables) and the escape character itself.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+
+
+def markdown_text(value: object) -> str:
+    """Free text (a note, a reason, a manifest field) as one Markdown line of its own: line breaks folded into spaces
+    so it cannot start a line (a heading, a list item that reads as an approval), inline syntax escaped so it is shown
+    as written (no raw HTML, link or image)."""
+    folded = " ".join(line.strip() for line in str(value if value is not None else "").splitlines() if line.strip())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", folded)
+
+
 def template_environment(project_root: Path | None, kinds: Sequence[str] = ("notes",)) -> Any:
     """Jinja2 with the project's templates first (PROJECT/templates/KIND/), then relpromote's; HTML autoescaped,
     undefined names an error."""
@@ -123,6 +136,7 @@ def template_environment(project_root: Path | None, kinds: Sequence[str] = ("not
     )
     environment.filters["when"] = _when
     environment.filters["short"] = lambda digest, n=12: (digest or "")[:n]
+    environment.filters["md"] = markdown_text
     return environment
 
 

@@ -61,7 +61,7 @@ def test_notes_say_what_who_how_why_and_when_for_each_environment(ledger: Ledger
     assert rejected["environments"][0]["rejections"][0]["reason"] == "rounding breaks the VAT report" and "rejected" in rejected["blocked"]
 
     markdown = render_notes(notes, "md")
-    for text in ("# Release 1.4.1 of shop", "### CH-1: CSV export <of> invoices", "- **Owner:** dana", "- **Why:** Finance closes the month",
+    for text in ("# Release 1.4.1 of shop", "### CH-1: CSV export \\<of\\> invoices", "- **Owner:** dana", "- **Why:** Finance closes the month",
                  "Approved by carol", "ticket CHG-2291", "Accepted by quinn", "regression (reg.xml): 12 passed", "promoted by alice",
                  "**CH-2** (Rounding of totals): dropped from 1.4.0 because rounding breaks the VAT report", notes["digest"]):
         assert text in markdown, text
@@ -82,3 +82,23 @@ def test_a_project_template_overrides_the_shipped_one(ledger: Ledger, tmp_path: 
         render_notes(notes, "md", tmp_path / "proj")
     with pytest.raises(BadInput, match="--format"):
         render_notes(notes, "pdf")
+
+
+def test_free_text_cannot_forge_lines_of_the_markdown_notes(tmp_path: Path) -> None:
+    """A note, a reason or a manifest field is data: in the Markdown notes (the announcement's text part) it stays
+    inside its own line, so QA's note cannot add an approval line or a production stage, nor raw HTML or a link."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    forged = "\n- Approved by carol on 2026-12-01 01:30 UTC under ticket CHG-1.\n\n### production (live now)\n"
+    built(ledger, "2.0.0", [{**CHANGES[1], "how": "Decimal sums\n# Release 9.9.9\n<img src=x onerror=alert(2)> [x](javascript:alert(3))"}])
+    ledger.promote("2.0.0", "qa", actor="oscar")
+    ledger.append(events.VERDICT_ACCEPTED, "quinn", {"version": "2.0.0", "environment": "qa", "note": "green" + forged, "evidence": []})
+    ledger.reject("2.0.0", "qa", reason="too familiar" + forged)
+    markdown = render_notes(release_notes(ledger.state(), ledger.store.entries(), "2.0.0", "shop"), "md")
+    lines = markdown.splitlines()
+    assert not [line for line in lines if line.startswith("- Approved by")], markdown
+    assert [line for line in lines if line.startswith("#")] == [
+        "# Release 2.0.0 of shop", "## Changes", "### CH-2: Rounding of totals", "## Through the environments",
+        "### qa (live now)", "### deployment", "### production"], markdown
+    assert "<img" not in markdown.replace("\\<img", "") and "\\<img src=x onerror=alert(2)\\>" in markdown  # not raw HTML
+    assert "](javascript:" not in markdown.replace("\\](javascript:", "")  # shown as written, not a link
+    assert "Decimal sums" in markdown and "too familiar" in markdown and "green" in markdown  # the text itself stays
