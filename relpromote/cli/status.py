@@ -10,7 +10,8 @@ from rich.table import Table
 
 from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
-from relpromote.ledger import entries_about, parse_moment
+from relpromote.freeze import active_freeze
+from relpromote.ledger import entries_about, parse_moment, utc_now
 from relpromote.usecases.locking import look_at_holder, runs_in_doubt
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
@@ -32,6 +33,7 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
     state = project.state()
+    now = utc_now()
     # Entries that do not count (signature, link, signer's key or role): the board says so, as every gate does.
     problems = [{"seq": problem.seq, "reason": problem.reason} for problem in state.ignored]
     ledger_line = ""
@@ -53,9 +55,17 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
         row["running"] = [run for run in runs if run["state"] == "running"]
         row["hosts_in_doubt"] = sorted({host for run in doubted for host in run["hosts"]})
         held = project.ledger.current(name)
+        row["lock"] = held.as_data() if held is not None else None
         if held is not None and look_at_holder(held).alive is False:
             attention.append(f"locked by {held.holder}'s {held.purpose} (lock {held.lock_id}), whose process is gone: "
                              f"relpromote lock release --env {name} --lock-id {held.lock_id}")
+        elif held is not None:  # a live run: the next promotion or rollback here waits for it (exit 4)
+            attention.append(f"locked by {held.holder}'s {held.purpose} since {_when(held.since)} (lock {held.lock_id}, "
+                             f"pid {held.pid} on {held.hostname})")
+        window = active_freeze(project.config.environment(name).freeze, now)
+        row["freeze"] = window.reason if window is not None else None
+        if window is not None:
+            attention.append(f"FROZEN: {window.reason} (promotions need --break-glass REASON)")
         if doubted:
             what = "; ".join(f"{run['run']} of {run['version'] or 'no release'} by {run['by']} at {_when(run['at'])} "
                              f"(lock {run['lock_id'] or '-'}): {run['why']}" for run in doubted)
