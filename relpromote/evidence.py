@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from relpromote.adapters.files import read_named_file
 from relpromote.errors import BadInput
 
 KIND = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -95,7 +96,7 @@ def read_evidence(argument: str) -> dict[str, Any]:
         size = path.stat().st_size
         if size > MAX_EVIDENCE_BYTES:
             raise BadInput(f"{path}: {size >> 20} MiB is larger than a test report can be (limit {MAX_EVIDENCE_BYTES >> 20} MiB); pass the JUnit XML file")
-        data = path.read_bytes()
+        data = read_named_file(path, MAX_EVIDENCE_BYTES)  # stat's size says nothing of a pipe or /dev/zero
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the evidence ({exc.strerror}); pass an existing JUnit XML file") from None
     return {"kind": kind, "file": path.name, "sha256": hashlib.sha256(data).hexdigest(), **junit_counts(data, str(path))}

@@ -27,12 +27,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from relpromote.adapters.files import read_named_file
 from relpromote.errors import BadInput
 
 KEY_PREFIX = "ed25519:"
 DEFAULT_IDENTITY = Path("~/.config/relpromote/identity.key")
 SSH_NAMESPACE = "relpromote"  # what an SSH signature is for: never valid as a git commit signature, nor the reverse
 SSH_KEY_TYPES = ("ssh-ed25519", "sk-ssh-ed25519@openssh.com")
+MAX_KEY_FILE_BYTES = 64 << 10  # an ed25519 key file, PEM or OpenSSH, is well under 1 KiB
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def load_identity(path: Path) -> Identity:
     path = path.expanduser()
     try:
         mode = path.stat().st_mode
-        data = path.read_bytes()
+        data = read_named_file(path, MAX_KEY_FILE_BYTES)  # a pipe nobody writes to, or /dev/zero, must not hang
     except FileNotFoundError:
         raise BadInput(
             f"{path}: no identity key; create one with `relpromote keygen NAME --out {path}` "

@@ -8,12 +8,13 @@ from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
+from relpromote.adapters.files import read_named_file
 from relpromote.artifact import build_artifact, read_artifact
 from relpromote.config import Person
 from relpromote.errors import BadInput, Refused
 from relpromote.identity import Identity
 from relpromote.ledger import Entry
-from relpromote.manifest import Manifest, parse_manifest
+from relpromote.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.release import BuildOutcome, Release, decide_build
@@ -32,7 +33,8 @@ class BuildResult:
 
 def read_manifest(path: Path, version: str) -> Manifest:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Read no further than a manifest can be (parse_manifest names the limit); a pipe or device must not hang.
+        text = read_named_file(path, 16 * MAX_MANIFEST_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such manifest; pass --manifest FILE with the release's changes") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from relpromote.adapters.config_history import config_stamp
-from relpromote.adapters.files import write_atomically
+from relpromote.adapters.files import read_named_file, write_atomically
 from relpromote.errors import BadInput, Refused
 from relpromote.evidence_pack import MAX_PACK_BYTES, PackReport, build_pack, cited_evidence, verify_pack
 from relpromote.identity import verify_signature
@@ -54,7 +54,7 @@ def check_pack(path: Path, expect_head: str | None) -> PackReport:
         size = path.stat().st_size
         if size > MAX_PACK_BYTES:
             raise BadInput(f"{path}: {size >> 20} MiB is larger than an evidence pack can be")
-        data = path.read_bytes()
+        data = read_named_file(path, MAX_PACK_BYTES)  # stat's size says nothing of a pipe or /dev/zero
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the pack ({exc.strerror})") from None
     return verify_pack(data, _head(expect_head) if expect_head else None)

@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
+from relpromote.adapters.files import read_named_file
 from relpromote.config import NAME_PATTERN, parse_config
 from relpromote.errors import BadInput
-from relpromote.identity import KEY_PREFIX, verify_public_key
+from relpromote.identity import KEY_PREFIX, MAX_KEY_FILE_BYTES, verify_public_key
 from relpromote.policy import DEFAULT_ROLES
 
 PEOPLE_KEY = re.compile(r"^people:")
@@ -47,7 +48,7 @@ def read_public_key(key: str) -> str:
     if not key.startswith(KEY_PREFIX):
         path = Path(key).expanduser()
         try:
-            text = path.read_text().strip()
+            text = read_named_file(path, MAX_KEY_FILE_BYTES).decode(errors="replace").strip()
         except OSError as exc:
             raise BadInput(f"{key}: not a public key line (ed25519:...) nor a readable file ({exc.strerror}); "
                            "pass the line `relpromote keygen` printed, or its KEYFILE.pub") from None
