@@ -12,6 +12,7 @@ from relpromote.cli._common import Session, pass_session
 from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
 from relpromote.freeze import active_freeze
 from relpromote.ledger import entries_about, parse_moment, utc_now
+from relpromote.policy import authority_gate
 from relpromote.usecases.locking import look_at_holder, runs_in_doubt
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
@@ -49,6 +50,9 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
             protected = project.config.environment(name).protected
             attention.append(f"{ledger_line}; {'promotions and approvals are refused' if protected else 'gates ignore them'} "
                              "until the ledger verifies")
+        refused = [gate for gate in authority_gate(state, name) if not gate.passed]
+        if refused:
+            attention.append(f"AUTHORITY: {refused[0].reason}")
         runs = runs_in_doubt(project, name, state.environments[name].in_doubt)
         doubted = [run for run in runs if run["state"] == "in doubt"]
         row["in_doubt"] = doubted

@@ -140,6 +140,10 @@ def test_an_insider_who_makes_themselves_change_manager_counts_only_once_an_admi
     assert any(p["seq"] == approval_seq and "which no approver approved (mallory +change_manager)" in p["reason"] for p in report["problems"])
     shown = project.json("authority", "show")
     assert shown["current_in_force"] is False and shown["changes"] == ["mallory +change_manager"]
+    # The board says so where it matters, and only there.
+    board = {row["environment"]: row["attention"] for row in project.json("status")["environments"]}
+    assert any(a.startswith("AUTHORITY: production requires an approved authority") for a in board["production"]), board
+    assert not any(a.startswith("AUTHORITY") for a in board["qa"])
     # mallory cannot approve her own change: she is no admin of the authority in force.
     line = refusal(project, "authority", "approve", identity="mallory")
     assert "mallory does not hold an approver role (admin) in the authority in force (approvers there: ada, boss)" in line
@@ -148,6 +152,7 @@ def test_an_insider_who_makes_themselves_change_manager_counts_only_once_an_admi
     assert approved["approved"] is True and approved["changes"] == ["mallory +change_manager"]
     gates = production_gates(project)
     assert gates["authority"]["passed"] and "approved by boss" in gates["authority"]["reason"]
+    assert not any(a.startswith("AUTHORITY") for row in project.json("status")["environments"] for a in row["attention"])
     assert gates["approval"]["passed"] and "approved by mallory under CHG-1" in gates["approval"]["reason"], gates["approval"]
     assert project.json("audit", "verify")["ok"]
     # Approving again changes nothing and records nothing.
