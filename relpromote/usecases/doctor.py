@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from relpromote.adapters.files import read_named_file
 from relpromote.adapters.secrets import check_source
 from relpromote.config import Config
 from relpromote.errors import BadInput
@@ -78,7 +79,7 @@ def toolchain_path(explicit: str | None, project_root: Path | None, start: Path)
 
 def read_toolchain(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_named_file(path, 1 << 20).decode("utf-8")  # a pipe or a device must not hang
     except FileNotFoundError:
         raise BadInput(f"{path}: no toolchain file; pin this machine's with `relpromote doctor --pin` (then review and commit it), "
                        "or pass --file FILE") from None

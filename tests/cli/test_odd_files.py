@@ -36,10 +36,14 @@ CASES = [
     ("evidence pack: /dev/zero", ["evidence", "verify", "/dev/zero"]),
     ("public key: a pipe", ["people", "add", "zed", "--key", "{fifo}", "--role", "qa"]),
     ("public key: /dev/zero", ["people", "add", "zed", "--key", "/dev/zero", "--role", "qa"]),
+    ("toolchain: /dev/zero", ["doctor", "--file", "/dev/zero"]),
+    pytest.param("config: a pipe", ["--config", "{fifo}", "status"], marks=pytest.mark.xfail(
+        strict=True, reason="relpromote/config.py load_config reads with read_text: a pipe nobody writes to hangs, "
+                            "/dev/zero is read until memory runs out (use adapters.files.read_named_file)")),
 ]
 
 
-@pytest.mark.parametrize(("case", "args"), CASES, ids=[case for case, _ in CASES])
+@pytest.mark.parametrize(("case", "args"), CASES)
 def test_a_pipe_or_device_given_as_a_file_is_one_line_exit_2(project: Cli, case: str, args: list[str]) -> None:
     base = project.cwd.parent
     values = {"fifo": str(base / "fifo"), "src": str(base / "src"), "alice": str(project.cwd / ".keys" / "alice.key"),
