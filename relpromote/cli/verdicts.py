@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 from relpromote.cli._common import Session, pass_session
+from relpromote.policy import authority_note
 from relpromote.usecases import verdicts
 
 
@@ -57,11 +58,15 @@ def approve(session: Session, version: str, environment: str, ticket: str, expir
     """Approve VERSION (these exact bytes) for ENV under a change ticket."""
     identity, actor = session.actor()
     entry = verdicts.approve(session.project, identity, actor, version, environment, ticket, expires)
+    # Recorded, but where an approved authority is required and the config is not it yet, it counts only once it is.
+    pending = next((gate.reason for gate in authority_note(session.project.state(), environment)), None)
 
     def human(console: Console) -> None:
         p = entry.payload
         until = p["expires_at"][:16]
         console.print(f"{actor.name} approved {version} (sha256 {p['digest'][:12]}) for {environment} under {ticket} until {until}Z", markup=False)
+        if pending:
+            console.print(f"note: {pending}", style="yellow", markup=False)
 
-    session.emit(entry.as_data(), human)
+    session.emit({**entry.as_data(), "authority_pending": pending}, human)
 

@@ -126,6 +126,8 @@ def test_an_insider_who_makes_themselves_change_manager_counts_only_once_an_admi
     # mallory's approval is recorded (the committed config says she may), and so is the new authority, signed by her.
     result = project.run("approve", "1.0.0", "--env", "production", "--ticket", "CHG-1", identity="mallory")
     assert result.returncode == 0, result.stderr
+    # ... and she is told at once that it does not count yet.
+    assert "note: recorded, but it counts in production only once the authority is approved" in " ".join(result.stdout.split())
     assert kinds(project)[-2:] == [events.AUTHORITY_RECORDED, events.APPROVAL_GRANTED]
     # Production refuses: the rule, what changed, who may approve it and how.
     line = refusal(project, "promote", "1.0.0", "--to", "production", "--check", identity="alice")
