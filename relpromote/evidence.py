@@ -91,6 +91,12 @@ def evidence_problem(item: Mapping[str, Any]) -> str | None:
 
 
 def read_evidence(argument: str) -> dict[str, Any]:
+    return read_evidence_file(argument)[0]
+
+
+def read_evidence_file(argument: str) -> tuple[dict[str, Any], bytes]:
+    """The report's counts and digest, and the very bytes they were read from (the ones to keep: a pipe reads once, and
+    a file may change after it was read)."""
     kind, path = split_evidence_argument(argument)
     try:
         size = path.stat().st_size
@@ -99,7 +105,7 @@ def read_evidence(argument: str) -> dict[str, Any]:
         data = read_named_file(path, MAX_EVIDENCE_BYTES)  # stat's size says nothing of a pipe or /dev/zero
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the evidence ({exc.strerror}); pass an existing JUnit XML file") from None
-    return {"kind": kind, "file": path.name, "sha256": hashlib.sha256(data).hexdigest(), **junit_counts(data, str(path))}
+    return {"kind": kind, "file": path.name, "sha256": hashlib.sha256(data).hexdigest(), **junit_counts(data, str(path))}, data
 
 
 def junit_report(suite: str, cases: list[tuple[str, str | None]]) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +11,7 @@ from relpromote import events
 from relpromote.adapters.config_history import committed_config
 from relpromote.config import Person
 from relpromote.errors import BadInput
-from relpromote.evidence import read_evidence, split_evidence_argument
+from relpromote.evidence import read_evidence_file
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict, trusted_state
@@ -22,12 +24,13 @@ def accept(
     project: Project, identity: Identity, actor: Person, version: str, environment: str, evidence_args: Sequence[str], note: str
 ) -> Entry:
     project.config.environment(environment)
-    evidence = [read_evidence(argument) for argument in evidence_args]
+    reports = [read_evidence_file(argument) for argument in evidence_args]
+    evidence = [item for item, _ in reports]
     state = project.state()
     release = state.release(version)
     what = f"acceptance of {version} in {environment}"
     acceptance_verdict(project.config, state, release, environment, actor, evidence).enforce(what)
-    stored = [_keep_evidence(project, argument, item) for argument, item in zip(evidence_args, evidence, strict=True)]
+    stored = [_keep_evidence(project, item, data) for item, data in reports]
     payload = {"version": version, "digest": release.digest, "environment": environment, "evidence": stored, "note": note}
 
     def still_acceptable(entries: list[Entry]) -> None:
@@ -91,12 +94,21 @@ def state_of(project: Project, entries: list[Entry]) -> ProjectState:
     return trusted_state(entries, project.config, committed_config(project.config_path))
 
 
-def _keep_evidence(project: Project, argument: str, item: dict[str, Any]) -> dict[str, Any]:
-    """Keep the report itself in the store, by digest, next to the artifacts it speaks for."""
-    _, path = split_evidence_argument(argument)
+def _keep_evidence(project: Project, item: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """Keep the report itself in the store, by digest, next to the artifacts it speaks for: the bytes that were hashed
+    (not the file read again), put in place by a rename, so a killed accept never leaves a cited report half written."""
     folder = project.store.root / "evidence"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{item['sha256']}.xml").write_bytes(path.read_bytes())
+    target = folder / f"{item['sha256']}.xml"
+    if not (target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == item["sha256"]):
+        temporary = folder / f".{target.name}.{os.getpid()}"
+        try:  # made under the process's umask, as the store's other files (a shared project's group: 0660)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(data)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
     return {**item, "stored": f"evidence/{item['sha256']}.xml"}
 
 
