@@ -1,7 +1,7 @@
 """The ledger: an append-only, hash-chained, signed log of every decision.
 
 This module owns the entry format and the chain rules, with no I/O. Storage adapters
-(`relpromote.adapters.sqlite_ledger`, PostgreSQL later) implement `LedgerStore`.
+(`relpromote.adapters.sqlite_ledger`, `relpromote.adapters.pg_ledger`) implement `LedgerStore`.
 
 An entry's hash covers its sequence number, time, kind, actor, actor's public key, payload and
 the previous entry's hash; the actor's ed25519 key signs that hash. So `verify_chain` proves
@@ -94,6 +94,42 @@ def seal(
 
 CORRUPT_KIND = "(corrupt)"
 RENAMED_KIND = "person.renamed"  # mirrors relpromote.events.PERSON_RENAMED (events imports nothing)
+AUTHORITY_KIND = "authority.recorded"  # mirrors relpromote.events.AUTHORITY_RECORDED
+
+
+def seal_append(
+    previous: Entry | None,
+    kind: str,
+    actor: str,
+    identity: Identity,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    last_name: str | None,
+    authority: Callable[[dict[str, Any] | None], dict[str, Any] | None] | None,
+    last_authority: Callable[[], dict[str, Any] | None],
+) -> list[Entry]:
+    """What one append records, in order, each sealed after the one before (every store calls this inside
+    the transaction that serializes its appends, after re-checking the decision):
+
+    - `person.renamed` when this key last signed under another name (`last_name`): the config now gives it
+      another name, and the rename, signed by the key itself, keeps the entries made under the old name verifying;
+    - `authority.recorded` when `authority` (given the last recorded authority, read by `last_authority`) says who
+      may do what changed: recorded, signed by its first user;
+    - the entry itself.
+    """
+    config = {"config": payload["config"]} if "config" in payload else {}
+    sealed: list[Entry] = []
+    if last_name is not None and last_name != actor:
+        previous = seal(previous, RENAMED_KIND, actor, identity, {"from": last_name, "to": actor, **config}, now)
+        sealed.append(previous)
+    if authority is not None:
+        changed = authority(last_authority())
+        if changed is not None:
+            previous = seal(previous, AUTHORITY_KIND, actor, identity, {**changed, **config}, now)
+            sealed.append(previous)
+    sealed.append(seal(previous, kind, actor, identity, payload, now))
+    return sealed
 
 
 def corrupt_entry(seq: int, stored_hash: str, why: str) -> Entry:

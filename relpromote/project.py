@@ -135,7 +135,11 @@ def open_ledger(url: str, root: Path) -> LedgerStore:
         from relpromote.adapters.sqlite_ledger import SqliteLedger
 
         return SqliteLedger(path)
-    raise BadInput(f"ledger url {url.split(':')[0]}:… is not supported yet; use sqlite:///PATH")
+    if url.startswith(("postgresql://", "postgres://")):
+        from relpromote.adapters.pg_ledger import PgLedger
+
+        return PgLedger(url)
+    raise BadInput(f"ledger url {url.split(':')[0]}:… is not supported; use sqlite:///PATH or postgresql://…")
 
 
 def load_actor(project: Project, identity_option: str | None) -> tuple[Identity, Person]:

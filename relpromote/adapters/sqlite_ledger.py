@@ -17,7 +17,7 @@ from typing import Any
 from relpromote import events
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
-from relpromote.ledger import RENAMED_KIND, SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal, utc_now
+from relpromote.ledger import SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal_append, utc_now
 from relpromote.lock import Lock
 
 MIGRATIONS: dict[int, str] = {
@@ -105,23 +105,15 @@ class SqliteLedger:
             if precondition is not None:
                 precondition(self.entries())
             row = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-            previous = _entry(row) if row else None
-            now = utc_now()
             last_name = self._db.execute(
                 "SELECT actor FROM entries WHERE public_key = ? ORDER BY seq DESC LIMIT 1", (identity.public_key,)
             ).fetchone()
-            if last_name is not None and last_name[0] != actor:
-                # The config now gives this key another name: record the rename, signed by the key itself,
-                # so the entries made under the old name keep verifying.
-                renamed = {"from": last_name[0], "to": actor, **({"config": payload["config"]} if "config" in payload else {})}
-                previous = self._insert(seal(previous, RENAMED_KIND, actor, identity, renamed, now))
-            if self.authority is not None:
-                # Who may do what, as this decision is made: recorded, signed by its first user, whenever it changed.
-                changed = self.authority(self._last_payload(events.AUTHORITY_RECORDED))
-                if changed is not None:
-                    changed = {**changed, **({"config": payload["config"]} if "config" in payload else {})}
-                    previous = self._insert(seal(previous, events.AUTHORITY_RECORDED, actor, identity, changed, now))
-            entry = self._insert(seal(previous, kind, actor, identity, payload, now))
+            # The rename and authority entries this decision needs, then the entry (relpromote.ledger.seal_append).
+            sealed = seal_append(_entry(row) if row else None, kind, actor, identity, payload, utc_now(),
+                                 last_name=last_name[0] if last_name else None, authority=self.authority,
+                                 last_authority=lambda: self._last_payload(events.AUTHORITY_RECORDED))
+            for entry in sealed:
+                self._insert(entry)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:

@@ -112,6 +112,9 @@ class Sighting:
 def look_at_holder(lock: Lock) -> Sighting:
     """Whether the lock's process still runs: only a process of this machine can be looked at, and a pid
     reused by a process started after the lock was taken is not the holder."""
+    if lock.alive is not None:  # the store can tell from any machine (PostgreSQL: the holder's session-level advisory lock)
+        return Sighting(lock.alive, f"the database session of pid {lock.pid} on {lock.hostname} "
+                                    + ("still holds the lock" if lock.alive else "is gone: the lock is stale"))
     machine = lock.hostname.rsplit("@", 1)[-1]
     here = socket.gethostname()
     if machine != here:
