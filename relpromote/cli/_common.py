@@ -79,6 +79,7 @@ def json_event(event: str, **fields: Any) -> None:
 STOPPING = "stopping the run; hosts that switched go back to the recorded release"
 NOT_INTERRUPTED = ("already stopping: the automatic rollback runs to its end and no signal interrupts it "
                    "(kill -9 would leave the hosts in doubt until `relpromote reconcile`)")
+CHECK_STOPPING = "stopping the check (it changes nothing on the hosts); nothing is recorded"
 RUNS_TO_ITS_END = ("a rollback is never stopped half-way: it runs to its end, whatever signals come "
                    "(kill -9 would leave the hosts in doubt until `relpromote reconcile`)")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from relpromote.cli._common import Session, pass_session
+from relpromote.cli._common import CHECK_STOPPING, Session, interruptible, pass_session
 from relpromote.errors import RunFailed
 
 
@@ -29,7 +29,8 @@ def verify(session: Session, hosts_env: str | None, expect_head: str | None) -> 
     if hosts_env is not None:
         from relpromote.usecases.witness import audit_witnesses
 
-        audit_witnesses(session.project, hosts_env, report)
+        with interruptible(session.json_output, first=CHECK_STOPPING, again=CHECK_STOPPING) as stop_asked:
+            audit_witnesses(session.project, hosts_env, report, should_cancel=stop_asked)
     data = report.as_data()
     if not report.ok:
         first = report.problems[0]

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from relpromote.cli._common import Session, pass_session
+from relpromote.cli._common import CHECK_STOPPING, Session, interruptible, pass_session
 from relpromote.cli.progress import Progress
 from relpromote.errors import Refused
 from relpromote.usecases.verify import verify
@@ -31,7 +31,9 @@ def _table(console: Console, result: dict[str, Any]) -> None:
 def verify_command(session: Session, environment: str) -> None:
     """What runs on each host of ENV (link, file hashes, the app's version) against the ledger; exit 3 on drift."""
     identity, actor = session.actor()
-    result = verify(session.project, identity, actor, environment, on_event=Progress(session.json_output, f"verify {environment}"))
+    with interruptible(session.json_output, first=CHECK_STOPPING, again=CHECK_STOPPING) as stop_asked:
+        result = verify(session.project, identity, actor, environment, on_event=Progress(session.json_output, f"verify {environment}"),
+                        should_cancel=stop_asked)
     expected = result["expected"]["version"] or "nothing"
     if result["drift"]:
         if not session.json_output:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput
+from relpromote.errors import BadInput, RunFailed
 from relpromote.identity import Identity
 from relpromote.project import Project
 from relpromote.usecases.runs import environment_run
@@ -17,7 +18,10 @@ from relpromote.verify import HostCheck, check_host, summary_line, unreachable
 VERIFY_PLAYBOOK = "playbooks/verify.yml"
 
 
-def verify(project: Project, identity: Identity, actor: Person, environment: str, on_event: EventHandler | None = None) -> dict[str, Any]:
+def verify(
+    project: Project, identity: Identity, actor: Person, environment: str, on_event: EventHandler | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Every host's link, live release (digest and files) and application answer against the ledger's record.
 
     Changes nothing on the hosts; records `verify.finished` (signed) with what each host runs and how it differs.
@@ -29,7 +33,9 @@ def verify(project: Project, identity: Identity, actor: Person, environment: str
     extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts}
     with vault_access(env.vault) as access:
         run = run_playbook(environment_run(project, environment, VERIFY_PLAYBOOK, f"verify-{environment}", extravars, access),
-                           on_event=on_event)
+                           on_event=on_event, should_cancel=should_cancel)
+    if run.canceled:  # a check stopped half-way says nothing about the hosts: not recorded as a verification
+        raise RunFailed(f"verify {environment} stopped on request before every host was read; nothing recorded")
     if not run.hosts:
         raise BadInput(f"no hosts matched '{env.hosts}' in {env.inventory}; check the inventory")
     facts: dict[str, Any] = run.custom_stats.get("release_verify") or {}

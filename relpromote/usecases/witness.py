@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 from relpromote import events
 from relpromote.adapters.runner import run_playbook
 from relpromote.adapters.vault import vault_access
+from relpromote.errors import RunFailed
 from relpromote.ledger import Entry, Problem
 from relpromote.project import Project
 from relpromote.usecases.audit import AuditReport, head_problem
@@ -47,12 +49,15 @@ def witness_problem(entries: list[Entry], environment: str, host: str, witness: 
     return None
 
 
-def audit_witnesses(project: Project, environment: str, report: AuditReport) -> None:
+def audit_witnesses(project: Project, environment: str, report: AuditReport, should_cancel: Callable[[], bool] | None = None) -> None:
     """Read every host's witness and add what disagrees with the ledger to `report`."""
     env = project.config.environment(environment)
     extravars = {"relpromote_environment": environment, "relpromote_hosts": env.hosts}
     with vault_access(env.vault) as access:
-        run = run_playbook(environment_run(project, environment, WITNESS_PLAYBOOK, f"witness-{environment}", extravars, access))
+        run = run_playbook(environment_run(project, environment, WITNESS_PLAYBOOK, f"witness-{environment}", extravars, access),
+                           should_cancel=should_cancel)
+    if run.canceled:  # the witnesses were not all read: no verdict, neither ok nor truncated
+        raise RunFailed(f"audit verify --hosts {environment} stopped on request before every host's witness was read")
     entries = project.ledger.entries()
     published: dict[str, Any] = run.custom_stats.get("relpromote_witness") or {}
     for host in sorted(run.hosts):
