@@ -107,6 +107,9 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("audit verify", ["--expect-head", "999:0000"], "alice", 2),
     ("audit checkpoint", ["--out", "{base}/checkpoint.json"], "alice", 0),
     ("audit checkpoint", [], "nobody", 2),
+    ("ledger init-db", ["--grant", "relpromote", "--sql"], "alice", 0),  # running it: tests/integration/test_pg_ledger.py
+    ("ledger init-db", ["--url", "postgresql://owner:s3cret@localhost/ledger", "--grant", "relpromote"], "alice", 2),
+    ("ledger migrate", ["--to", "sqlite:///{base}/other.db"], "alice", 2),
     ("people add", ["zoe", "--key", "{base}/zoe.key.pub", "--role", "qa"], "alice", 0),
     ("people add", ["zoe2", "--key", "ed25519:not-a-key", "--role", "qa"], "alice", 2),
     ("people list", [], "alice", 0),
@@ -145,6 +148,8 @@ SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify", "announce"}
 SUCCESS_ELSEWHERE |= {"verify", "hosts trust"}
 # Approving an authority needs an admin and a change to approve: tests/cli/test_authority.py.
 SUCCESS_ELSEWHERE |= {"authority approve"}
+# Migrating needs a PostgreSQL server: tests/integration/test_pg_ledger.py.
+SUCCESS_ELSEWHERE |= {"ledger migrate"}
 
 
 def test_every_verb_has_cases() -> None:
