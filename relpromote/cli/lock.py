@@ -44,7 +44,8 @@ def status(session: Session, env_option: str | None, positional: str | None) -> 
             console.print(f"{environment} is free", markup=False)
         else:
             console.print(f"{environment} is locked by {held.holder} ({held.purpose}) since {held.since[:19]}Z, "
-                          f"lock id {held.lock_id}, pid {held.pid} on {held.hostname}", markup=False)
+                          f"lock id {held.lock_id}, pid {held.pid} on {held.hostname}"
+                          + ("; STALE: its holder's database session is gone" if held.alive is False else ""), markup=False)
 
     session.emit({"environment": environment, "locked": held is not None, "lock": held.as_data() if held else None}, human)
 

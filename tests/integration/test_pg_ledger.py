@@ -371,6 +371,7 @@ def test_a_live_holder_blocks_others_and_a_killed_one_leaves_a_visibly_stale_loc
         holder.wait(timeout=30)
         status = project.json("lock", "status", "--env", "qa")
         assert status["lock"]["lock_id"] == lock_id and status["lock"]["holder_alive"] is False
+        assert "STALE: its holder's database session is gone" in project.run("lock", "status", "--env", "qa", check=True).stdout
         store = PgLedger(project_url(project))
         try:
             with pytest.raises(Busy, match="its database session is gone"):
