@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,14 @@ from relpromote.adapters.sqlite_ledger import SqliteLedger
 from relpromote.errors import BadInput, Busy, ExitCode
 from relpromote.ledger import Entry, LedgerStore, verify_chain
 from relpromote.lock import Lock
-from relpromote.project import Project
+from relpromote.project import Project, load_actor
 from relpromote.testing.postgres import PostgresCluster
+from relpromote.testing.sshd import SshHostFarm
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.promote import PromoteRequest, promote
 from tests.helpers import REPO, Cli, make_app_source, make_project, one_line_error, write_manifest
+from tests.integration.conftest import commit_project, write_inventories
+from tests.integration.test_promote import build, live_version
 from tests.unit.real_ledger import Ledger, new_identity
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -335,8 +339,9 @@ def test_a_password_in_the_url_is_refused(world: dict[str, Any], pg: PostgresClu
 HOLDER = """
 import sys, time
 from pathlib import Path
-from relpromote.project import Project
+from relpromote.project import Project, load_actor
 from relpromote.usecases.locking import environment_lock
+from relpromote.usecases.promote import PromoteRequest, promote
 
 project = Project.open(Path(sys.argv[1]))
 with environment_lock(project, "qa", "oscar", "promote 1.0.0") as lock:
@@ -391,3 +396,37 @@ def test_a_live_holder_blocks_others_and_a_killed_one_leaves_a_visibly_stale_loc
 
 def project_url(project: Cli) -> str:
     return str(yaml.safe_load((project.cwd / "relpromote.yml").read_text())["ledger"]["url"])
+
+
+def test_two_operators_in_two_clones_share_one_chain_and_one_lock(pg: PostgresCluster, tmp_path: Path, farm: SshHostFarm) -> None:
+    """Two clones of one project on one PostgreSQL ledger: while the first operator's promotion runs, the second's gets
+    exit 4 naming the first run; afterwards both see one chain that verifies."""
+    first = make_project(tmp_path / "first")
+    write_inventories(first, farm)
+    set_ledger_url(first, url(pg, fresh_database(pg)))
+    commit_project(first, "share the ledger on PostgreSQL")
+    build(first, make_app_source(tmp_path / "app"), "1.0.0", "hello")
+    shutil.copytree(first.cwd, tmp_path / "second", symlinks=True)  # another operator's clone, keys and store included
+    second = Cli(tmp_path / "second")
+
+    refused: list[subprocess.CompletedProcess[str]] = []
+
+    def second_operator_tries_meanwhile(event: Mapping[str, Any]) -> None:
+        if not refused:  # the first event of the run: the first operator holds qa's lock
+            refused.append(second.run("promote", "1.0.0", "--to", "qa", identity="alice"))
+
+    opened = Project.open(first.cwd / "relpromote.yml")
+    try:
+        identity, actor = load_actor(opened, str(first.cwd / ".keys" / "oscar.key"))
+        promote(opened, identity, actor, PromoteRequest("1.0.0", "qa"), on_event=second_operator_tries_meanwhile)
+    finally:
+        opened.close()
+    assert refused and refused[0].returncode == 4, refused[0].stderr if refused else "no event"
+    line = one_line_error(refused[0])
+    assert "qa is locked by oscar (promotion of 1.0.0)" in line and f"pid {os.getpid()} on " in line
+    assert live_version(farm, "qa-app-1") == "1.0.0" and live_version(farm, "qa-app-2") == "1.0.0"
+    seen_by_second = second.json("audit", "verify")
+    assert seen_by_second["ok"] and seen_by_second["head"] == first.json("audit", "verify")["head"]
+    kinds = [e["kind"] for e in second.json("history")["entries"]]
+    assert kinds.count(events.PROMOTION_FINISHED) == 1 and events.RELEASE_BUILT in kinds
+    assert second.json("lock", "status", "--env", "qa")["locked"] is False
