@@ -120,6 +120,16 @@ class Message:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def _one_line(value: object) -> str:
+    """Free text (a manifest's title, why) on one line: a line break in it cannot add a line of its own to the mail."""
+    return " ".join(str(value if value is not None else "").split())
+
+
+def _slack_text(value: object) -> str:
+    """Shown as written in Slack's mrkdwn: its control sequences (<!channel>, <url|text>) start with <, escaped as Slack says."""
+    return _one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def headline(project: str, version: str, environment: str, stage: Stage, reason: str | None = None) -> str:
     if stage == "before":
         return f"[{project}] {version} is about to go to {environment}"
@@ -131,7 +141,7 @@ def headline(project: str, version: str, environment: str, stage: Stage, reason:
 def compose(notes: dict[str, Any], environment: str, stage: Stage, text_notes: str, html_notes: str, reason: str | None = None) -> Message:
     project, version = str(notes.get("project") or ""), str(notes["version"])
     subject = headline(project, version, environment, stage, reason)
-    changes = "\n".join(f"- {c['id']} ({c['type']}): {c['title']}" for c in notes.get("changes", []))
+    changes = "\n".join(f"- {c['id']} ({c['type']}): {_one_line(c['title'])}" for c in notes.get("changes", []))
     text = f"{subject}\n\nChanges:\n{changes}\n\n{text_notes}"
     return Message(project, version, environment, stage, subject, text, html_notes, notes)
 
@@ -140,14 +150,17 @@ def webhook_body(message: Message, shape: str) -> dict[str, Any]:
     """The JSON a webhook receives: relpromote's own shape, Slack's (`text` + `blocks`) or Teams' (a MessageCard)."""
     changes = [{"id": c["id"], "type": c["type"], "title": c["title"], "owner": c["owner"], "why": c["why"], "how": c["how"]}
                for c in message.notes.get("changes", [])]
-    lines = "\n".join(f"• *{c['id']}* {c['title']} ({c['owner']})" for c in changes)
+    lines = "\n".join(f"• *{c['id']}* {_slack_text(c['title'])} ({_slack_text(c['owner'])})" for c in changes)
     if shape == "slack":
         return {"text": message.subject,
                 "blocks": [{"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}},
                            {"type": "section", "text": {"type": "mrkdwn", "text": lines or "no changes listed"}}]}
     if shape == "teams":
+        from relpromote.notes import markdown_text  # Teams reads Markdown (kept out of the config's imports: start-up)
+
         return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": message.subject, "title": message.subject,
-                "text": "\n\n".join(f"**{c['id']}** {c['title']} ({c['owner']}): {c['why']}" for c in changes) or "no changes listed"}
+                "text": "\n\n".join(f"**{c['id']}** {markdown_text(c['title'])} ({markdown_text(c['owner'])}): {markdown_text(c['why'])}"
+                                      for c in changes) or "no changes listed"}
     return {"project": message.project, "version": message.version, "environment": message.environment, "stage": message.stage,
             "subject": message.subject, "digest": message.notes.get("digest"), "changes": changes, "text": message.text}
 

@@ -68,3 +68,17 @@ def test_retries_back_off_and_stop_at_the_first_success() -> None:
 
     attempts, error = with_retries(dead, 3, 0.5, waits.append)
     assert attempts == 3 and waits == [0.5, 1.0] and error is not None and "Connection refused" in error
+
+
+def test_a_change_cannot_ping_a_channel_add_a_link_or_forge_a_line() -> None:
+    """A manifest's title or why is data: Slack's control sequences (<!channel>, <url|text>) and Teams' Markdown are
+    shown as written, and a line break cannot add a line to the mail's text part."""
+    hostile = {"id": "CH-9", "type": "fix", "title": "Fix <!channel> <https://evil.test|Approved by carol>\n- CH-10 (fix): Approved",
+               "owner": "dana", "why": "[click](https://evil.test)\n# Approved", "how": "h"}
+    message = compose({**NOTES, "changes": [hostile]}, "production", "after", "", "")
+    slack = webhook_body(message, "slack")["blocks"][1]["text"]["text"]
+    assert "<!channel>" not in slack and "<https://" not in slack and "&lt;!channel&gt;" in slack
+    teams = webhook_body(message, "teams")["text"]
+    assert "[click](https://" not in teams and "\n# Approved" not in teams
+    assert [line for line in message.text.splitlines() if line.startswith("- ")] == [
+        "- CH-9 (fix): Fix <!channel> <https://evil.test|Approved by carol> - CH-10 (fix): Approved"]
