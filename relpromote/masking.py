@@ -326,6 +326,12 @@ def _fake_digits(value_sql: str, key_sql: str) -> str:
     )
 
 
+# Ends a subquery that names an intermediate value: without it the planner pulls the subquery up and pastes the
+# expression into every place that reads the name, so a regular expression or hash read five times is computed five
+# times (fake phones: 25 µs a row instead of 6).
+FENCE = " OFFSET 0"
+
+
 def _digits_permutation(digits_sql: str, seed_sql: str) -> str:
     """A keyed permutation of n-digit strings (n <= 18; longer ones are split): a four-round Feistel network on the
     number's two halves, so different inputs of one length always give different outputs (unique stays unique),
@@ -339,17 +345,17 @@ def _digits_permutation(digits_sql: str, seed_sql: str) -> str:
             "(SELECT CASE WHEN z.n = 0 THEN '' ELSE lpad((s4.a * z.pv + s4.b)::text, z.n, '0') END "
             f"FROM (SELECT length(d) AS n, CASE WHEN d = '' THEN 0 ELSE d::bigint END AS x, "
             "(10::numeric ^ (length(d) / 2))::bigint AS pu, (10::numeric ^ (length(d) - length(d) / 2))::bigint AS pv "
-            f"FROM (SELECT {d} AS d) d0) z, "
-            "LATERAL (SELECT z.x / z.pv AS a, z.x % z.pv AS b) s0, "
-            f"LATERAL (SELECT s0.b AS a, (s0.a + {round_key('s0.b', 1, 'z.pu')}) % z.pu AS b) s1, "
-            f"LATERAL (SELECT s1.b AS a, (s1.a + {round_key('s1.b', 2, 'z.pv')}) % z.pv AS b) s2, "
-            f"LATERAL (SELECT s2.b AS a, (s2.a + {round_key('s2.b', 3, 'z.pu')}) % z.pu AS b) s3, "
-            f"LATERAL (SELECT s3.b AS a, (s3.a + {round_key('s3.b', 4, 'z.pv')}) % z.pv AS b) s4)"
+            f"FROM (SELECT {d} AS d{FENCE}) d0{FENCE}) z, "
+            f"LATERAL (SELECT z.x / z.pv AS a, z.x % z.pv AS b{FENCE}) s0, "
+            f"LATERAL (SELECT s0.b AS a, (s0.a + {round_key('s0.b', 1, 'z.pu')}) % z.pu AS b{FENCE}) s1, "
+            f"LATERAL (SELECT s1.b AS a, (s1.a + {round_key('s1.b', 2, 'z.pv')}) % z.pv AS b{FENCE}) s2, "
+            f"LATERAL (SELECT s2.b AS a, (s2.a + {round_key('s2.b', 3, 'z.pu')}) % z.pu AS b{FENCE}) s3, "
+            f"LATERAL (SELECT s3.b AS a, (s3.a + {round_key('s3.b', 4, 'z.pv')}) % z.pv AS b{FENCE}) s4)"
         )
 
     return (f"(SELECT CASE WHEN length(dd) <= 18 THEN {permute('dd')} "
             f"ELSE {permute('left(dd, 18)')} || {permute('substr(dd, 19, 18)')} || substr(dd, 37) END "
-            f"FROM (SELECT {digits_sql} AS dd) dd0)")
+            f"FROM (SELECT {digits_sql} AS dd{FENCE}) dd0)")
 
 
 def _refill_digits(template_sql: str, digits_sql: str) -> str:
@@ -375,7 +381,7 @@ def _fake_phone(value_sql: str, seed_sql: str, unique: bool = False) -> str:
         f"(SELECT p1.prefix || {digits} "
         f"FROM (SELECT p0.prefix, substr(p0.c, length(p0.prefix) + 1) AS rest FROM "
         f"(SELECT c, coalesce(substring(c from {quote_literal(PHONE_PREFIX_RE)}), '') AS prefix FROM "
-        f"(SELECT btrim(regexp_replace({value_sql}, {quote_literal(PHONE_CHARACTERS_RE)}, '', 'g')) AS c) c0) p0) p1)"
+        f"(SELECT btrim(regexp_replace({value_sql}, {quote_literal(PHONE_CHARACTERS_RE)}, '', 'g')) AS c{FENCE}) c0{FENCE}) p0{FENCE}) p1)"
     )
 
 
@@ -398,7 +404,7 @@ def _unique_fake_name(value_sql: str) -> str:
 
     given = " || ".join(syllable(i) for i in range(4))
     family = " || ".join(syllable(i) for i in range(4, 8))
-    return (f"(SELECT initcap({given}) || ' ' || initcap({family}) FROM (SELECT decode({_md5_of(value_sql)}, 'hex') AS b) h, "
+    return (f"(SELECT initcap({given}) || ' ' || initcap({family}) FROM (SELECT decode({_md5_of(value_sql)}, 'hex') AS b{FENCE}) h, "
             f"(SELECT decode('{_SYLLABLE_TABLE}', 'hex') AS w) t)")
 
 
@@ -409,7 +415,7 @@ def _format_pseudonym(value_sql: str, keep_prefix: int) -> str:
     rotated = f"substr('{upper * 2}', {shift} + 1, 26) || substr('{lower * 2}', {shift} + 1, 26)"
     digits = _digits_permutation("regexp_replace(f0.rest, '[^0-9]', '', 'g')", _keyed_seed("format_pseudonym"))
     return (f"(SELECT f0.prefix || {_refill_digits(f'translate(f0.rest, {quote_literal(upper + lower)}, {rotated})', digits)} "
-            f"FROM (SELECT left({value_sql}, {keep_prefix}) AS prefix, substr({value_sql}, {keep_prefix + 1}) AS rest) f0)")
+            f"FROM (SELECT left({value_sql}, {keep_prefix}) AS prefix, substr({value_sql}, {keep_prefix + 1}) AS rest{FENCE}) f0)")
 
 
 def mask_expression(rule: ColumnRule, column: Column) -> str:

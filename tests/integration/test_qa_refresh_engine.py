@@ -513,6 +513,47 @@ def test_a_failing_refresh_leaves_qa_unchanged(servers: Servers, refreshed: Outc
     assert (qa_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous")) == before
 
 
+def collision_database(servers: Servers, name: str, rows: list[tuple[str, str]]) -> None:
+    """A production database whose masked values meet production's own (phone, card); QA has an older copy."""
+    schema = "CREATE TABLE accounts (id bigserial PRIMARY KEY, phone text, card text)"
+    for cluster in (servers.prod, servers.qa):
+        cluster.create_database(name)
+        with cluster.connect(name) as conn:
+            conn.execute(schema)
+    with servers.prod.connect(name) as conn:
+        for phone, card in rows:
+            conn.execute("INSERT INTO accounts (phone, card) VALUES (%s, %s)", (phone, card))
+    with servers.qa.connect(name) as conn:
+        conn.execute("INSERT INTO accounts (phone, card) VALUES ('+1 555 0100', 'qa card')")
+
+
+def test_a_masked_value_equal_to_a_production_value_of_its_column_fails_the_refresh(servers: Servers) -> None:
+    # Production already holds a card number masked the way {partial: 4} masks: masking leaves it as it is.
+    collision_database(servers, "collide", [("+1 555 0101", "****1234"), ("+1 555 0102", "4111 1111 1111 9876")])
+    before = fingerprint(servers.qa, "collide")
+    outcome = run_refresh(servers, "collide", qa_data_refresh_masking={"accounts": {"card": {"partial": 4}}},
+                          qa_data_refresh_carry_over=[])
+    assert outcome.rc != 0
+    message = outcome.failures[-1]["msg"]
+    assert "accounts.card: 1 masked values equal production values of that column" in message, message
+    assert fingerprint(servers.qa, "collide") == before
+    assert sorted(name for name in servers.qa.databases() if name.startswith("collide")) == ["collide"]
+
+
+def test_a_fake_phone_equal_to_a_real_number_is_drawn_again(servers: Servers) -> None:
+    # The second number is the first one's fake: masked as it is, the first row would carry a real number into QA.
+    real = "+44 20 7946 0101"
+    fake_of_real = masked(servers, "fake_phone", real)
+    collision_database(servers, "redraw", [(real, "a"), (fake_of_real, "b")])
+    outcome = run_refresh(servers, "redraw", qa_data_refresh_masking={"accounts": {"phone": "fake_phone", "card": "keep"}},
+                          qa_data_refresh_carry_over=[])
+    assert outcome.rc == 0, outcome.failures
+    assert outcome.summary["remasked"] == {"accounts.phone": 1}
+    phones = dict(rows(servers.qa, "redraw", "SELECT card, phone FROM accounts"))
+    assert phones["a"] not in (real, fake_of_real) and phones["b"] not in (real, fake_of_real)
+    assert phones["a"].startswith("+44 ") and len(phones["a"]) == len(real)
+
+
 def test_a_rule_for_a_missing_column_is_refused_before_anything_runs(servers: Servers) -> None:
     before = qa_databases(servers)
     outcome = run_refresh(servers, qa_data_refresh_masking={"customers": {"e_mail": "fake_email"}})

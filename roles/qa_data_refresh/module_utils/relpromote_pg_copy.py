@@ -102,7 +102,8 @@ class Refresh:
         self.pages: dict[str, int] = {}
         self.qa_counts: dict[str, list[int]] = {}  # table key -> rows, then the null/fixed checks' offending values
         self.collisions: dict[str, int] = {}
-        self.leak_sources: list[str] = []  # "table.column" by source number in the leak check's hashes
+        self.leak_sources: list[str] = []  # "table.column" by source number in the table of production's hashes
+        self.source_numbers: dict[tuple[str, str], int] = {}  # (table key, column) -> source number
         self.leaks: list[str] = []
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
@@ -259,11 +260,11 @@ class Refresh:
         if planned:
             holder.send(count_sql(planned))  # production counts its rows in the snapshot while the copies run
         scheduler = Scheduler(self.jobs)
+        hashed, leak_check = self._create_hashes(incoming)
         for table in self.plan["tables"]:
-            self._queue_copy(table, scheduler)
+            self._queue_copy(table, scheduler, hashed.get(table["key"], []))
         for schema, name, columns in carried_in_schema:
             scheduler.add(self._carry_starter(schema, name, columns))
-        leak_check = self._start_leak_check(incoming, scheduler)
         scheduler.run()
         self._phase("copy")
         self.phases.update(scheduler.timings)
@@ -282,7 +283,7 @@ class Refresh:
             self._queue_leak_scans(incoming, finishing)
         finishing.run()
         self.phases.update(finishing.timings)
-        if leak_check:
+        if hashed:
             self._end_leak_check(incoming)
         for qa_archive in carried_qa_only:
             self._restore(qa_archive, "post-data")
@@ -340,33 +341,48 @@ class Refresh:
                         f"refreshing materialized view {failed[0]}")
 
     # -- the leak check --
-    def _start_leak_check(self, incoming: Session, scheduler: Scheduler) -> bool:
-        """Production's keyed hashes of every value (5 characters or more) of every masked column, all of them, not a
-        sample, into a table of the new database, for _queue_leak_scans. Queued with the copies, in the same snapshot."""
-        sources = [t for t in self.plan["tables"] if t.get("leak_sources")]
-        if not sources or not any(t.get("leak_targets") for t in self.plan["tables"]):
-            return False
-        incoming.do(f"CREATE SCHEMA {LEAK_SCHEMA}; CREATE UNLOGGED TABLE {LEAK_TABLE} (f bigint NOT NULL, source smallint NOT NULL)")
-        seed = self.fingerprint_seed
-        for table in sources:
-            values = []
-            for column in table["leak_sources"]:
-                values.append(f"({ident(column)}::text, {len(self.leak_sources)}::smallint)")
-                self.leak_sources.append(f"{table['key']}.{column}")
-            script = (
-                self._snapshot_prelude()
-                + f"COPY (SELECT hashtextextended(x.v, {seed}), x.s FROM ONLY {table['qualified']}, "
-                + f"LATERAL (VALUES {', '.join(values)}) x(v, s) WHERE length(x.v) >= {LEAK_MIN_LENGTH}) "
-                + "TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+    def _create_hashes(self, incoming: Session) -> tuple[dict[str, list[tuple[str, int]]], bool]:
+        """Production's keyed hashes of the values of masked columns, sent once, into one table of the new database: both
+        the per-column check (_fingerprint_starter: no masked value equals a production value of its column) and the leak
+        check (_queue_leak_scans) read them there. All rows, not a sample, in the copy's snapshot. Returns, per table, the
+        hashed columns with the shortest value hashed (any non-empty one for a column the per-column check reads, else
+        LEAK_MIN_LENGTH), and whether the leak check runs."""
+        leak_check = any(t.get("leak_sources") for t in self.plan["tables"]) and any(
+            t.get("leak_targets") for t in self.plan["tables"]
+        )
+        hashed: dict[str, list[tuple[str, int]]] = {}
+        for table in self.plan["tables"]:
+            fingerprinted = {check["column"] for check in table["checks"] if check["kind"] == "fingerprint"}
+            columns = list(table.get("leak_sources") or []) if leak_check else []
+            columns += [column for column in table["masked"] if column in fingerprinted and column not in columns]
+            if columns:
+                hashed[table["key"]] = [(column, 1 if column in fingerprinted else LEAK_MIN_LENGTH) for column in columns]
+        if hashed:
+            incoming.do(
+                f"CREATE SCHEMA {LEAK_SCHEMA}; CREATE UNLOGGED TABLE {LEAK_TABLE} (f bigint NOT NULL, source smallint NOT NULL)"
             )
+        return hashed, leak_check
 
-            def start(script: str = script, key: str = table["key"]) -> Job:
-                consumer = self.qa.psql_argv("-c", f"COPY {LEAK_TABLE} FROM STDIN (FORMAT binary)")
-                return Pipeline(f"leak hashes {key}", (self.prod, self.source_db, self.prod.psql_argv(), script),
-                                (self.qa, self.incoming, consumer))
+    def _hashes_starter(self, table: Params, columns: list[tuple[str, int]]) -> Starter:
+        seed = self.fingerprint_seed
+        values = []
+        for column, shortest in columns:
+            self.source_numbers[(table["key"], column)] = len(self.leak_sources)
+            values.append(f"({ident(column)}::text, {len(self.leak_sources)}::smallint, {shortest})")
+            self.leak_sources.append(f"{table['key']}.{column}")
+        script = (
+            self._snapshot_prelude()
+            + f"COPY (SELECT hashtextextended(x.v, {seed}), x.s FROM ONLY {table['qualified']}, "
+            + f"LATERAL (VALUES {', '.join(values)}) x(v, s, m) WHERE length(x.v) >= x.m) "
+            + "TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+        )
 
-            scheduler.add(start)
-        return True
+        def start() -> Job:
+            consumer = self.qa.psql_argv("-c", f"COPY {LEAK_TABLE} FROM STDIN (FORMAT binary)")
+            return Pipeline(f"hashes {table['key']}", (self.prod, self.source_db, self.prod.psql_argv(), script),
+                            (self.qa, self.incoming, consumer))
+
+        return start
 
     def _queue_leak_scans(self, incoming: Session, scheduler: Scheduler) -> None:
         """No production value of a masked column in any unmasked text, array or JSON column of the new database: whole
@@ -526,12 +542,11 @@ class Refresh:
 
         return start
 
-    def _queue_copy(self, table: Params, scheduler: Scheduler) -> None:
+    def _queue_copy(self, table: Params, scheduler: Scheduler, hashed: list[tuple[str, int]]) -> None:
         chunks = self._chunks(table)
-        remaining = [len(chunks)]
         fingerprinted = [check for check in table["checks"] if check["kind"] == "fingerprint"]
-
-        checking = [len(fingerprinted)]
+        # The copy's parts, and the load of production's hashes when the per-column checks read them.
+        remaining = [len(chunks) + (1 if fingerprinted else 0)]
 
         def analyze(_job: Job | None = None) -> None:
             scheduler.add(self._analyze_starter(table), self._read_counts(table))
@@ -543,83 +558,75 @@ class Refresh:
             else:
                 analyze()
 
-        def finisher(check: Params) -> Finisher:
-            def finish_check(job: Job) -> None:
-                self._read_collisions(table, check, job)
-                checking[0] -= 1
-                if checking[0] == 0:
-                    indexes()
-
-            return finish_check
+        def finish_check(job: Job) -> None:
+            self._read_collisions(table, fingerprinted, job)
+            indexes()
 
         def finish(_job: Job) -> None:
             remaining[0] -= 1
             if remaining[0] == 0:
-                # One check per column: they run side by side in the free slots instead of one long tail.
-                for check in fingerprinted:
-                    scheduler.add(self._fingerprint_starter(table, check), finisher(check))
-                if not fingerprinted:
+                if fingerprinted:
+                    scheduler.add(self._fingerprint_starter(table, fingerprinted), finish_check)
+                else:
                     indexes()
 
         for where in chunks:
             scheduler.add(self._copy_starter(table, where), finish)
+        if hashed:
+            scheduler.add(self._hashes_starter(table, hashed), finish if fingerprinted else None)
 
-    def _fingerprint_starter(self, table: Params, check: Params) -> Starter:
-        """Production's keyed hashes of one masked column's original values, into a temp table on QA, compared there.
+    def _fingerprint_starter(self, table: Params, checks: list[Params]) -> Starter:
+        """No masked value of a column equals a production value of that column: production's keyed hashes of the
+        table's masked columns (loaded once, with the leak check's, by _hashes_starter) against the new table, compared
+        in QA, every column in one scan.
 
-        One scan of the new table counts the masked values whose hash is among production's. A column that can be
-        re-masked (fake phones: real numbers are dense, so a few fakes are real ones) has just those rows re-drawn,
-        found again by ctid, a bounded number of rounds.
+        A column that can be re-masked (fake phones: real numbers are dense, so a few fakes are real ones) has just the
+        rows that collided re-drawn, found again by ctid, a bounded number of rounds.
         """
         seed = self.fingerprint_seed
-        column = ident(check["column"])
+        sources = {check["column"]: self.source_numbers[(table["key"], check["column"])] for check in checks}
 
-        def colliding(value: str) -> str:
-            return (
-                f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) "
-                "IN (SELECT f FROM pg_temp.relpromote_fp WHERE f IS NOT NULL)"
-            )
+        def colliding(value: str, source: int) -> str:
+            production = f"(SELECT f FROM {LEAK_TABLE} WHERE source = {source})"  # a hashed subplan, built once
+            return f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) IN {production}"
 
-        # Only production values that could equal a masked one (the rule's shape) need hashing and sending.
-        candidates = f" AND {check['candidates_sql'].format(value=column + '::text')}" if check.get("candidates_sql") else ""
+        # One scan of the table for all its masked columns: {source: [values equal to production's, re-masked]}.
+        counted = (
+            "SELECT jsonb_object_agg(u.s, jsonb_build_array(u.n, 0)) FROM unnest("
+            f"ARRAY[{', '.join(str(source) for source in sources.values())}], (SELECT ARRAY["
+            + ", ".join(f"count(*) FILTER (WHERE {colliding(ident(column), source)})" for column, source in sources.items())
+            + f"] FROM ONLY {table['qualified']})) u(s, n)"
+        )
+        repairs = []
+        for check in checks:
+            if not check.get("repair_sql"):
+                continue
+            column, source = ident(check["column"]), sources[check["column"]]
+            redrawn = check["repair_sql"].format(value=column, round="r::text")
+            repairs.append(
+                f"IF (verdict -> '{source}' ->> 0)::bigint > 0 THEN "
+                f"SELECT array_agg(ctid) INTO bad FROM ONLY {table['qualified']} WHERE {colliding(column, source)}; "
+                f"fixed := coalesce(cardinality(bad), 0); FOR r IN 1..{REPAIR_ROUNDS} LOOP EXIT WHEN bad IS NULL; "
+                f"WITH redrawn AS (UPDATE ONLY {table['qualified']} SET {column} = {redrawn} WHERE ctid = ANY (bad) "
+                f"RETURNING ctid, {column} AS value) "
+                f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value', source)}) INTO bad FROM redrawn; END LOOP; "
+                f"verdict := verdict || jsonb_build_object('{source}', jsonb_build_array(coalesce(cardinality(bad), 0), fixed)); "
+                "END IF;"
+            )
+        block = (
+            "DO $relpromote$ DECLARE verdict jsonb; fixed bigint; bad tid[]; BEGIN "
+            f"{counted} INTO verdict; " + " ".join(repairs) + " "
+            "PERFORM set_config('relpromote.verdict', verdict::text, false); END $relpromote$"
+        )
+        statements = [
+            "SET work_mem = '256MB'",  # the hashes stay in memory: a hashed lookup, not a rescan per row
+            block,
+            "SELECT current_setting('relpromote.verdict')",
+        ]
 
-        def start() -> Pipeline:
-            script = (
-                self._snapshot_prelude()
-                + f"COPY (SELECT hashtextextended({column}::text, {seed}) FROM ONLY {table['qualified']} "
-                + f"WHERE {column} IS NOT NULL{candidates}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
-            )
-            repair = ""
-            if check.get("repair_sql"):
-                redrawn = check["repair_sql"].format(value=column, round="r::text")
-                repair = (
-                    f"IF bad IS NOT NULL THEN fixed := cardinality(bad); FOR r IN 1..{REPAIR_ROUNDS} LOOP "
-                    f"WITH redrawn AS (UPDATE ONLY {table['qualified']} SET {column} = {redrawn} WHERE ctid = ANY (bad) "
-                    f"RETURNING ctid, {column} AS value) "
-                    f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value')}) INTO bad FROM redrawn; "
-                    "EXIT WHEN bad IS NULL; END LOOP; hits := coalesce(cardinality(bad), 0); END IF;"
-                )
-            block = (
-                "DO $relpromote$ DECLARE hits bigint := 0; fixed bigint := 0; bad tid[]; BEGIN "
-                # No candidate on production: nothing in QA can equal one, no scan needed.
-                "IF EXISTS (SELECT FROM pg_temp.relpromote_fp) THEN "
-                f"SELECT count(*), array_agg(ctid) INTO hits, bad FROM ONLY {table['qualified']} "
-                f"WHERE {colliding(column)}; {repair} END IF; "
-                "PERFORM set_config('relpromote.verdict', json_build_array(hits, fixed)::text, false); END $relpromote$"
-            )
-            statements = [
-                "SET work_mem = '256MB'",  # the hash set stays in memory: IN (...) is a hashed lookup, not a rescan per row
-                "CREATE TEMP TABLE relpromote_fp (f bigint)",
-                "COPY pg_temp.relpromote_fp FROM STDIN (FORMAT binary)",
-                block,
-                "SELECT current_setting('relpromote.verdict')",
-            ]
-            consumer = self.qa.psql_argv("-A", "-t", *(arg for statement in statements for arg in ("-c", statement)))
-            return Pipeline(
-                f"verify {table['key']}.{check['column']}",
-                (self.prod, self.source_db, self.prod.psql_argv(), script),
-                (self.qa, self.incoming, consumer),
-            )
+        def start() -> Job:
+            argv = self.qa.psql_argv("-A", "-t", *(arg for statement in statements for arg in ("-c", statement)))
+            return Command(f"verify {table['key']}", self.qa, self.incoming, argv)
 
         return start
 
@@ -656,13 +663,15 @@ class Refresh:
 
         return start
 
-    def _read_collisions(self, table: Params, check: Params, job: Job) -> None:
-        count, remasked = json.loads(job.output().strip().splitlines()[-1])
-        column = f"{table['key']}.{check['column']}"
-        if int(count):
-            self.collisions[column] = int(count)
-        if int(remasked):
-            self.remasked[column] = int(remasked)
+    def _read_collisions(self, table: Params, checks: list[Params], job: Job) -> None:
+        verdict = json.loads(job.output().strip().splitlines()[-1])
+        for check in checks:
+            count, remasked = verdict.get(str(self.source_numbers[(table["key"], check["column"])]), (0, 0))
+            column = f"{table['key']}.{check['column']}"
+            if int(count):
+                self.collisions[column] = int(count)
+            if int(remasked):
+                self.remasked[column] = int(remasked)
 
     def _carry_starter(self, schema: str, name: str, columns: list[str]) -> Starter:
         table = qualified(schema, name)

@@ -78,6 +78,7 @@ def swap(params: Params, bin_dir: str, children: Children, workdir: str, warn: C
                 time.sleep(0.5)
         else:
             raise RefreshError(f"could not swap in the new database: {error}")
+        swapped = time.monotonic()
         if previous_exists:
             try:
                 drop_database(control, names["retired"])
@@ -87,11 +88,12 @@ def swap(params: Params, bin_dir: str, children: Children, workdir: str, warn: C
         control.close()
         qa.close()
     seconds = round(time.monotonic() - clock, 3)
+    dropping = round(time.monotonic() - swapped, 3)
     summary = {key: value for key, value in prepared.items() if key not in ("incoming", "run", "qa_exists")}
     summary.update(
         result="refreshed",
         previous_database=names["previous"] if qa_exists else None,
         duration_seconds=round(float(prepared.get("duration_seconds") or 0) + seconds, 3),
-        phases={**dict(prepared.get("phases") or {}), "swap": seconds},
+        phases={**dict(prepared.get("phases") or {}), "swap": seconds, "swap: dropping the retired database": dropping},
     )
     return summary
