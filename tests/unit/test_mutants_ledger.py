@@ -29,6 +29,7 @@ from relpromote.ledger import (
     parse_moment,
     parse_time,
     seal,
+    seal_append,
     signer_names,
     verify_chain,
 )
@@ -93,7 +94,9 @@ def test_a_corrupt_row_never_counts_but_the_next_row_may_still_link_to_it() -> N
     for n in range(3):
         append(entries, "release.built", "alice", {"n": n})
     broken = corrupt_entry(2, entries[1].hash, "not JSON")
-    assert (broken.kind, broken.corrupt, broken.hash, broken.seq) == (CORRUPT_KIND, "not JSON", entries[1].hash, 2)
+    assert broken.as_data() == {"seq": 2, "recorded_at": "", "kind": CORRUPT_KIND, "actor": "", "public_key": "", "payload": {}, "prev_hash": "",
+                                "hash": entries[1].hash, "signature": ""}
+    assert broken.corrupt == "not JSON"
     report = verify_chain([entries[0], broken, entries[2]], {ALICE.public_key: "alice"})
     assert report.problems == (Problem(2, "corrupt row: not JSON"),)
     assert signer_names([broken], {"": "nobody"}) == {"": frozenset({"nobody"})}, "a corrupt row renames no one"
@@ -226,8 +229,48 @@ def test_moments_as_people_type_them() -> None:
     assert parse_moment("2026-11-30T14:00+02:00", "--since") == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text", ["yesterday", "7x", "d", "-7d"])
+@pytest.mark.parametrize("text", ["yesterday", "7x", "d", "-7d", "1yh"])
 def test_what_is_not_a_moment_is_refused_naming_the_option_and_the_forms(text: str) -> None:
     with pytest.raises(BadInput) as refused:
         parse_moment(text, "--until")
     assert str(refused.value) == f"--until {text!r}: not a time; use a date (2026-11-30), a time (2026-11-30T14:00) or an age (7d, 12h)"
+
+
+# What one append records: the rename and the authority it needs, then the entry, each linked to the one before.
+
+
+def test_an_append_under_the_keys_former_name_records_the_rename_first() -> None:
+    entries: list[Entry] = []
+    append(entries, "release.built", "al", {})
+    stamp = {"commit": "c" * 40, "committed": True}
+    sealed = seal_append(entries[-1], "release.built", "alice", ALICE, {"n": 1, "config": stamp}, NOW,
+                         last_name="al", authority=None, last_authority=lambda: None)
+    assert [(e.seq, e.kind, e.actor) for e in sealed] == [(2, RENAMED_KIND, "alice"), (3, "release.built", "alice")]
+    assert sealed[0].payload == {"from": "al", "to": "alice", "config": stamp} and sealed[0].recorded_at == format_time(NOW)
+    assert (sealed[0].prev_hash, sealed[1].prev_hash) == (entries[-1].hash, sealed[0].hash)
+    assert sealed[1].payload == {"n": 1, "config": stamp}
+    assert verify_chain([*entries, *sealed], {ALICE.public_key: "alice"}).ok, "the entry made as al still verifies"
+    unstamped = seal_append(None, "release.built", "alice", ALICE, {}, NOW, last_name="al", authority=None, last_authority=lambda: None)
+    assert unstamped[0].payload == {"from": "al", "to": "alice"} and unstamped[0].seq == 1
+
+
+@pytest.mark.parametrize("last_name", [None, "alice"])
+def test_an_append_under_the_same_name_records_only_the_entry(last_name: str | None) -> None:
+    sealed = seal_append(None, "release.built", "alice", ALICE, {}, NOW, last_name=last_name, authority=lambda last: None, last_authority=lambda: None)
+    assert [(e.seq, e.kind) for e in sealed] == [(1, "release.built")]
+
+
+def test_an_append_that_changes_who_may_do_what_records_the_authority_first() -> None:
+    seen: list[object] = []
+
+    def authority(last: dict[str, object] | None) -> dict[str, object] | None:
+        seen.append(last)
+        return {"digest": "new"}
+
+    stamp = {"commit": "c" * 40, "committed": True}
+    sealed = seal_append(None, "approval.granted", "alice", ALICE, {"config": stamp}, NOW, last_name="al", authority=authority,
+                         last_authority=lambda: {"digest": "old"})
+    assert [(e.seq, e.kind) for e in sealed] == [(1, RENAMED_KIND), (2, "authority.recorded"), (3, "approval.granted")]
+    assert sealed[1].payload == {"digest": "new", "config": stamp} and sealed[1].actor == "alice" and sealed[1].prev_hash == sealed[0].hash
+    assert seen == [{"digest": "old"}]
+    assert verify_chain(sealed, {ALICE.public_key: "alice"}).ok
