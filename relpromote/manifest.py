@@ -6,16 +6,31 @@ A change is documented when it says what it is (id, type, title), who made it (o
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from relpromote import yamlfile
 from relpromote.errors import BadInput
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# What drives a terminal rather than shows text: C0 controls but tab and newline, DEL, C1 (0x9b is a CSI), and the
+# bidirectional overrides and isolates that reorder what is shown. `show`, `history` and the notes print this text.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_text(value: str) -> str:
+    """Text a person reads at a terminal: refused when it holds a control character (an escape sequence could erase
+    a line, move the cursor or reverse the text a reader sees)."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found.group()):04X} at position {found.start() + 1}; write plain text")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(plain_text)]
 CommitId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4,64}$")]
 DOCUMENTED_FIELDS = ("id", "type", "title", "owner", "why", "how")
 # A release plans changes a person reviews: even thousands of well-documented changes stay far below this.

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 
 from relpromote.errors import BadInput
 from relpromote.manifest import parse_manifest
@@ -98,3 +99,14 @@ def test_alias_bomb_is_refused() -> None:
 def test_malformed_yaml_names_the_line() -> None:
     with pytest.raises(BadInput, match=r"m.yml: line 4, column 4: malformed YAML"):
         parse_manifest('version: "1"\nchanges:\n  - id: CH-1\n   title: x\n  - id: CH-2\n', "m.yml")
+
+
+@pytest.mark.parametrize("text", ["\x1b[2K\rCH-1 accepted", "red \x1b[31m", "\x9b2J", "bell\x07", "back\rspace", "\u202eevil"])
+def test_control_characters_that_would_drive_a_terminal_are_refused(text: str) -> None:
+    change = {"id": "CH-1", "type": "fix", "title": "t", "owner": "dana", "why": "w", "how": "h"}
+    """`show`, `history` and the notes print a manifest's text to terminals: an escape sequence in it could rewrite what
+    a reader sees (erase a line, move the cursor, reverse the text), so it is refused at build, naming the change."""
+    manifest = yaml.safe_dump({"version": "1.0.0", "changes": [{**change, "title": text}]})
+    with pytest.raises(BadInput, match=r"change CH-1: title: .*control character U\+"):
+        parse_manifest(manifest, "m.yml")
+    assert parse_manifest(yaml.safe_dump({"version": "1.0.0", "changes": [{**change, "how": "line 1\n\tline 2"}]}), "m.yml")
