@@ -230,8 +230,9 @@ class ParityConfig(_Strict):
 
 class Config(_Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
-    promotion_path: list[str]
-    environments: dict[str, EnvironmentConfig]
+    promotion_path: list[Annotated[str, Field(pattern=NAME_PATTERN)]]
+    # Names, never paths: an environment's name makes run folders, known_hosts patterns, messages and ledger fields.
+    environments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], EnvironmentConfig]
     people: list[Person] = []
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -374,6 +375,9 @@ def _first_problem(exc: ValidationError, model: type[BaseModel] | None = None, p
         return f"{key}: not an ed25519 public key line; paste the line `relpromote keygen` printed (or `ssh-ed25519 AAAA…` without its comment)"
     if kind == "string_pattern_mismatch" and loc == ("group",):
         return f"{key}: {error['input']!r} is not a group name; give the name of a group of this host (letters, digits, '.', '-', '_')"
+    if kind == "string_pattern_mismatch" and loc[:1] in (("promotion_path",), ("environments",)):
+        return (f"{key}: {error['input']!r} is not a valid environment name (it names folders and files); start with a "
+                "lower-case letter, then lower-case letters, digits, '-' and '_'")
     if kind == "string_pattern_mismatch":
         return f"{key}: {error['input']!r} is not a valid name; use lower-case letters, digits, '-' and '_'"
     if kind == "value_error":
