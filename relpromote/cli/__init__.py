@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 
 import click
@@ -152,9 +153,16 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler's timeout, `kill`) stops a command the way Ctrl-C does: cleanup runs, the answer is "interrupted"
+    # (exit 1, one JSON document under --json). Runs put their own handler in place while they last (cli._common).
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     argv = sys.argv[1:]
     json_output = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=normalise_argv(argv), prog_name="relpromote", standalone_mode=False)
     except RelpromoteError as exc:

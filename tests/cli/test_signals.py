@@ -66,9 +66,6 @@ def test_sigterm_during_a_read_only_run_keeps_the_json_contract(sandbox: Cli, ar
     assert len(sandbox.json("history")["entries"]) == before  # a stopped check is not recorded as a check
 
 
-@pytest.mark.xfail(strict=True, reason="relpromote/cli/__init__.py main: SIGTERM outside a run's own handler kills the process "
-                                       "(exit 143): no JSON document under --json, no cleanup (a killed build leaves its "
-                                       ".incoming-* file in the store); SIGINT gives ok: false, exit 1")
 def test_sigterm_to_any_command_under_json_still_gives_one_document(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "key.pub")
     writer = os.open(tmp_path / "key.pub", os.O_RDWR | os.O_NONBLOCK)  # a writer that stays silent: the command waits
