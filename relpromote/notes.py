@@ -119,14 +119,17 @@ def markdown_text(value: object) -> str:
 
 
 def template_environment(project_root: Path | None, kinds: Sequence[str] = ("notes",)) -> Any:
-    """Jinja2 with the project's templates first (PROJECT/templates/KIND/), then relpromote's; HTML autoescaped,
-    undefined names an error."""
+    """Jinja2 (sandboxed) with the project's templates first (PROJECT/templates/KIND/), then relpromote's; HTML
+    autoescaped, undefined names an error."""
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     folders = [str(project_root / "templates" / kind) for kind in kinds
                if project_root is not None and (project_root / "templates" / kind).is_dir()]
     folders += [str(TEMPLATES / kind) for kind in kinds]
-    environment = jinja2.Environment(
+    # Sandboxed: a project's template is run by whoever reads the notes or the board (another login on a shared jump
+    # host): it may fill in data, never reach Python (no dunder attributes, no mutation); that is a template error.
+    environment = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(folders),
         autoescape=lambda name: bool(name) and (".html" in str(name)),
         undefined=jinja2.StrictUndefined,

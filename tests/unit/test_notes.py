@@ -102,3 +102,18 @@ def test_free_text_cannot_forge_lines_of_the_markdown_notes(tmp_path: Path) -> N
     assert "<img" not in markdown.replace("\\<img", "") and "\\<img src=x onerror=alert(2)\\>" in markdown  # not raw HTML
     assert "](javascript:" not in markdown.replace("\\](javascript:", "")  # shown as written, not a link
     assert "Decimal sums" in markdown and "too familiar" in markdown and "green" in markdown  # the text itself stays
+
+
+def test_a_project_template_cannot_reach_python(ledger: Ledger, tmp_path: Path) -> None:
+    """A template in the project's templates/ is read by whoever runs `notes`, `status --html` or `announce` (on a shared
+    jump host, another login): it fills in data, it cannot run code as that reader."""
+    notes = release_notes(ledger.state(), ledger.store.entries(), "1.4.1", "shop")
+    folder = tmp_path / "proj" / PROJECT_TEMPLATES
+    folder.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    for escape in ("{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}",
+                   "{{ ''.__class__.__mro__[1].__subclasses__() }}"):
+        (folder / "notes.md.j2").write_text(escape + "\n")
+        with pytest.raises(BadInput, match="cannot be rendered"):
+            render_notes(notes, "md", tmp_path / "proj")
+    assert not marker.exists()
