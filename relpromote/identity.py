@@ -197,6 +197,9 @@ def load_identity(path: Path) -> Identity:
     public = ssh_public_key_line(data.decode(errors="replace"))
     if public is not None:
         return Identity(None, public, ssh_key=path)  # the private half is in ssh-agent (or a hardware token)
+    if data.startswith(KEY_PREFIX.encode()):  # keygen's KEYFILE.pub: signing needs the private half beside it
+        private = path.with_suffix("") if path.suffix == ".pub" else "the file keygen wrote with --out"
+        raise BadInput(f"{path}: this is a public key; pass the private key file ({private}) as --identity")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise BadInput(f"{path}: identity key is readable by others; run `chmod 600 {path}`")
     if data.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):

@@ -87,3 +87,15 @@ def test_each_unusable_key_file_says_how_to_fix_it(tmp_path: Path) -> None:
     other.chmod(0o600)
     with pytest.raises(BadInput, match=re.escape(f"{other}: not an ed25519 key; create one with `relpromote keygen`")):
         load_identity(other)
+
+
+def test_a_keygen_public_key_given_as_the_identity_names_the_private_file(tmp_path: Path) -> None:
+    """keygen writes KEYFILE and KEYFILE.pub; --identity KEYFILE.pub is an easy slip. The answer names the private file,
+    not `chmod 600` on a public key (after which the key would still not sign)."""
+    key = tmp_path / "alice.key"
+    public = Path(f"{key}.pub")
+    public.write_text(f"{generate_identity(key).public_key} alice\n")  # as `relpromote keygen` writes it
+    for mode in (0o644, 0o600):
+        public.chmod(mode)
+        with pytest.raises(BadInput, match=re.escape(f"{public}: this is a public key; pass the private key file ({key})")):
+            load_identity(public)
