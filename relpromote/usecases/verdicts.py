@@ -72,8 +72,11 @@ def approve(
     policy = env.approval_policy()
     try:
         validity = parse_duration(expires or (policy.max_validity if policy else "7d"))
+        utc_now() + validity  # a duration no calendar holds (99999999999h) is bad input, not a crash further down
     except ValueError as exc:
         raise BadInput(f"--expires: {exc}") from None
+    except OverflowError:
+        raise BadInput(f"--expires {expires!r}: longer than any approval can last; give a duration like 8h or 7d") from None
     state = project.state()
     release = state.release(version)
     what = f"approval of {version} for {environment}"
