@@ -1,7 +1,8 @@
 """roles/release_deploy/library/release_lock.py: one run's lease on a host, its expiry, take-over and release.
 
-The module runs in this process as Ansible runs it on a host, against a real lease file; the raw unlock command of
-playbooks/promote.yml runs in a real shell against the same file.
+The module runs in this process as Ansible runs it on a host, against a real lease file; the program its action
+plugin pipes to the host's Python (module_utils/release_lease.py and one call) runs in a real python3 against the
+same file, from another process.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.unit.host_modules import REPO, Outcome, load, run
 
 LOCK = load("roles/release_deploy/library/release_lock.py")
+ACTION = load("roles/release_deploy/action_plugins/release_lock.py")
 
 
 def hold(path: Path, run_id: str, started: str = "2026-11-30T10:00:00Z", **args: Any) -> Outcome:
@@ -85,7 +85,7 @@ def test_the_older_of_two_runs_waits_for_the_younger_and_the_younger_is_refused_
 
     def give_back() -> None:  # the younger run's unlock, from another process, while the older one waits
         time.sleep(0.6)
-        subprocess.run(["sh", "-c", unlock_command(lease, "young")], check=True)
+        unlock_command(lease, "young")
 
     threading.Thread(target=give_back).start()
     outcome = hold(lease, "old", started="2026-11-30T10:00:00Z", wait=10)
@@ -113,20 +113,50 @@ def test_a_run_without_an_id_gets_a_token_to_release_with(tmp_path: Path) -> Non
     assert not outcome.failed and len(outcome["token"]) == 12 and json.loads(lease.read_text())["token"] == outcome["token"]
 
 
-def unlock_command(lease: Path, token: str) -> str:
-    """The playbook's raw unlock command, its Jinja filled in as Ansible would."""
-    play = yaml.safe_load((REPO / "playbooks" / "promote.yml").read_text())[0]
-    task = next(t for t in play["post_tasks"] if t["name"] == "Unlock this host")
-    template = task["ansible.builtin.raw"]
-    return (template.replace("{{ relpromote_lease_file | quote }}", f"'{lease}'")
-            .replace("{{ relpromote_host_lock.token | quote }}", f"'{token}'"))
+def on_the_host(args: dict[str, Any], check: bool = False) -> dict[str, Any]:
+    """What the action plugin's program prints when the host's python3 runs it (another process, as on a host)."""
+    params = ACTION.parameters(args)
+    program = ACTION.script((REPO / "roles/release_deploy/module_utils/release_lease.py").read_text(), params, check)
+    ran = subprocess.run(["python3", "-"], input=program, capture_output=True, text=True, check=True)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith(ACTION.RESULT_MARK))
+    result: dict[str, Any] = json.loads(line[len(ACTION.RESULT_MARK):])
+    return result
 
 
-def test_the_playbooks_raw_unlock_removes_only_this_runs_lease(tmp_path: Path) -> None:
+def unlock_command(lease: Path, token: str) -> dict[str, Any]:
+    """promote.yml's unlock: release_lock with state=released and the run's token, through the action plugin's program."""
+    return on_the_host({"path": str(lease), "state": "released", "token": token})
+
+
+def test_the_playbooks_unlock_removes_only_this_runs_lease(tmp_path: Path) -> None:
     lease = tmp_path / "lock.json"
     hold(lease, "run-a")
-    subprocess.run(["sh", "-c", unlock_command(lease, "run-b")], check=True)
+    assert not unlock_command(lease, "run-b")["released"]
     assert lease.exists()
-    subprocess.run(["sh", "-c", unlock_command(lease, "run-a")], check=True)
+    assert unlock_command(lease, "run-a")["released"]
     assert not lease.exists()
-    subprocess.run(["sh", "-c", unlock_command(lease, "run-a")], check=True)  # nothing left: no error
+    assert not unlock_command(lease, "run-a")["released"]  # nothing left: no error
+
+
+def test_the_action_plugins_program_refuses_naming_the_holder_as_the_module_does(tmp_path: Path) -> None:
+    lease = tmp_path / "lock.json"
+    hold(lease, "run-a")
+    who = {"id": "run-b", "person": "dana", "purpose": "promotion of 1.5.0", "started": "2026-11-30T10:00:09Z"}
+    refused = on_the_host({"path": str(lease), "run": who, "wait": 0})
+    module = hold(lease, "run-b", started="2026-11-30T10:00:09Z")
+    assert refused["failed"] and refused["busy"] and refused["holder"]["token"] == "run-a"
+    assert module.failed and refused["msg"] == module.msg and "oscar (promotion of 1.4.0)" in refused["msg"]
+    assert json.loads(lease.read_text())["token"] == "run-a"
+    assert not on_the_host({"path": str(tmp_path / "other.json"), "run": who}, check=True).get("failed")
+    assert not (tmp_path / "other.json").exists(), "check mode writes nothing"
+    taken = on_the_host({"path": str(tmp_path / "other.json"), "run": who, "ttl": "60"})
+    assert taken["token"] == "run-b" and json.loads((tmp_path / "other.json").read_text())["person"] == "dana"
+
+
+def test_the_action_plugin_refuses_arguments_the_module_would_refuse() -> None:
+    for bad in ({"state": "held"}, {"path": "/x", "state": "gone"}, {"path": "/x", "run": "me"}, {"path": "/x", "colour": 1}):
+        try:
+            ACTION.parameters(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {bad}")

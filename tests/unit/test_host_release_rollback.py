@@ -4,6 +4,7 @@ service never kills a process that is not this host's application."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -261,3 +262,52 @@ def test_an_application_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
 
 def test_urls() -> None:
     assert ROLLBACK.health_url("::1", 8080, "health") == "http://[::1]:8080/health"
+
+
+LEASE = ".relpromote-lock.json"
+WITNESS = ".relpromote-witness.json"
+RUN = {"id": "run-a", "project": "shop", "person": "oscar", "controller": "oscar@jump", "pid": 42,
+       "purpose": "rollback to 1.0.0", "started": "2026-11-30T10:00:00Z"}
+HEAD = {"project": "shop", "environment": "qa", "seq": 7, "hash": "a" * 64}
+
+
+def test_one_execution_takes_the_lease_rolls_back_keeps_the_witness_and_gives_the_lease_back(app: App) -> None:
+    outcome = rollback(app, lease={"run": RUN, "ttl": 60}, witness=HEAD)
+    assert not outcome.failed, outcome.msg
+    assert outcome["token"] == "run-a" and outcome["lease_released"] and not (app.base / LEASE).exists()
+    assert json.loads((app.base / WITNESS).read_text()) == HEAD and oct((app.base / WITNESS).stat().st_mode & 0o777) == "0o644"
+    assert os.readlink(app.base / "current") == f"releases/{OLD}"
+
+
+def test_a_host_another_run_holds_is_refused_naming_it_and_nothing_changes(app: App) -> None:
+    other = {**RUN, "id": "run-b", "person": "dana", "purpose": "promotion of 2.1.0"}
+    (app.base / LEASE).write_text(json.dumps({**other, "token": "run-b", "expires": time.time() + 600, "taken_at": "now"}))
+    outcome = rollback(app, lease={"run": {**RUN, "started": "2026-11-30T10:00:09Z"}, "wait": 0}, witness=HEAD)
+    assert outcome.failed and outcome["busy"] and outcome["holder"]["token"] == "run-b"
+    assert "dana (promotion of 2.1.0)" in outcome.msg and "previous" not in outcome.result, "nothing is claimed of the link"
+    assert os.readlink(app.base / "current") == f"releases/{NEW}" and hook_log(app) == [] and not (app.base / WITNESS).exists()
+    assert json.loads((app.base / LEASE).read_text())["token"] == "run-b"
+
+
+def test_a_kept_lease_stays_for_the_caller_to_give_back(app: App) -> None:
+    outcome = rollback(app, lease={"run": RUN, "keep": True}, witness=HEAD)
+    assert not outcome.failed and not outcome["lease_released"]
+    assert json.loads((app.base / LEASE).read_text())["token"] == "run-a" and (app.base / WITNESS).exists()
+
+
+def test_a_target_to_redeploy_keeps_the_lease_and_witnesses_nothing_yet(app: App) -> None:
+    outcome = rollback(app, "0.9.0", lease={"run": {k: v for k, v in RUN.items() if k != "id"}}, witness=HEAD)
+    assert not outcome.failed and outcome["present"] is False and len(outcome["token"]) == 12
+    assert json.loads((app.base / LEASE).read_text())["token"] == outcome["token"] and not (app.base / WITNESS).exists()
+
+
+def test_a_failed_rollback_keeps_the_lease_and_witnesses_nothing(app: App) -> None:
+    app.answer = (503, b"{}")  # the application never comes back
+    outcome = rollback(app, health_timeout=1, lease={"run": RUN}, witness=HEAD)
+    assert outcome.failed and outcome["switched"] and "did not answer 200 with version 1.0.0" in outcome.msg
+    assert json.loads((app.base / LEASE).read_text())["token"] == "run-a" and not (app.base / WITNESS).exists()
+
+
+def test_check_mode_takes_no_lease_and_writes_no_witness(app: App) -> None:
+    outcome = rollback(app, check=True, lease={"run": RUN}, witness=HEAD)
+    assert not outcome.failed and outcome["switched"] and not (app.base / LEASE).exists() and not (app.base / WITNESS).exists()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
 import tarfile
 
@@ -30,6 +31,9 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_unpack"
+# What a version and a digest may be: a version names a directory under releases/, so nothing else gets near the host.
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # The release's file manifest (module_utils/release_integrity.py), written at unpack.
 MANIFEST = ".release/FILES.json"
 
@@ -179,6 +183,12 @@ class ActionModule(ActionBase):
             if not args.get(name):
                 result.update(failed=True, msg=f"{name} is required")
                 return result
+        version = str(args.get("version") or "")
+        if version and not VERSION.match(version) or not DIGEST.match(str(args["digest"]).strip()):
+            result.update(failed=True, msg=(
+                f"version must be a plain version name (letters, digits, '.', '_', '+', '-'; got {json.dumps(version)}) and "
+                f"digest a sha256 in lowercase hex (got {json.dumps(str(args['digest']))})"))
+            return result
         dest = self._expand(str(args["dest"]).rstrip("/"))
         digest = str(args["digest"]).strip().lower()
         link = self._expand(str(args["link"])) if args.get("link") else ""
@@ -217,7 +227,6 @@ class ActionModule(ActionBase):
         )
         if link:
             result["previous"] = version_of(found["link"])
-        version = str(args.get("version") or "")
         if hook and (where != "release" or result["present"]) and found["hook"] != "ok":
             result.update(hook_failure(hook, where, program, dest, version, found["hook"] or "missing"))
             return result

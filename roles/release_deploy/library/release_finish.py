@@ -141,160 +141,9 @@ failure:
   type: str
 """
 
-# Imports follow the documentation, as in every Ansible module.
-import json  # noqa: E402
-import os  # noqa: E402
-import posixpath  # noqa: E402
-import select  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-
-from ansible.module_utils import release_health as health  # noqa: E402
+# Imports follow the documentation, as in every Ansible module. The steps live in module_utils/release_live.py.
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url  # noqa: E402
-from ansible.module_utils.release_hook import HookError, environment, hook_command  # noqa: E402
-from ansible.module_utils.release_hook import run as run_hook  # noqa: E402
-
-
-
-class Failed(Exception):
-    def __init__(self, failure, msg, error=None):
-        super().__init__(msg)
-        self.failure = failure
-        self.msg = msg
-        self.error = error
-
-
-def controller_gone():
-    """True once nobody reads our output: the controller was stopped, killed or cancelled.
-
-    Our stdout is a pipe to sshd (or to the controller itself); when its reader is closed,
-    poll() reports an error on our end.
-    """
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        events = poller.poll(0)
-    except (AttributeError, OSError, ValueError):
-        return False
-    return any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events)
-
-
-def stop_if_abandoned():
-    if controller_gone():
-        sys.exit(1)
-
-
-def ask(url, timeout=PROBE_TIMEOUT):
-    """The answer of one GET as this module returns it: {url, status, version, msg}; status -1 when nothing answered."""
-    return as_health(health.ask(url, timeout))
-
-
-def as_health(answer):
-    ok = "OK" if answer.status == 200 else "HTTP Error %s" % answer.status
-    return {"url": answer.url, "status": -1 if answer.status is None else answer.status, "version": answer.version,
-            "msg": answer.error or ok if answer.status is not None else answer.error}
-
-
-def answers(answer, version):
-    return answer["status"] == 200 and answer["version"] == version
-
-
-def restart(command, env):
-    try:
-        return run_hook(command, env)
-    except HookError as exc:
-        raise Failed("restart", exc.msg, exc.error) from exc
-
-
-def wait_until_healthy(url, version, timeout):
-    """Ask `url` until it answers 200 with `version` or `timeout` seconds have passed; the last answer."""
-    return as_health(health.wait_until(url, version, timeout, before_each=stop_if_abandoned))
-
-
-def history_newest_first(path):
-    try:
-        with open(path) as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-    except OSError:
-        return []
-    return list(reversed(lines))
-
-
-def plan_prune(base_dir, keep, live):
-    """(kept, removed): what `current` points to and `live`, then the newest in .history, `keep` in all."""
-    releases = os.path.join(base_dir, "releases")
-    link = os.path.join(base_dir, "current")
-    current = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else None
-    try:
-        entries = sorted(os.listdir(releases))
-    except OSError:
-        entries = []
-    unpacked = set()
-    leftovers = []
-    for entry in entries:
-        path = os.path.join(releases, entry)
-        if os.path.islink(path) or not os.path.isdir(path):
-            continue
-        if not entry.startswith("."):
-            unpacked.add(entry)
-        elif entry.endswith(".partial"):
-            leftovers.append(entry)
-    # Only releases still on disk count towards `keep`; the live ones are kept regardless.
-    protected = [version for version in (live, current) if version]
-    kept = []
-    for version in protected + history_newest_first(os.path.join(base_dir, ".history")):
-        if version not in kept and (version in protected or (version in unpacked and len(kept) < keep)):
-            kept.append(version)
-    return [version for version in kept if version in unpacked], sorted(unpacked - set(kept)) + leftovers
-
-
-def finish(module, result):
-    params = module.params
-    base_dir = params["base_dir"].rstrip("/") or "/"
-    version = params["version"]
-    if params["keep"] < 2:
-        raise Failed("inputs", f"keep must be at least 2 (the live release and one to roll back to), not {params['keep']}")
-    if params["health_timeout"] < 1:
-        raise Failed("inputs", f"health_timeout must be at least 1, not {params['health_timeout']}")
-    if not params["health_path"].startswith("/"):
-        raise Failed("inputs", f"health_path must start with /, not {params['health_path']!r}")
-    url = health_url(params["service_host"], params["service_port"], params["health_path"])
-
-    # Restarted when the link changed, or when the application does not answer this version.
-    if not params["switched"]:
-        result["health"] = ask(url, PROBE_TIMEOUT)
-        result["healthy"] = answers(result["health"], version)
-    if not result["healthy"]:
-        result["restarted"] = True
-        if module.check_mode:
-            result["msg"] = f"would restart the application and wait until {url} answers {version}"
-        else:
-            stop_if_abandoned()
-            command = hook_command(params["restart_command"], base_dir)
-            env = environment(base_dir, version, params["previous"], "deploy", params["service_host"], params["service_port"], url)
-            result["restart_output"] = restart(command, env)
-            result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
-            result["healthy"] = answers(last, version)
-            if not result["healthy"]:
-                raise Failed(
-                    "health",
-                    f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
-                    f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
-                    f"({last['msg'] or 'no message'}); the restart hook {json.dumps(command)} had exited with 0: "
-                    f"{' | '.join(result['restart_output'])[-150:] or '(no output)'}",
-                )
-
-    # Old releases, by history order; never what `current` points to, never `version`.
-    kept, removed = plan_prune(base_dir, params["keep"], version)
-    result.update(kept=kept, removed=removed)
-    if removed and not module.check_mode:
-        stop_if_abandoned()
-        try:
-            for entry in removed:
-                shutil.rmtree(os.path.join(base_dir, "releases", entry))
-        except OSError as exc:
-            raise Failed("prune", f"could not remove an old release: {exc}") from exc
+from ansible.module_utils.release_live import Failed, finish, health_url, plan_prune  # noqa: E402, F401
 
 
 def main():
@@ -315,7 +164,7 @@ def main():
     )
     result = dict(changed=False, restarted=False, healthy=False, failure="")
     try:
-        finish(module, result)
+        finish(module.params, module.check_mode, result)
     except Failed as exc:
         result.update(failure=exc.failure, changed=result["restarted"])
         if exc.error:

@@ -103,113 +103,8 @@ released:
   type: bool
 """
 
-import contextlib
-import fcntl
-import json
-import os
-import time
-import uuid
-
 from ansible.module_utils.basic import AnsibleModule
-
-RUN_FIELDS = ("id", "project", "person", "controller", "pid", "purpose", "started")
-
-
-def read_lease(path):
-    """The lease in `path`, or None when there is none; an unreadable lease counts as expired."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lease = json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"token": "", "expires": 0, "unreadable": True}
-    return lease if isinstance(lease, dict) else {"token": "", "expires": 0, "unreadable": True}
-
-
-def write_lease(path, lease):
-    temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(lease, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
-@contextlib.contextmanager
-def guarded(path):
-    """Exclusive use of the lease for one read-decide-write, across every process of this host."""
-    fd = os.open(path + ".guard", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def describe(lease):
-    """The holder on one line, as the host knows it."""
-    if lease.get("unreadable"):
-        return "an unreadable lease"
-    who = lease.get("person") or "someone"
-    parts = ["%s (%s)" % (who, lease.get("purpose") or "a run")]
-    if lease.get("project"):
-        parts.append("project %s" % lease["project"])
-    parts.append("run %s" % (lease.get("token") or "?"))
-    if lease.get("controller"):
-        parts.append("pid %s on %s" % (lease.get("pid") or "?", lease["controller"]))
-    parts.append("since %s, lease until %s" % (lease.get("taken_at") or "?", lease.get("expires_at") or "?"))
-    return ", ".join(parts)
-
-
-def older_than(mine, theirs):
-    """Whether this run started before the holder's (a run with no start time counts as the youngest)."""
-    if not mine.get("started"):
-        return False
-    if not theirs.get("started"):
-        return True
-    return (str(mine["started"]), str(mine.get("token"))) < (str(theirs["started"]), str(theirs.get("token")))
-
-
-def hold(module, path, run, token):
-    params = module.params
-    deadline = time.monotonic() + max(0, params["wait"])
-    while True:
-        with guarded(path):
-            now = time.time()
-            lease = read_lease(path)
-            mine = {key: run.get(key) for key in RUN_FIELDS if key != "id"}
-            mine.update(token=token)
-            free = lease is None or float(lease.get("expires") or 0) <= now
-            ours = lease is not None and lease.get("token") == token
-            breakable = lease is not None and lease.get("token") in params["breakable"]
-            if free or ours or breakable:
-                taken = lease.get("taken_at") if ours else iso(now)
-                new = dict(mine, taken_at=taken, expires=now + params["ttl"], expires_at=iso(now + params["ttl"]))
-                result = {"token": token, "holder": new, "busy": False, "released": False, "changed": not ours}
-                if lease is not None and not ours:
-                    result["broke"] = lease
-                if not module.check_mode:
-                    write_lease(path, new)
-                return result
-        if not (older_than(mine, lease) and time.monotonic() < deadline):
-            module.fail_json(msg="this host is locked by %s" % describe(lease), busy=True, holder=lease, token=token, released=False)
-        time.sleep(0.2)
-
-
-def release(module, path, token):
-    with guarded(path):
-        lease = read_lease(path)
-        if lease is None or not token or lease.get("token") != token:
-            return {"token": token, "holder": lease or {}, "busy": False, "released": False, "changed": False}
-        if not module.check_mode:
-            os.unlink(path)
-        return {"token": token, "holder": {}, "busy": False, "released": True, "changed": False}
+from ansible.module_utils.release_lease import lease_command
 
 
 def main():
@@ -225,21 +120,10 @@ def main():
         },
         supports_check_mode=True,
     )
-    path = module.params["path"]
-    run = module.params["run"] or {}
-    token = str(run.get("id") or module.params["token"] or "")
-    if module.params["ttl"] < 1:
-        module.fail_json(msg="ttl must be at least 1 second, got %d" % module.params["ttl"], busy=False)
-    folder = os.path.dirname(path)
-    if module.params["state"] == "released":
-        if not os.path.isdir(folder):
-            module.exit_json(token=token, holder={}, busy=False, released=False, changed=False)
-        module.exit_json(**release(module, path, token))
-    if not os.path.isdir(folder) and not module.check_mode:
-        os.makedirs(folder, 0o755)
-    if not os.path.isdir(folder):
-        module.exit_json(token=token or uuid.uuid4().hex[:12], holder={}, busy=False, released=False, changed=False)
-    module.exit_json(**hold(module, path, run, token or uuid.uuid4().hex[:12]))
+    result = lease_command(module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -75,34 +75,9 @@ tampered:
   elements: str
 """
 
-# Imports follow the documentation, as in every Ansible module.
-import os  # noqa: E402
-import posixpath  # noqa: E402
-
+# Imports follow the documentation, as in every Ansible module. The switch itself lives in module_utils/release_live.py.
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
-from ansible.module_utils.release_integrity import summary  # noqa: E402
-
-
-def version_of(target):
-    return posixpath.basename(posixpath.normpath(target)) if target else ""
-
-
-def last_line(path):
-    try:
-        with open(path) as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-    except OSError:
-        return None
-    return lines[-1] if lines else None
-
-
-def fsync_dir(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+from ansible.module_utils.release_live import Refused, last_line, switch, version_of  # noqa: E402, F401
 
 
 def main():
@@ -115,67 +90,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    path = module.params["path"].rstrip("/")
-    target = module.params["target"]
-    version = module.params["version"] or version_of(target)
-    history = module.params["history"]
-    directory = os.path.dirname(path)
-
-    previous_target = None
-    if os.path.islink(path):
-        previous_target = os.readlink(path)
-    elif os.path.lexists(path):
-        module.fail_json(msg=f"{path} exists and is not a symbolic link; move it away by hand")
-
-    switched = previous_target != target
-    history_appended = bool(history) and (switched or last_line(history) != version)
-    result = dict(
-        changed=switched or history_appended,
-        previous=version_of(previous_target),
-        current=version,
-        switched=switched,
-        history_appended=history_appended,
-    )
-
-    release_dir = os.path.join(directory, target)
-    if switched and not os.path.isfile(os.path.join(release_dir, ".release", "DIGEST")):
-        if module.check_mode:
-            module.exit_json(msg=f"{release_dir} is not unpacked yet (check mode)", **result)
-        result.update(changed=False, switched=False, history_appended=False)
-        module.fail_json(msg=f"{release_dir} is not a completely unpacked release (no .release/DIGEST)", **result)
-
-    if switched:
-        # The last look before the release goes live: its files must be what was unpacked from the verified artifact.
-        problems, _ = check_tree(release_dir)
-        if problems:
-            result.update(changed=False, switched=False, history_appended=False, tampered=problems)
-            module.fail_json(
-                msg=f"{release_dir} differs from what was unpacked from its verified artifact: {summary(problems)}; refusing to switch to it",
-                **result,
-            )
-
-    if module.check_mode:
-        module.exit_json(**result)
-
-    if switched:
-        temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        os.symlink(target, temporary)
-        try:
-            os.rename(temporary, path)
-        except OSError as exc:
-            os.unlink(temporary)
-            result.update(changed=False, switched=False, history_appended=False)
-            module.fail_json(msg=f"could not replace {path}: {exc}", **result)
-        fsync_dir(directory)
-
-    if history_appended:
-        with open(history, "a") as handle:
-            handle.write(version + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
+    params = module.params
+    try:
+        result = switch(params["path"], params["target"], params["version"], params["history"], module.check_mode)
+    except Refused as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
     module.exit_json(**result)
 
 

@@ -80,6 +80,24 @@ options:
       - When taking the host out of service, seconds the application is given to stop before it is killed.
     type: int
     default: 30
+  lease:
+    description:
+      - The host's lease for this run (module_utils/release_lease.py, the file release_lock owns,
+        C(<base_dir>/.relpromote-lock.json)), taken before anything is read or changed and given back
+        once this host is done, in this same execution - C(run) (the run, as release_lock's O(run)), C(ttl),
+        C(wait), C(breakable), and C(keep) (true - the caller gives it back itself, e.g. after its
+        automated tests). While another run holds it, nothing changes and the module fails with RV(busy)
+        naming that run (RV(holder)). When the target must be redeployed (RV(present=false)) the lease
+        stays held for the redeploy (RV(token)).
+      - Empty (the default) - no lease is taken. Never taken in check mode.
+    type: dict
+    default: {}
+  witness:
+    description:
+      - The ledger head this run started from, kept in C(<base_dir>/.relpromote-witness.json) once this
+        host runs the target (module_utils/release_witness.py). Empty - nothing is written. Never in check mode.
+    type: dict
+    default: {}
 notes:
   - Supports check mode - reports what would be switched, restarted or stopped; it may ask the
     health endpoint which version answers, which changes nothing.
@@ -143,6 +161,22 @@ restart_output:
   returned: when the hook ran and succeeded
   type: list
   elements: str
+token:
+  description: The token of the lease this run holds (or held) on the host; empty without O(lease).
+  returned: always
+  type: str
+busy:
+  description: True when another run holds the host's lease (nothing was changed).
+  returned: always
+  type: bool
+holder:
+  description: The lease of the run that holds the host, when RV(busy).
+  returned: when busy
+  type: dict
+lease_released:
+  description: Whether this run's lease was given back at the end of this execution.
+  returned: always
+  type: bool
 error:
   description:
     - Why the restart hook failed, C({step, command, rc, output, problem}) - C(step) C(hook) (it
@@ -159,8 +193,10 @@ import posixpath
 import re
 import signal
 import time
+import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url, wait_until
 from ansible.module_utils.release_health import ask as probe
 from ansible.module_utils.release_hook import HookError, environment, hook_command
@@ -168,6 +204,9 @@ from ansible.module_utils.release_hook import check as check_hook
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
 from ansible.module_utils.release_integrity import manifest_digest, summary
+from ansible.module_utils.release_lease import Busy, hold, lease_path
+from ansible.module_utils.release_lease import release as release_lease
+from ansible.module_utils.release_witness import write_witness
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -312,7 +351,7 @@ def take_out_of_service(module, result):
     pid = running_application(base_dir)
     if module.check_mode:
         result.update(changed=linked or pid is not None, current="", switched=linked, stopped=pid is not None)
-        module.exit_json(**result)
+        return
     if linked:
         # unlink(2) is atomic: a reader finds the old link or no link. Done before the stop, so
         # that a restart hook run meanwhile finds no release to bring back.
@@ -324,7 +363,6 @@ def take_out_of_service(module, result):
         with contextlib.suppress(FileNotFoundError):  # the application removed it on the way out
             os.unlink(os.path.join(base_dir, "run", "app.pid"))
         result.update(changed=True, stopped=True)
-    module.exit_json(**result)
 
 
 def roll_back(module, result):
@@ -337,7 +375,7 @@ def roll_back(module, result):
 
     if not os.path.lexists(release_dir):
         result["present"] = False
-        module.exit_json(**result)
+        return
 
     recorded = read_text(os.path.join(release_dir, ".release", "DIGEST"))
     if recorded == params["digest"] or manifest_digest(release_dir) == params["digest"]:
@@ -346,10 +384,9 @@ def roll_back(module, result):
         problems, _ = check_tree(release_dir)
         if problems:
             result.update(present=False, tampered=problems)
-            module.exit_json(
-                msg="%s differs from what was unpacked from its verified artifact: %s; not switching to it" % (release_dir, summary(problems)),
-                **result
-            )
+            result["msg"] = "%s differs from what was unpacked from its verified artifact: %s; not switching to it" % (
+                release_dir, summary(problems))
+            return
     if recorded != params["digest"]:
         module.fail_json(
             msg=(
@@ -362,7 +399,7 @@ def roll_back(module, result):
     # Resolved, so that an absolute link to the same directory also counts as already there.
     at_target = os.path.islink(link) and os.path.realpath(link) == os.path.realpath(release_dir)
     if at_target and probe(url, PROBE_TIMEOUT).is_version(version):
-        module.exit_json(**result)
+        return
 
     # A hook that cannot run fails the host before its link is touched (in check mode too).
     command = hook_command(params["restart_command"], base_dir)
@@ -373,7 +410,7 @@ def roll_back(module, result):
 
     if module.check_mode:
         result.update(changed=True, current=version, switched=not at_target, restarted=True)
-        module.exit_json(**result)
+        return
 
     # The result follows each step as it happens, so that a failure reports the host's real state.
     if not at_target:
@@ -387,7 +424,6 @@ def roll_back(module, result):
         raise RollbackFailed(
             "%s did not answer 200 with version %s within %d s after the restart; last answer: %s" % (url, version, params["health_timeout"], answer.describe())
         )
-    module.exit_json(**result)
 
 
 def main():
@@ -401,6 +437,8 @@ def main():
             restart_command=dict(type="str", default=""),
             health_path=dict(type="str", default="/health"),
             health_timeout=dict(type="int", default=30),
+            lease=dict(type="dict", default={}),
+            witness=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
@@ -414,6 +452,8 @@ def main():
     if params["health_timeout"] < 1:
         module.fail_json(msg="health_timeout must be at least 1 second, not %d" % params["health_timeout"])
 
+    # The lease first: what this run reads of the host must not change under it.
+    lease = take_lease(module) if params["lease"] and not module.check_mode else None
     previous = version_of(read_link(module, os.path.join(params["base_dir"], "current")))
     result = dict(
         changed=False,
@@ -423,6 +463,9 @@ def main():
         present=True,
         restarted=False,
         stopped=False,
+        token=lease or "",
+        busy=False,
+        lease_released=False,
     )
     try:
         if version:
@@ -434,6 +477,35 @@ def main():
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:
         module.fail_json(msg="rollback to %s failed: %s" % (json.dumps(version), exc), **result)
+    # This host runs the target (or is out of service as asked): the run is done here, unless the target must be
+    # redeployed from its artifact, which the caller does under the same lease.
+    if result["present"] and not module.check_mode:
+        try:
+            if params["witness"]:
+                write_witness(params["base_dir"], params["witness"])
+            if lease and not boolean(params["lease"].get("keep") or False, strict=False):
+                result["lease_released"] = release_lease(lease_path(params["base_dir"]), lease)["released"]
+        except OSError as exc:
+            module.fail_json(msg="%s runs %s, but its run's bookkeeping failed: %s" % (params["base_dir"], json.dumps(version), exc), **result)
+    module.exit_json(**result)
+
+
+def take_lease(module):
+    """Hold the host's lease for this run (release_lock's rules): its token; fails naming the holder when another run has it."""
+    params = module.params
+    lease = params["lease"]
+    run = lease.get("run") or {}
+    token = str(run.get("id") or uuid.uuid4().hex[:12])
+    ttl, wait = int(lease.get("ttl") or 1800), int(lease.get("wait", 20))
+    if ttl < 1:
+        module.fail_json(msg="lease ttl must be at least 1 second, got %d" % ttl, busy=False)
+    if not os.path.isdir(params["base_dir"]):
+        os.makedirs(params["base_dir"], 0o755)
+    try:
+        hold(lease_path(params["base_dir"]), run, token, ttl, wait, list(lease.get("breakable") or []))
+    except Busy as exc:
+        module.fail_json(msg=str(exc), busy=True, holder=exc.holder, token=token)
+    return token
 
 
 if __name__ == "__main__":

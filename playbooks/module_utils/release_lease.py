@@ -1,0 +1,1 @@
+../../roles/release_deploy/module_utils/release_lease.py

@@ -1,0 +1,209 @@
+#!/usr/bin/python
+"""Put an unpacked release live on a host in one module execution: switch, restart, health check, prune.
+
+Composes module_utils/release_live.py (the switch of `current`, then what follows it) with the host's
+lease (release_lease: renewed, so that a run holds the host from the first step to the last) and the
+ledger's witness (release_witness). What used to be three module executions per host (switch, finish,
+the lease) is one Python start-up on the host.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_live
+short_description: Switch current to an unpacked release, restart when needed, wait for its health check, prune
+description:
+  - With O(lease), first renews (or takes) the host's lease for this run (C(<base_dir>/.relpromote-lock.json));
+    while another run holds it, changes nothing and fails (RV(busy), RV(failure) C(lease)).
+  - Switches C(<base_dir>/current) to C(releases/<version>) with one C(rename) and appends O(version) to
+    C(<base_dir>/.history), as release_switch does; refuses a release that is not completely unpacked or
+    whose files differ from its manifest (RV(failure) C(switch), RV(tampered)).
+  - Then restarts the application when the link changed, when O(restart) is true or when the application
+    does not answer O(version), waits for its health check and prunes, as release_finish does (RV(failure)
+    C(restart), C(health), C(prune) or C(inputs)).
+  - Once the application answers O(version), keeps O(witness) in C(<base_dir>/.relpromote-witness.json).
+  - Never gives the lease back itself: the caller does once every host of the run is done (a host that
+    finished first must stay held while another one's failure is rolled back).
+version_added: "1.2.0"
+author: relpromote
+options:
+  base_dir:
+    description: The application's base directory, holding C(releases/), C(current) and C(.history).
+    type: path
+    required: true
+  version:
+    description: The unpacked release to put live (C(releases/<version>)); letters, digits, C(.), C(_), C(+), C(-).
+    type: str
+    required: true
+  restart:
+    description: Restart even when the link is already right (e.g. the release's files were just unpacked again).
+    type: bool
+    default: false
+  keep:
+    description: How many releases to keep, the live one included; at least 2.
+    type: int
+    default: 5
+  service_host:
+    description: Address the application listens on, as seen from the host itself.
+    type: str
+    default: localhost
+  service_port:
+    description: Port the application listens on.
+    type: int
+    default: 8080
+  restart_command:
+    description: The restart hook, as release_finish's O(restart_command); empty means C(<base_dir>/current/bin/restart).
+    type: str
+    default: ""
+  health_path:
+    description: Path of the health endpoint, starting with C(/).
+    type: str
+    default: /health
+  health_timeout:
+    description: Seconds to wait for the health endpoint to answer O(version) after a restart; at least 1.
+    type: int
+    default: 30
+  lease:
+    description:
+      - The host's lease for this run, as release_rollback's O(lease) (C(run), C(ttl), C(wait), C(breakable)),
+        plus C(token) when the caller took it with a token of its own. Empty - none is taken.
+    type: dict
+    default: {}
+  witness:
+    description: The ledger head this run started from; kept once the application answers O(version). Empty - none.
+    type: dict
+    default: {}
+  tampered:
+    description: What the unpack found differing from the release's manifest (it unpacked the release again); returned as is.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Supports check mode - says what would be switched, restarted and removed; takes no lease, writes no witness.
+"""
+
+EXAMPLES = r"""
+- name: Switch the current link to the release
+  release_live:
+    base_dir: /opt/app
+    version: 1.4.0
+    service_host: 10.0.0.5
+    keep: 5
+"""
+
+RETURN = r"""
+previous:
+  description: Version the link pointed to before, or an empty string.
+  returned: unless another run holds the host
+  type: str
+current:
+  description: Version the link points to now.
+  returned: unless another run holds the host
+  type: str
+switched:
+  description: Whether the link was (or, in check mode, would be) replaced.
+  returned: unless another run holds the host
+  type: bool
+restarted:
+  description: Whether the restart hook ran (in check mode, would run).
+  returned: always
+  type: bool
+healthy:
+  description: Whether the application answered 200 with O(version).
+  returned: always
+  type: bool
+failure:
+  description: Empty, or the step that failed - C(lease), C(switch), C(inputs), C(restart), C(health), C(prune).
+  returned: always
+  type: str
+busy:
+  description: True when another run holds the host's lease (nothing was changed).
+  returned: always
+  type: bool
+token:
+  description: The token of this run's lease on the host; empty without O(lease).
+  returned: always
+  type: str
+"""
+
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import uuid  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.release_lease import Busy, hold, lease_path  # noqa: E402
+from ansible.module_utils.release_live import Failed, Refused, check_inputs, finish, switch  # noqa: E402
+from ansible.module_utils.release_witness import write_witness  # noqa: E402
+
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def take_lease(module, base_dir):
+    """Renew (or take) this run's lease: its token. Fails naming the holder when another run has the host."""
+    lease = module.params["lease"]
+    run = lease.get("run") or {}
+    token = str(lease.get("token") or run.get("id") or uuid.uuid4().hex[:12])
+    ttl = int(lease.get("ttl") or 1800)
+    if not os.path.isdir(base_dir):
+        os.makedirs(base_dir, 0o755)
+    try:
+        hold(lease_path(base_dir), run, token, max(1, ttl), int(lease.get("wait", 20)), list(lease.get("breakable") or []))
+    except Busy as exc:
+        module.fail_json(msg=str(exc), busy=True, holder=exc.holder, token=token, failure="lease", restarted=False, healthy=False)
+    return token
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            base_dir=dict(type="path", required=True),
+            version=dict(type="str", required=True),
+            restart=dict(type="bool", default=False),
+            keep=dict(type="int", default=5),
+            service_host=dict(type="str", default="localhost"),
+            service_port=dict(type="int", default=8080),
+            restart_command=dict(type="str", default=""),
+            health_path=dict(type="str", default="/health"),
+            health_timeout=dict(type="int", default=30),
+            lease=dict(type="dict", default={}),
+            witness=dict(type="dict", default={}),
+            tampered=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    base_dir = params["base_dir"].rstrip("/") or "/"
+    version = params["version"]
+    try:
+        if not VERSION_PATTERN.match(version):
+            raise Failed("inputs", "version %s is not a plain version name (letters, digits, '.', '_', '+', '-')" % json.dumps(version))
+        check_inputs(params)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, failure=exc.failure, busy=False, restarted=False, healthy=False)
+    token = take_lease(module, base_dir) if params["lease"] and not module.check_mode else ""
+    result = dict(changed=False, restarted=False, healthy=False, failure="", busy=False, token=token, tampered=params["tampered"])
+    try:
+        result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version,
+                             os.path.join(base_dir, ".history"), module.check_mode))
+    except Refused as exc:
+        result.update(exc.result, failure="switch")
+        result["current"] = result.get("previous", "")
+        module.fail_json(msg=exc.msg, **result)
+    steps = dict(params, base_dir=base_dir, switched=result["switched"] or params["restart"], previous=result["previous"])
+    try:
+        finish(steps, module.check_mode, result)
+    except Failed as exc:
+        result.update(failure=exc.failure, changed=result["changed"] or result["restarted"])
+        if exc.error:
+            result["error"] = exc.error
+        module.fail_json(msg=exc.msg, **result)
+    if params["witness"] and not module.check_mode:
+        write_witness(base_dir, params["witness"])
+    result["changed"] = bool(result["changed"] or result["restarted"] or result.get("removed"))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+"""Putting an unpacked release live on the host: the switch of `current`, then the restart, the health
+check and the pruning (release_switch, release_finish and release_live compose these).
+
+Owns the host's notion of "live" - the link is replaced with rename(2), never removed first, so a
+reader sees the old release or the new one and nothing in between; a release goes live only when it
+is completely unpacked and its files are still those of its manifest (release_integrity) - and what
+happens after the switch: the decision to restart, the health wait, and the rule for what a host
+keeps, decided by the order releases went live (the history), never by modification times, and
+never the release `current` points to.
+
+Shipped with every module that imports it (Ansible's module_utils). Python standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import posixpath
+import select
+import shutil
+import sys
+
+from ansible.module_utils import release_health as health
+from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url
+from ansible.module_utils.release_hook import HookError, environment, hook_command
+from ansible.module_utils.release_hook import run as run_hook
+from ansible.module_utils.release_integrity import check as check_tree
+from ansible.module_utils.release_integrity import summary
+
+__metaclass__ = type
+
+
+def version_of(target):
+    return posixpath.basename(posixpath.normpath(target)) if target else ""
+
+
+def last_line(path):
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def fsync_dir(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class Refused(Exception):
+    """The link was not switched; `result` says what the host runs (unchanged) and why (`tampered`)."""
+
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def switch(path, target, version, history, check_mode):
+    """Point `path` at `target` (relative to its directory) and append `version` to `history` (when given): the result
+    {changed, previous, current, switched, history_appended}, or Refused (nothing changed) when the release is not
+    completely unpacked or its files differ from its manifest. In check mode, only says what would be done."""
+    path = path.rstrip("/")
+    version = version or version_of(target)
+    directory = os.path.dirname(path)
+
+    previous_target = None
+    if os.path.islink(path):
+        previous_target = os.readlink(path)
+    elif os.path.lexists(path):
+        raise Refused("%s exists and is not a symbolic link; move it away by hand" % path, {})
+
+    switched = previous_target != target
+    history_appended = bool(history) and (switched or last_line(history) != version)
+    result = dict(
+        changed=switched or history_appended,
+        previous=version_of(previous_target),
+        current=version,
+        switched=switched,
+        history_appended=history_appended,
+    )
+
+    release_dir = os.path.join(directory, target)
+    if switched and not os.path.isfile(os.path.join(release_dir, ".release", "DIGEST")):
+        if check_mode:
+            result["msg"] = "%s is not unpacked yet (check mode)" % release_dir
+            return result
+        result.update(changed=False, switched=False, history_appended=False)
+        raise Refused("%s is not a completely unpacked release (no .release/DIGEST)" % release_dir, result)
+
+    if switched:
+        # The last look before the release goes live: its files must be what was unpacked from the verified artifact.
+        problems, _ = check_tree(release_dir)
+        if problems:
+            result.update(changed=False, switched=False, history_appended=False, tampered=problems)
+            raise Refused(
+                "%s differs from what was unpacked from its verified artifact: %s; refusing to switch to it" % (release_dir, summary(problems)),
+                result,
+            )
+
+    if check_mode:
+        return result
+
+    if switched:
+        temporary = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(target, temporary)
+        try:
+            os.rename(temporary, path)
+        except OSError as exc:
+            os.unlink(temporary)
+            result.update(changed=False, switched=False, history_appended=False)
+            raise Refused("could not replace %s: %s" % (path, exc), result)
+        fsync_dir(directory)
+
+    if history_appended:
+        with open(history, "a") as handle:
+            handle.write(version + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    return result
+
+
+class Failed(Exception):
+    def __init__(self, failure, msg, error=None):
+        super().__init__(msg)
+        self.failure = failure
+        self.msg = msg
+        self.error = error
+
+
+def controller_gone():
+    """True once nobody reads our output: the controller was stopped, killed or cancelled.
+
+    Our stdout is a pipe to sshd (or to the controller itself); when its reader is closed,
+    poll() reports an error on our end.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events)
+
+
+def stop_if_abandoned():
+    if controller_gone():
+        sys.exit(1)
+
+
+def ask(url, timeout=PROBE_TIMEOUT):
+    """The answer of one GET as this module returns it: {url, status, version, msg}; status -1 when nothing answered."""
+    return as_health(health.ask(url, timeout))
+
+
+def as_health(answer):
+    ok = "OK" if answer.status == 200 else "HTTP Error %s" % answer.status
+    return {"url": answer.url, "status": -1 if answer.status is None else answer.status, "version": answer.version,
+            "msg": answer.error or ok if answer.status is not None else answer.error}
+
+
+def answers(answer, version):
+    return answer["status"] == 200 and answer["version"] == version
+
+
+def restart(command, env):
+    try:
+        return run_hook(command, env)
+    except HookError as exc:
+        raise Failed("restart", exc.msg, exc.error) from exc
+
+
+def wait_until_healthy(url, version, timeout):
+    """Ask `url` until it answers 200 with `version` or `timeout` seconds have passed; the last answer."""
+    return as_health(health.wait_until(url, version, timeout, before_each=stop_if_abandoned))
+
+
+def history_newest_first(path):
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return []
+    return list(reversed(lines))
+
+
+def plan_prune(base_dir, keep, live):
+    """(kept, removed): what `current` points to and `live`, then the newest in .history, `keep` in all."""
+    releases = os.path.join(base_dir, "releases")
+    link = os.path.join(base_dir, "current")
+    current = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else None
+    try:
+        entries = sorted(os.listdir(releases))
+    except OSError:
+        entries = []
+    unpacked = set()
+    leftovers = []
+    for entry in entries:
+        path = os.path.join(releases, entry)
+        if os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if not entry.startswith("."):
+            unpacked.add(entry)
+        elif entry.endswith(".partial"):
+            leftovers.append(entry)
+    # Only releases still on disk count towards `keep`; the live ones are kept regardless.
+    protected = [version for version in (live, current) if version]
+    kept = []
+    for version in protected + history_newest_first(os.path.join(base_dir, ".history")):
+        if version not in kept and (version in protected or (version in unpacked and len(kept) < keep)):
+            kept.append(version)
+    return [version for version in kept if version in unpacked], sorted(unpacked - set(kept)) + leftovers
+
+
+def check_inputs(params):
+    """Raise Failed (step `inputs`) for settings that would make the steps after the switch fail: checked first."""
+    if params["keep"] < 2:
+        raise Failed("inputs", f"keep must be at least 2 (the live release and one to roll back to), not {params['keep']}")
+    if params["health_timeout"] < 1:
+        raise Failed("inputs", f"health_timeout must be at least 1, not {params['health_timeout']}")
+    if not params["health_path"].startswith("/"):
+        raise Failed("inputs", f"health_path must start with /, not {params['health_path']!r}")
+
+
+def finish(params, check_mode, result):
+    """Restart when needed (`params["switched"]`, or the application does not answer the version), wait for the
+    health check, prune; `result` follows each step. Raises Failed naming the step."""
+    base_dir = params["base_dir"].rstrip("/") or "/"
+    version = params["version"]
+    check_inputs(params)
+    url = health_url(params["service_host"], params["service_port"], params["health_path"])
+
+    # Restarted when the link changed, or when the application does not answer this version.
+    if not params["switched"]:
+        result["health"] = ask(url, PROBE_TIMEOUT)
+        result["healthy"] = answers(result["health"], version)
+    if not result["healthy"]:
+        result["restarted"] = True
+        if check_mode:
+            result["msg"] = f"would restart the application and wait until {url} answers {version}"
+        else:
+            stop_if_abandoned()
+            command = hook_command(params["restart_command"], base_dir)
+            env = environment(base_dir, version, params["previous"], "deploy", params["service_host"], params["service_port"], url)
+            result["restart_output"] = restart(command, env)
+            result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
+            result["healthy"] = answers(last, version)
+            if not result["healthy"]:
+                raise Failed(
+                    "health",
+                    f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
+                    f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
+                    f"({last['msg'] or 'no message'}); the restart hook {json.dumps(command)} had exited with 0: "
+                    f"{' | '.join(result['restart_output'])[-150:] or '(no output)'}",
+                )
+
+    # Old releases, by history order; never what `current` points to, never `version`.
+    kept, removed = plan_prune(base_dir, params["keep"], version)
+    result.update(kept=kept, removed=removed)
+    if removed and not check_mode:
+        stop_if_abandoned()
+        try:
+            for entry in removed:
+                shutil.rmtree(os.path.join(base_dir, "releases", entry))
+        except OSError as exc:
+            raise Failed("prune", f"could not remove an old release: {exc}") from exc
