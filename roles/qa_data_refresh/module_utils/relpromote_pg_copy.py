@@ -104,6 +104,7 @@ class Refresh:
         self.collisions: dict[str, int] = {}
         self.leak_sources: list[str] = []  # "table.column" by source number in the table of production's hashes
         self.source_numbers: dict[tuple[str, str], int] = {}  # (table key, column) -> source number
+        self.hash_tables: dict[str, str] = {}  # table key -> the table of production's hashes of its masked columns
         self.leaks: list[str] = []
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
@@ -342,11 +343,13 @@ class Refresh:
 
     # -- the leak check --
     def _create_hashes(self, incoming: Session) -> tuple[dict[str, list[tuple[str, int]]], bool]:
-        """Production's keyed hashes of the values of masked columns, sent once, into one table of the new database: both
-        the per-column check (_fingerprint_starter: no masked value equals a production value of its column) and the leak
-        check (_queue_leak_scans) read them there. All rows, not a sample, in the copy's snapshot. Returns, per table, the
-        hashed columns with the shortest value hashed (any non-empty one for a column the per-column check reads, else
-        LEAK_MIN_LENGTH), and whether the leak check runs."""
+        """Production's keyed hashes of the values of masked columns, sent once, into the new database: both the per-column
+        check (_fingerprint_starter: no masked value equals a production value of its column) and the leak check
+        (_queue_leak_scans) read them there. All rows, not a sample, in the copy's snapshot. One row per production row,
+        a hash column per masked column (`c<source number>`, NULL for a value too short), in a table per production
+        table: a fourth of the rows one per value would take, and a check reads its column only; LEAK_TABLE is the view
+        of them all as (f, source). Returns, per table, the hashed columns with the shortest value hashed (any non-empty
+        one for a column the per-column check reads, else LEAK_MIN_LENGTH), and whether the leak check runs."""
         leak_check = any(t.get("leak_sources") for t in self.plan["tables"]) and any(
             t.get("leak_targets") for t in self.plan["tables"]
         )
@@ -357,28 +360,46 @@ class Refresh:
             columns += [column for column in table["masked"] if column in fingerprinted and column not in columns]
             if columns:
                 hashed[table["key"]] = [(column, 1 if column in fingerprinted else LEAK_MIN_LENGTH) for column in columns]
+                self.hash_tables[table["key"]] = f"{LEAK_SCHEMA}.h{len(self.hash_tables)}"
+                for column in columns:
+                    self.source_numbers[(table["key"], column)] = len(self.leak_sources)
+                    self.leak_sources.append(f"{table['key']}.{column}")
         if hashed:
-            incoming.do(
-                f"CREATE SCHEMA {LEAK_SCHEMA}; CREATE UNLOGGED TABLE {LEAK_TABLE} (f bigint NOT NULL, source smallint NOT NULL)"
-            )
+            statements = [f"CREATE SCHEMA {LEAK_SCHEMA}"]
+            view = []
+            for key, columns in hashed.items():
+                numbers = [self.source_numbers[(key, column)] for column, _ in columns]
+                statements.append(
+                    f"CREATE UNLOGGED TABLE {self.hash_tables[key]} ({', '.join(f'c{n} bigint' for n in numbers)})"
+                )
+                view += [f"SELECT c{n} AS f, {n}::smallint AS source FROM {self.hash_tables[key]} WHERE c{n} IS NOT NULL"
+                         for n in numbers]
+            statements.append(f"CREATE VIEW {LEAK_TABLE} AS {' UNION ALL '.join(view)}")
+            incoming.do("; ".join(statements))
         return hashed, leak_check
+
+    def _hashes_of(self, key: str, column: str) -> str:
+        """Production's hashes of one masked column, as a subquery."""
+        number = self.source_numbers[(key, column)]
+        return f"(SELECT c{number} FROM {self.hash_tables[key]} WHERE c{number} IS NOT NULL)"
 
     def _hashes_starter(self, table: Params, columns: list[tuple[str, int]]) -> Starter:
         seed = self.fingerprint_seed
-        values = []
-        for column, shortest in columns:
-            self.source_numbers[(table["key"], column)] = len(self.leak_sources)
-            values.append(f"({ident(column)}::text, {len(self.leak_sources)}::smallint, {shortest})")
-            self.leak_sources.append(f"{table['key']}.{column}")
+        hashes = ", ".join(
+            f"CASE WHEN length({ident(column)}::text) >= {shortest} THEN hashtextextended({ident(column)}::text, {seed}) END"
+            for column, shortest in columns
+        )
         script = (
             self._snapshot_prelude()
-            + f"COPY (SELECT hashtextextended(x.v, {seed}), x.s FROM ONLY {table['qualified']}, "
-            + f"LATERAL (VALUES {', '.join(values)}) x(v, s, m) WHERE length(x.v) >= x.m) "
-            + "TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+            + f"COPY (SELECT {hashes} FROM ONLY {table['qualified']}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
         )
+        into = self.hash_tables[table["key"]]
 
         def start() -> Job:
-            consumer = self.qa.psql_argv("-c", f"COPY {LEAK_TABLE} FROM STDIN (FORMAT binary)")
+            # FREEZE (the table emptied in the same transaction): the checks' scans need not set hint bits on every page.
+            consumer = self.qa.psql_argv(
+                "-c", f"BEGIN; TRUNCATE {into}", "-c", f"COPY {into} FROM STDIN (FORMAT binary, FREEZE)", "-c", "COMMIT"
+            )
             return Pipeline(f"hashes {table['key']}", (self.prod, self.source_db, self.prod.psql_argv(), script),
                             (self.qa, self.incoming, consumer))
 
@@ -388,7 +409,7 @@ class Refresh:
         """No production value of a masked column in any unmasked text, array or JSON column of the new database: whole
         text values, array elements, and string values at any depth of a JSON document (not words inside a longer text).
         Every row of every such column is read. A finding fails the refresh before the swap, naming the columns."""
-        incoming.do(f"ANALYZE {LEAK_TABLE}")
+        incoming.do(f"ANALYZE {', '.join(self.hash_tables.values())}")
         seed = self.fingerprint_seed
         for table in self.plan["tables"]:
             if not table.get("leak_targets"):
@@ -586,30 +607,31 @@ class Refresh:
         seed = self.fingerprint_seed
         sources = {check["column"]: self.source_numbers[(table["key"], check["column"])] for check in checks}
 
-        def colliding(value: str, source: int) -> str:
-            production = f"(SELECT f FROM {LEAK_TABLE} WHERE source = {source})"  # a hashed subplan, built once
+        def colliding(value: str, column: str) -> str:
+            production = self._hashes_of(table["key"], column)  # a hashed subplan: built once
             return f"{value} IS NOT NULL AND {value}::text <> '' AND hashtextextended({value}::text, {seed}) IN {production}"
 
         # One scan of the table for all its masked columns: {source: [values equal to production's, re-masked]}.
         counted = (
             "SELECT jsonb_object_agg(u.s, jsonb_build_array(u.n, 0)) FROM unnest("
             f"ARRAY[{', '.join(str(source) for source in sources.values())}], (SELECT ARRAY["
-            + ", ".join(f"count(*) FILTER (WHERE {colliding(ident(column), source)})" for column, source in sources.items())
+            + ", ".join(f"count(*) FILTER (WHERE {colliding(ident(column), column)})" for column in sources)
             + f"] FROM ONLY {table['qualified']})) u(s, n)"
         )
         repairs = []
         for check in checks:
             if not check.get("repair_sql"):
                 continue
-            column, source = ident(check["column"]), sources[check["column"]]
+            name = check["column"]
+            column, source = ident(name), sources[name]
             redrawn = check["repair_sql"].format(value=column, round="r::text")
             repairs.append(
                 f"IF (verdict -> '{source}' ->> 0)::bigint > 0 THEN "
-                f"SELECT array_agg(ctid) INTO bad FROM ONLY {table['qualified']} WHERE {colliding(column, source)}; "
+                f"SELECT array_agg(ctid) INTO bad FROM ONLY {table['qualified']} WHERE {colliding(column, name)}; "
                 f"fixed := coalesce(cardinality(bad), 0); FOR r IN 1..{REPAIR_ROUNDS} LOOP EXIT WHEN bad IS NULL; "
                 f"WITH redrawn AS (UPDATE ONLY {table['qualified']} SET {column} = {redrawn} WHERE ctid = ANY (bad) "
                 f"RETURNING ctid, {column} AS value) "
-                f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value', source)}) INTO bad FROM redrawn; END LOOP; "
+                f"SELECT array_agg(ctid) FILTER (WHERE {colliding('value', name)}) INTO bad FROM redrawn; END LOOP; "
                 f"verdict := verdict || jsonb_build_object('{source}', jsonb_build_array(coalesce(cardinality(bad), 0), fixed)); "
                 "END IF;"
             )
