@@ -7,6 +7,7 @@ Real ed25519 keys sign every entry; nothing is built by hand except the rows an 
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -158,6 +159,35 @@ def test_a_rename_that_claims_a_name_it_never_had_gives_nothing(case: str) -> No
     names = signer_names(entries, people)
     assert names == {ALICE.public_key: frozenset({"alice"}), BOB.public_key: frozenset({"bob"})}
     assert verify_chain(entries[:2], people).problems[-1] == Problem(2, "signed with alice's key but recorded as al")
+
+
+def test_a_foreign_row_or_a_rename_that_does_not_verify_never_stops_the_renames_after_it() -> None:
+    entries: list[Entry] = []
+    append(entries, "release.built", "x", {}, MALLORY)  # a key the config gives no one
+    append(entries, "release.built", "al", {})
+    append(entries, "release.built", "ally", {})
+    bad = rename(entries, "al", "alice")
+    entries[-1] = dataclasses.replace(bad, signature=MALLORY.sign(bad.hash.encode()))
+    rename(entries, "ally", "alice")
+    assert signer_names(entries, {ALICE.public_key: "alice"}) == {ALICE.public_key: frozenset({"ally", "alice"})}
+
+
+def test_a_rename_as_the_keys_first_entry_claims_nothing() -> None:
+    entries: list[Entry] = []
+    rename(entries, "al", "alice")
+    append(entries, "release.built", "al", {})
+    assert signer_names(entries, {ALICE.public_key: "alice"}) == {ALICE.public_key: frozenset({"alice"})}
+    assert verify_chain(entries, {ALICE.public_key: "alice"}).problems == (Problem(2, "signed with alice's key but recorded as al"),)
+
+
+def test_times_are_written_in_utc_whatever_the_machines_timezone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert format_time(datetime(2026, 11, 26, 21, 30, 15, 123456, tzinfo=timezone(timedelta(hours=9)))) == "2026-11-26T12:30:15.123456Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_each_signer_problem_is_named_and_the_committed_name_counts() -> None:
