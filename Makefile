@@ -27,6 +27,8 @@ MODULES ?= relpromote.policy relpromote.ledger relpromote.artifact relpromote.id
 	roles.release_deploy.module_utils.release_hook roles.release_deploy.module_utils.release_integrity roles.release_rollback.library.release_rollback
 MUTATE_JOBS ?= 2
 mutate: bootstrap
+	@# mutmut copies the other files of relpromote/ and roles/ (templates, YAML) only once: drop the old copies so they are fresh.
+	@[ ! -d mutants ] || find mutants/relpromote mutants/roles -type f ! -name '*.py' ! -name '*.py.meta' ! -name '*.py.spans' -delete
 	mutmut run --max-children $(MUTATE_JOBS) $(foreach module,$(MODULES),'$(module).*')
 	python tests/mutation_score.py $(MODULES)
 
