@@ -15,6 +15,7 @@ import os
 import shlex
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_bytes
 from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_lock"
@@ -74,7 +75,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="release_lock: %s" % exc)
             return result
         python = interpreter(task_vars)
-        ran = self._low_level_execute_command("%s -" % shlex.quote(python), in_data=program, sudoable=True)
+        ran = self._low_level_execute_command("%s -" % shlex.quote(python), in_data=to_bytes(program), sudoable=True)
         output = next((line[len(RESULT_MARK):] for line in (ran.get("stdout") or "").splitlines() if line.startswith(RESULT_MARK)), None)
         if ran.get("rc") != 0 or output is None:
             said = (ran.get("stderr") or ran.get("stdout") or "").strip()[-500:]
