@@ -30,6 +30,15 @@ def plain_text(value: str) -> str:
     return value
 
 
+def typed_text(option: str, value: str) -> str:
+    """What a person typed for OPTION (a note, a reason, a ticket), recorded and shown at terminals later: BadInput
+    (exit 2) naming the option when it holds a control character."""
+    try:
+        return plain_text(value)
+    except ValueError as exc:
+        raise BadInput(f"{option}: {exc}") from None
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(plain_text)]
 CommitId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4,64}$")]
 DOCUMENTED_FIELDS = ("id", "type", "title", "owner", "why", "how")

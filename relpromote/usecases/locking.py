@@ -19,7 +19,7 @@ from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.lock import Lock
-from relpromote.manifest import plain_text
+from relpromote.manifest import typed_text
 from relpromote.policy import require_role
 from relpromote.project import Project
 
@@ -66,10 +66,7 @@ def release_lock(
     reason = (reason or "").strip() or None
     if force and not reason:
         raise BadInput("--force needs --reason: say why a lock whose run may still be alive is released")
-    try:  # shown to people at terminals (history): no escape sequence may rewrite what they see
-        plain_text(reason or "")
-    except ValueError as exc:
-        raise BadInput(f"--reason: {exc}") from None
+    typed_text("--reason", reason or "")  # shown to people at terminals (history): no escape sequence may rewrite it
     held = project.ledger.current(environment)
     if held is None:
         raise BadInput(f"{environment} is not locked; nothing to release")

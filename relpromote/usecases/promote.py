@@ -17,6 +17,7 @@ from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError, RunF
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, utc_now
 from relpromote.lock import Lock
+from relpromote.manifest import typed_text
 from relpromote.policy import Verdict, committed_gate, promotion_verdict, valid_approval
 from relpromote.project import Project
 from relpromote.promotion import HostOutcome, PromotionOutcome, host_failures, host_outcomes, one_line
@@ -55,13 +56,17 @@ def project_revision(project: Project, environment: str) -> tuple[str | None, li
     return commit, git.dirty_paths(project.root, [inventory, *APPLIED_PATHS])
 
 
+MAX_BATCH = 100_000  # hosts per batch: more than any inventory; Ansible's serial stalls on counts far beyond it
+
+
 def validate_batch(batch: str | None) -> str | None:
     if batch is None:
         return None
     text = batch.strip()
     number = text[:-1] if text.endswith("%") else text
-    if not number.isdigit() or int(number) < 1 or (text.endswith("%") and int(number) > 100):
-        raise BadInput(f"--batch {batch!r}: give a host count (e.g. 2) or a percentage from 1% to 100%")
+    if (not number.isascii() or not number.isdigit() or len(number) > 6 or int(number) < 1
+            or (text.endswith("%") and int(number) > 100) or int(number) > MAX_BATCH):
+        raise BadInput(f"--batch {batch!r}: give a host count from 1 to {MAX_BATCH} (e.g. 2) or a percentage from 1% to 100%")
     return text
 
 
@@ -87,6 +92,8 @@ def promote(
 ) -> PromotionOutcome:
     env = project.config.environment(request.environment)
     batch = validate_batch(request.batch)
+    if request.break_glass is not None:
+        typed_text("--break-glass", request.break_glass)  # recorded, and shown at terminals (history, show)
     state = project.state()
     release = state.release(request.version)
     commit, dirty = project_revision(project, request.environment)

@@ -15,6 +15,7 @@ from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
 from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError
 from relpromote.identity import Identity
+from relpromote.manifest import typed_text
 from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.promotion import HostOutcome, host_outcomes, one_line
@@ -85,6 +86,7 @@ def rollback(
     require_role(project.config, actor, "rollback", environment)
     if not reason.strip():
         raise BadInput("--reason is empty; say why the environment is rolled back")
+    typed_text("--reason", reason)  # shown to people at terminals (history, show)
     state = project.state()
     target = rollback_target(state, environment, version)
     project.store.verified_path(target.digest)  # a pruned host is redeployed from it: check it first

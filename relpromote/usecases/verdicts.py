@@ -14,7 +14,7 @@ from relpromote.errors import BadInput
 from relpromote.evidence import read_evidence_file
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
-from relpromote.manifest import plain_text
+from relpromote.manifest import typed_text
 from relpromote.policy import acceptance_verdict, approval_verdict, parse_duration, rejection_verdict, trusted_state
 from relpromote.project import Project
 from relpromote.state import ProjectState
@@ -25,7 +25,7 @@ def accept(
     project: Project, identity: Identity, actor: Person, version: str, environment: str, evidence_args: Sequence[str], note: str
 ) -> Entry:
     project.config.environment(environment)
-    _plain("--note", note)
+    typed_text("--note", note)
     reports = [read_evidence_file(argument) for argument in evidence_args]
     evidence = [item for item, _ in reports]
     state = project.state()
@@ -48,7 +48,7 @@ def reject(
     project.config.environment(environment)
     if not reason.strip():
         raise BadInput("--reason is empty; say why the release or its changes are rejected")
-    _plain("--reason", reason)
+    typed_text("--reason", reason)
     state = project.state()
     release = state.release(version)
     what = f"rejection of {version} in {environment}"
@@ -68,7 +68,7 @@ def approve(
     env = project.config.environment(environment)
     if not ticket.strip():
         raise BadInput("--ticket is empty; give the change ticket this approval belongs to")
-    _plain("--ticket", ticket)
+    typed_text("--ticket", ticket)
     policy = env.approval_policy()
     try:
         validity = parse_duration(expires or (policy.max_validity if policy else "7d"))
@@ -94,14 +94,6 @@ def approve(
         approval_verdict(project.config, fresh, fresh.release(version), environment, actor, validity).enforce(what)
 
     return project.ledger.append(events.APPROVAL_GRANTED, actor.name, identity, payload, still_approvable)
-
-
-def _plain(option: str, text: str) -> None:
-    """A note, reason or ticket is shown to people at terminals (history, show, notes): no control characters."""
-    try:
-        plain_text(text)
-    except ValueError as exc:
-        raise BadInput(f"{option}: {exc}") from None
 
 
 def state_of(project: Project, entries: list[Entry]) -> ProjectState:

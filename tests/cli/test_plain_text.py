@@ -16,10 +16,8 @@ from tests.helpers import one_line_error
     ["accept", "1.0.0", "--env", "qa", "--note", "green\x1b[1A\x1b[2K"],
     ["approve", "1.0.0", "--env", "qa", "--ticket", "CHG-1\x1b]8;;https://evil.test\x1b\\"],
     ["lock", "release", "--env", "qa", "--lock-id", "abc", "--force", "--reason", "\x1b[2Kcrashed"],
-    pytest.param(["rollback", "--env", "qa", "--reason", "\x1b[2K\rfine"], marks=pytest.mark.xfail(
-        strict=True, reason="relpromote/usecases/rollback.py records --reason as typed (control characters included)")),
-    pytest.param(["promote", "1.0.0", "--to", "qa", "--break-glass", "\x1b[2Kurgent"], marks=pytest.mark.xfail(
-        strict=True, reason="relpromote/usecases/promote.py records --break-glass REASON as typed (control characters included)")),
+    ["rollback", "--env", "qa", "--reason", "\x1b[2K\rfine"],
+    ["promote", "1.0.0", "--to", "qa", "--break-glass", "\x1b[2Kurgent"],
 ], ids=["reject --reason", "accept --note", "approve --ticket", "lock release --reason", "rollback --reason", "promote --break-glass"])
 def test_control_characters_in_what_people_type_are_refused(tmp_path: Path, args: list[str]) -> None:
     project = _live_in_qa(tmp_path)
