@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relpromote import yamlfile
+from relpromote.adapters.files import read_named_file
 from relpromote.announce import AnnounceConfig
 from relpromote.errors import BadInput
 from relpromote.secret import SecretSource
@@ -339,9 +340,13 @@ def parse_config(text: str, source: str) -> Config:
         raise BadInput(f"{source}: {_first_problem(exc)}") from None
 
 
+MAX_CONFIG_BYTES = 4 << 20
+
+
 def load_config(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8")
+        # A file a person named: a pipe nobody writes to or /dev/zero must not hang the command (adapters.files).
+        text = read_named_file(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise BadInput(
             f"{path}: no such config; run `relpromote init DIR`, or pass --config FILE or set RELPROMOTE_CONFIG"
