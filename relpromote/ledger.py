@@ -181,7 +181,14 @@ class ChainReport:
         return f"{self.head_seq}:{self.head_hash}"
 
 
-def signer_names(entries: Iterable[Entry], people: dict[str, str]) -> dict[str, frozenset[str]]:
+SignatureCheck = Callable[[str, bytes, str], bool]
+"""Whether a signature by a key over a message verifies: relpromote.identity.verify_signature, or a memo of it
+(relpromote.adapters.verified_cache) that answers the same."""
+
+
+def signer_names(
+    entries: Iterable[Entry], people: dict[str, str], signature_ok: SignatureCheck = verify_signature
+) -> dict[str, frozenset[str]]:
     """Which names each key may sign as: the name the config gives it (`people`: key -> name, retired
     people included), plus former names whose rename that same key recorded and signed in the ledger.
 
@@ -194,7 +201,7 @@ def signer_names(entries: Iterable[Entry], people: dict[str, str]) -> dict[str, 
         if entry.corrupt or entry.public_key not in people:
             continue
         if entry.kind == RENAMED_KIND:
-            if entry_hash(entry.body()) != entry.hash or not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
+            if entry_hash(entry.body()) != entry.hash or not signature_ok(entry.public_key, entry.hash.encode(), entry.signature):
                 continue
             old, new = entry.payload.get("from"), entry.payload.get("to")
             if isinstance(old, str) and new == entry.actor and old in used.get(entry.public_key, set()):
@@ -216,6 +223,7 @@ def entry_problem(
     previous_hash: str,
     signers: dict[str, frozenset[str]] | None,
     name_then: Callable[[Entry], str | None] | None = None,
+    signature_ok: SignatureCheck = verify_signature,
 ) -> str | None:
     """Why this entry does not count at this place in the chain, or None when it does.
 
@@ -231,7 +239,7 @@ def entry_problem(
         return "does not link to the entry before it (an entry was removed or replaced, or the row was copied from another ledger)"
     if entry_hash(entry.body()) != entry.hash:
         return "content does not match its hash (the row was edited)"
-    if not verify_signature(entry.public_key, entry.hash.encode(), entry.signature):
+    if not signature_ok(entry.public_key, entry.hash.encode(), entry.signature):
         return f"signature does not verify with the key in the row (forged or re-signed; recorded as {entry.actor})"
     if signers is not None:
         names = signers.get(entry.public_key)
@@ -246,7 +254,8 @@ def entry_problem(
 
 
 def verify_chain(
-    entries: Iterable[Entry], known_keys: dict[str, str] | None = None, name_then: Callable[[Entry], str | None] | None = None
+    entries: Iterable[Entry], known_keys: dict[str, str] | None = None, name_then: Callable[[Entry], str | None] | None = None,
+    signature_ok: SignatureCheck = verify_signature,
 ) -> ChainReport:
     """Check every entry's sequence, link, hash and signature, and (given `known_keys`: public key ->
     person, from the config, retired people included) that its key is the key of the person it names,
@@ -256,12 +265,12 @@ def verify_chain(
     the chain is checked against the stored rows as they are.
     """
     rows = list(entries)
-    signers = signer_names(rows, known_keys) if known_keys is not None else None
+    signers = signer_names(rows, known_keys, signature_ok) if known_keys is not None else None
     previous_hash = GENESIS_HASH
     expected_seq = 1
     problems: list[Problem] = []
     for entry in rows:
-        why = entry_problem(entry, expected_seq, previous_hash, signers, name_then)
+        why = entry_problem(entry, expected_seq, previous_hash, signers, name_then, signature_ok)
         if why is not None:
             problems.append(Problem(entry.seq, why))
         previous_hash = entry.hash

@@ -17,7 +17,8 @@ from relpromote.config import ApprovalConfig, Config, Person
 from relpromote.errors import Refused
 from relpromote.evidence import evidence_problem
 from relpromote.freeze import active_freeze
-from relpromote.ledger import Entry, Problem, parse_time, verify_chain
+from relpromote.identity import verify_signature
+from relpromote.ledger import Entry, Problem, SignatureCheck, parse_time, verify_chain
 from relpromote.release import Release
 from relpromote.state import Approval, ProjectState, fold
 
@@ -483,10 +484,15 @@ def _recorded_config(entry: Entry, config_at: ConfigAt | None, cache: dict[str, 
     return found if stamp.get("committed") else None
 
 
-def trusted_state(entries: Iterable[Entry], config: Config, config_at: ConfigAt | None = None) -> ProjectState:
+def trusted_state(
+    entries: Iterable[Entry], config: Config, config_at: ConfigAt | None = None, signature_ok: SignatureCheck = verify_signature
+) -> ProjectState:
     """The project's state from the entries that count: each verified (sequence, link, hash, signature,
     the signer's key is the key the config gives the named person, retired people included) and made
-    by someone whose role allowed it. The others are kept in `state.ignored`, with their reasons."""
+    by someone whose role allowed it. The others are kept in `state.ignored`, with their reasons.
+
+    `signature_ok` checks a signature; a memo of the signatures this user already verified may stand in for it
+    (relpromote.adapters.verified_cache): every other check of every entry runs whatever it says."""
     rows = list(entries)
     cache: dict[str, Config | str | None] = {}
 
@@ -495,7 +501,7 @@ def trusted_state(entries: Iterable[Entry], config: Config, config_at: ConfigAt 
         person = governing.person_by_key(entry.public_key) if isinstance(governing, Config) else None
         return person.name if person else None
 
-    report = verify_chain(rows, {person.key: person.name for person in config.people}, name_then)
+    report = verify_chain(rows, {person.key: person.name for person in config.people}, name_then, signature_ok)
     problems = list(report.problems)
     for entry in rows:
         if entry.seq not in report.bad_seqs:

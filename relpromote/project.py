@@ -98,10 +98,25 @@ class Project:
         """ansible-runner's run folders."""
         return self.root / ".relpromote" / "runs"
 
-    def state(self) -> ProjectState:
-        state = trusted_state(self.ledger.entries(), self.config, committed_config(self.config_path))
+    def state(self, *, remembered: bool = False) -> ProjectState:
+        """The state from the entries that count, every entry checked. With `remembered` (`status`, `history`), a
+        signature this user verified before is not verified again (relpromote.adapters.verified_cache); either way
+        what verified is remembered for the next command."""
+        from relpromote.adapters.verified_cache import open_memo
+
+        memo = open_memo(self.ledger_identity, trust=remembered)
+        state = trusted_state(self.ledger.entries(), self.config, committed_config(self.config_path), memo.verify)
+        memo.save()
         state.config_record = config_stamp(self.config_path)  # the committed gate covers the config itself
         return state
+
+    @property
+    def ledger_identity(self) -> str:
+        """The project's name and its ledger's location (the file's absolute path, or the database URL)."""
+        from relpromote.adapters.verified_cache import ledger_identity
+
+        path = sqlite_path(self.config.ledger.url, self.root)
+        return ledger_identity(self.config.project, str(path.resolve()) if path is not None else self.config.ledger.url)
 
     def actor(self, identity: Identity) -> Person:
         """The person the identity belongs to; anyone else is refused before anything happens."""

@@ -33,7 +33,7 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
     if env_name:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
-    state = project.state()
+    state = project.state(remembered=True)  # signatures this user verified before are not verified again
     now = utc_now()
     # Entries that do not count (signature, link, signer's key or role): the board says so, as every gate does.
     problems = [{"seq": problem.seq, "reason": problem.reason} for problem in state.ignored]
@@ -129,7 +129,7 @@ def history(
     window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
     entries = project.ledger.entries()
     # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
-    not_counted = {problem.seq: problem.reason for problem in project.state().ignored}
+    not_counted = {problem.seq: problem.reason for problem in project.state(remembered=True).ignored}
     rows = [{**history_row(e), "counts": e.seq not in not_counted, "not_counted": not_counted.get(e.seq)}
             for e in entries_about(entries, env_name, version, person=person, kinds=kinds, since=window[0], until=window[1])]
 
