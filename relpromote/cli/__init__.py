@@ -153,21 +153,28 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return front + rest
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM outside a run's own handler. A BaseException like KeyboardInterrupt, so that cleanup (finally,
+    `except BaseException`) runs and no `except Exception` swallows it; not KeyboardInterrupt itself, which click meets
+    with a bare line on stderr (under --json stderr carries JSON lines only)."""
+
+
 def _terminated(signum: int, frame: object) -> None:
-    # SIGTERM (a scheduler's timeout, `kill`) stops a command the way Ctrl-C does: cleanup runs, the answer is "interrupted"
-    # (exit 1, one JSON document under --json). Runs put their own handler in place while they last (cli._common).
-    raise KeyboardInterrupt
+    # Ctrl-C, a scheduler's timeout, `kill`: cleanup runs and the answer is "interrupted" (exit 1, one JSON document under
+    # --json). Runs put their own handler in place while they last (cli._common.interruptible).
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def main() -> None:
     argv = sys.argv[1:]
     json_output = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
-    signal.signal(signal.SIGTERM, _terminated)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _terminated)
     try:
         cli.main(args=normalise_argv(argv), prog_name="relpromote", standalone_mode=False)
     except RelpromoteError as exc:
         _fail(exc.message, exc.code, exc.detail, json_output)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, Interrupted):
         _fail("interrupted", ExitCode.FAILED, {}, json_output)
     except click.exceptions.NoArgsIsHelpError as exc:
         if json_output:

@@ -66,7 +66,8 @@ def test_sigterm_during_a_read_only_run_keeps_the_json_contract(sandbox: Cli, ar
     assert len(sandbox.json("history")["entries"]) == before  # a stopped check is not recorded as a check
 
 
-def test_sigterm_to_any_command_under_json_still_gives_one_document(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_any_command_under_json_still_gives_one_document(tmp_path: Path, signum: signal.Signals) -> None:
     os.mkfifo(tmp_path / "key.pub")
     writer = os.open(tmp_path / "key.pub", os.O_RDWR | os.O_NONBLOCK)  # a writer that stays silent: the command waits
     try:
@@ -75,8 +76,10 @@ def test_sigterm_to_any_command_under_json_still_gives_one_document(tmp_path: Pa
                                 cwd=tmp_path / "shop", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2)
         assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
     finally:
         os.close(writer)
     assert proc.returncode == 1 and json.loads(out)["ok"] is False, (proc.returncode, out)
+    # stderr carries JSON lines only, not even a blank one
+    assert err.endswith("\n") and all(json.loads(line)["event"] for line in err.splitlines()), err
