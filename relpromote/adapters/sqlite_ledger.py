@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from relpromote import events
-from relpromote.errors import BadInput
+from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
 from relpromote.ledger import SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal_append, utc_now
 from relpromote.lock import Lock
@@ -52,6 +52,8 @@ MIGRATIONS: dict[int, str] = {
     """,
 }
 
+BUSY_WAIT_SECONDS = 30.0  # how long a command waits for another process's transaction on the ledger
+
 _LOCK_COLUMNS = "environment, lock_id, holder, purpose, since, pid, hostname"
 _COLUMNS = "seq, recorded_at, kind, actor, public_key, payload, prev_hash, hash, signature"
 
@@ -63,10 +65,16 @@ class SqliteLedger:
         self.stamp: Callable[[], dict[str, Any]] | None = None
         self.authority: Callable[[dict[str, Any] | None], dict[str, Any] | None] | None = None
         try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(path, timeout=BUSY_WAIT_SECONDS, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                # Another process holds the database (a long transaction): waited 30 s; a busy ledger, not a broken one.
+                raise Busy(f"{path}: the ledger stayed locked by another process for {BUSY_WAIT_SECONDS:.0f} s ({exc}); wait for it, then retry "
+                           f"(`fuser {path}` names the holder)") from None
+            raise BadInput(f"{path}: not a usable ledger database ({exc}); check ledger.url in the config") from None
         except sqlite3.DatabaseError as exc:
             raise BadInput(f"{path}: not a usable ledger database ({exc}); check ledger.url in the config") from None
 
