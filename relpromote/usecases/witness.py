@@ -60,6 +60,14 @@ def audit_witnesses(project: Project, environment: str, report: AuditReport, sho
         raise RunFailed(f"audit verify --hosts {environment} stopped on request before every host's witness was read")
     entries = project.ledger.entries()
     published: dict[str, Any] = run.custom_stats.get("relpromote_witness") or {}
+    unread = [host for host in sorted(run.hosts) if not run.hosts[host].succeeded]
+    if unread and len(unread) == len(run.hosts):
+        # Not one witness read: nothing anchored the ledger's end, so no verdict on its completeness (an attacker who cut
+        # the ledger short would only have to keep the hosts from answering).
+        first = run.hosts[unread[0]]
+        raise RunFailed(f"audit verify --hosts {environment}: no host's witness could be read ({unread[0]}: "
+                        f"{' '.join(first.message.split())[:160]}); the ledger's completeness was not checked: reach the hosts "
+                        "and run it again")
     for host in sorted(run.hosts):
         result = run.hosts[host]
         if not result.succeeded:

@@ -77,3 +77,18 @@ def test_hosts_witness_the_head_and_catch_removing_1_5_or_all_entries(tmp_path: 
         last_seq, kind = db.execute("SELECT seq, kind FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
     assert kind == "rollback.finished" and witness(farm, "qa-app-2")["seq"] == last_seq - 1
     assert project.json("audit", "verify", "--hosts", "qa")["ok"]
+
+    # One host down: the other's witness still anchors the ledger. Both down: no verdict, never "ok".
+    try:
+        farm.stop_host("qa-app-1")
+        partly = project.json("audit", "verify", "--hosts", "qa")
+        assert partly["ok"] and [w["host"] for w in partly["witnesses"]] == ["qa-app-2"]
+        assert any(note.startswith("qa-app-1: unreachable") for note in partly["notes"])
+        farm.stop_host("qa-app-2")
+        unread = project.run("audit", "verify", "--hosts", "qa")
+        assert unread.returncode == 1, unread.stdout + unread.stderr
+        line = one_line_error(unread)
+        assert "no host's witness could be read" in line and "completeness was not checked" in line
+    finally:
+        farm.start_host("qa-app-1")
+        farm.start_host("qa-app-2")
