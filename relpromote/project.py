@@ -11,7 +11,7 @@ from relpromote.adapters.config_history import committed_config, config_stamp
 from relpromote.authority import authority_digest, authority_document, authority_record
 from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
 from relpromote.errors import BadInput, Refused
-from relpromote.ledger import LedgerStore
+from relpromote.ledger import Entry, LedgerStore
 from relpromote.policy import trusted_state
 from relpromote.state import ProjectState
 
@@ -98,14 +98,15 @@ class Project:
         """ansible-runner's run folders."""
         return self.root / ".relpromote" / "runs"
 
-    def state(self, *, remembered: bool = False) -> ProjectState:
-        """The state from the entries that count, every entry checked. With `remembered` (`status`, `history`), a
-        signature this user verified before is not verified again (relpromote.adapters.verified_cache); either way
-        what verified is remembered for the next command."""
+    def state(self, *, remembered: bool = False, entries: list[Entry] | None = None) -> ProjectState:
+        """The state from the entries that count (the ledger's, or `entries` the caller just read from it), every entry
+        checked. With `remembered` (`status`, `history`), a signature this user verified before is not verified again
+        (relpromote.adapters.verified_cache); either way what verified is remembered for the next command."""
         from relpromote.adapters.verified_cache import open_memo
 
         memo = open_memo(self.ledger_identity, trust=remembered)
-        state = trusted_state(self.ledger.entries(), self.config, committed_config(self.config_path), memo.verify)
+        rows = self.ledger.entries() if entries is None else entries
+        state = trusted_state(rows, self.config, committed_config(self.config_path), memo.verify)
         memo.save()
         state.config_record = config_stamp(self.config_path)  # the committed gate covers the config itself
         return state

@@ -129,7 +129,7 @@ def history(
     window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
     entries = project.ledger.entries()
     # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
-    not_counted = {problem.seq: problem.reason for problem in project.state(remembered=True).ignored}
+    not_counted = {problem.seq: problem.reason for problem in project.state(remembered=True, entries=entries).ignored}
     rows = [{**history_row(e), "counts": e.seq not in not_counted, "not_counted": not_counted.get(e.seq)}
             for e in entries_about(entries, env_name, version, person=person, kinds=kinds, since=window[0], until=window[1])]
 
