@@ -51,13 +51,27 @@ def _failure_reason(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def _rollback_reason(payload: dict[str, Any]) -> str | None:
+    """Why the rollback was asked for, and for one that did not succeed, where and why it failed."""
+    asked = payload.get("reason")
+    if payload.get("result") in (None, "succeeded"):
+        return asked
+    failed = [h for h in payload.get("hosts") or [] if isinstance(h, dict) and not h.get("ok")]
+    where = "; ".join(f"{h.get('host')}: {' '.join(str(h.get('message') or 'failed').split())}" for h in failed[:2])
+    if len(failed) > 2:
+        where += f"; and {len(failed) - 2} more"
+    if not where:
+        return asked
+    return f"{where} (asked: {asked})" if asked else where
+
+
 def outcome(entry: Entry) -> tuple[str | None, str | None]:
     """(result, reason) of one ledger entry; None where the entry has no such thing."""
     p = entry.payload
     if entry.kind == events.PROMOTION_FINISHED:
         return p.get("result"), _failure_reason(p)
     if entry.kind == events.ROLLBACK_FINISHED:
-        return p.get("result"), p.get("reason")
+        return p.get("result"), _rollback_reason(p)
     if entry.kind == events.VERDICT_REJECTED:
         changes = p.get("changes") or []
         return "rejected", (f"{', '.join(changes)}: " if changes else "") + str(p.get("reason", ""))
