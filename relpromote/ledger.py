@@ -349,14 +349,22 @@ def parse_moment(text: str, option: str, *, end_of_day: bool = False, now: datet
     """A point in time as people type it: a date (UTC), an ISO 8601 time (UTC unless it says otherwise), or
     `7d` / `12h` / `30m` / `2w` ago. With `end_of_day`, a bare date means the end of that day."""
     text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in _AGO:
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * _AGO[text[-1]])
+    beyond = BadInput(f"{option} {text!r}: beyond the calendar; give a date from year 1 to 9998 or a shorter age")
+    if text[:-1].isascii() and text[:-1].isdigit() and text[-1:] in _AGO:
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * _AGO[text[-1]])
+        except OverflowError:
+            raise beyond from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadInput(f"{option} {text!r}: not a time; use a date (2026-11-30), a time (2026-11-30T14:00) or an age (7d, 12h)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    if end_of_day and len(text) == 10:
-        moment += timedelta(days=1)
+    try:
+        if end_of_day and len(text) == 10:
+            moment += timedelta(days=1)
+        moment.astimezone(UTC)  # an offset that leaves the calendar (0001-01-01T00:00+01:00) fails here, not later
+    except OverflowError:
+        raise beyond from None
     return moment
