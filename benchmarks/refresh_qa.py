@@ -15,6 +15,11 @@ the QA database retired by the previous refresh; all of that is inside its time.
 Before each measurement both clusters are checkpointed, and autovacuum is off, so one step's
 dirty pages or background vacuum do not land in the next step's time.
 
+On a machine shared with other work, wall times follow the others' load. Each path's CPU time is
+printed too (both clusters' server processes and every client program it started, Ansible's
+included): the ratio of CPU times says how much work the refresh does for the same rows, whatever
+the load.
+
     .venv/bin/python benchmarks/refresh_qa.py            # 1,000,000 rows, 3 rounds
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -99,6 +105,36 @@ def psql(cluster: PostgresCluster, database: str, sql: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_fields(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+def server_cpu(cluster: PostgresCluster) -> float:
+    """CPU seconds of a cluster: the postmaster, its ended backends (reaped by it) and its living processes."""
+    postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = sum(int(value) for value in _cpu_fields(postmaster)[11:15])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _cpu_fields(entry)
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
+def cpu_now(*servers: PostgresCluster) -> float:
+    """CPU seconds so far of the servers and of every ended child process of this one (clients, Ansible)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(server_cpu(cluster) for cluster in servers) + children.ru_utime + children.ru_stime
 
 
 def settle(*servers: PostgresCluster) -> None:
@@ -214,6 +250,7 @@ def main() -> int:
         file=sys.stderr,
     )
     samples: dict[str, list[float]] = {"raw": [], "module": [], "role": []}
+    cpu: dict[str, list[float]] = {"raw": [], "module": [], "role": []}
     summaries: list[dict[str, Any]] = []
     settings = {"autovacuum": "off"} if not args.fast else {"autovacuum": "off", "fsync": "off", "synchronous_commit": "off"}
     with clusters(workdir, "prod", "qa", settings=settings) as started:
@@ -235,21 +272,23 @@ def main() -> int:
         # One warm-up refresh, untimed: it creates QA's first masked copy, so every timed refresh runs in the steady
         # state of a nightly job (a previous database to keep, an older one to drop).
         module_refresh(prod, qa, args.jobs)
+        def measure(path: str, action: Callable[[], Any]) -> Any:
+            settle(prod, qa)
+            before = cpu_now(prod, qa)
+            seconds, result = timed_result(action)
+            samples[path].append(seconds)
+            cpu[path].append(cpu_now(prod, qa) - before)
+            return result
+
         for round_ in range(args.repeat):
-            settle(prod, qa)
-            samples["raw"].append(timed(lambda: raw_copy(prod, qa)))
+            measure("raw", lambda: raw_copy(prod, qa))
             qa.drop_database("qa_raw")
-            settle(prod, qa)
-            seconds, summary = timed_result(lambda: module_refresh(prod, qa, args.jobs))
-            samples["module"].append(seconds)
-            summaries.append(summary)
-            settle(prod, qa)
-            seconds, summary = timed_result(lambda: role_refresh(prod, qa, args.jobs, runs, salt_file))
-            samples["role"].append(seconds)
-            summaries.append(summary)
+            summaries.append(measure("module", lambda: module_refresh(prod, qa, args.jobs)))
+            summaries.append(measure("role", lambda: role_refresh(prod, qa, args.jobs, runs, salt_file)))
             print(
                 f"# round {round_ + 1}: raw {samples['raw'][-1]:.2f} s, module {samples['module'][-1]:.2f} s, "
-                f"role {samples['role'][-1]:.2f} s (load {os.getloadavg()[0]:.2f})",
+                f"role {samples['role'][-1]:.2f} s; CPU raw {cpu['raw'][-1]:.2f} s, module {cpu['module'][-1]:.2f} s, "
+                f"role {cpu['role'][-1]:.2f} s (load {os.getloadavg()[0]:.2f})",
                 file=sys.stderr,
             )
         rows = sum(summaries[-1]["tables"].values())
@@ -269,11 +308,14 @@ def main() -> int:
         for name in ("module", "role")
     }
     print(f"masked/raw within each round (median): module {paired['module']:.2f}, role {paired['role']:.2f}")
-    phases = {
-        key: statistics.median(s["phases"].get(key, 0.0) for s in summaries)
-        for key in ("snapshot", "schema", "copy", "post_data", "verify", "swap", "leak scan customers", "leak scan orders")
-    }
-    print("module phases (median s): " + ", ".join(f"{key} {value:.2f}" for key, value in phases.items()))
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
+    print(
+        f"CPU s (median): raw {cpu_median['raw']:.2f}, module {cpu_median['module']:.2f}, role {cpu_median['role']:.2f}; "
+        f"masked/raw by CPU: module {cpu_median['raw'] / cpu_median['module']:.2f}, role {cpu_median['raw'] / cpu_median['role']:.2f}"
+    )
+    keys = list(dict.fromkeys(key for summary in summaries for key in summary["phases"]))
+    phases = {key: statistics.median(s["phases"].get(key, 0.0) for s in summaries) for key in keys}
+    print("refresh phases and jobs (median s): " + ", ".join(f"{key} {value:.2f}" for key, value in phases.items()))
     print(
         json.dumps(
             {
@@ -282,6 +324,8 @@ def main() -> int:
                 "rows_per_second": {k: rows / v for k, v in median.items()},
                 "ratio_masked_to_raw": {"module": median["raw"] / median["module"], "role": median["raw"] / median["role"]},
                 "ratio_within_rounds": paired,
+                "cpu_seconds": cpu,
+                "ratio_masked_to_raw_by_cpu": {k: cpu_median["raw"] / cpu_median[k] for k in ("module", "role")},
                 "samples": samples,
                 "load_average": os.getloadavg()[0],
             }
