@@ -17,6 +17,7 @@ import pytest
 
 from relpromote import events
 from relpromote.adapters.config_history import committed_config
+from relpromote.authority import AuthorityStatus, InForce, authority_digest, authority_document
 from relpromote.config import AllowConfig, ApprovalConfig, GlobalAllowConfig, ParityConfig, ParityGateConfig, Person, parse_config
 from relpromote.errors import Refused
 from relpromote.ledger import Problem, format_time
@@ -625,3 +626,83 @@ def test_a_name_the_recorded_config_gave_a_key_is_that_keys_name_for_the_entry(p
         "version": "1.0.1", "digest": "e" * 64, "size": 1, "manifest": {"version": "1.0.1", "changes": []}})
     assert [p.line() for p in trusted_state(ledger.store.entries(), ledger.config, committed_config(path)).ignored] == [
         "#2: signed with bob's key but recorded as robert"], "an uncommitted config names no one"
+
+
+# Where an approved authority is required (authority.require_approval): the gate, the note, and the decisions left out
+
+
+OTHER_DOCUMENT = authority_document(CONFIG.model_copy(update={"people": [ALICE]}))
+DOCUMENT = authority_document(CONFIG)
+CURRENT = authority_digest(DOCUMENT)
+OLD = authority_digest(OTHER_DOCUMENT)
+
+
+def authority(in_force: InForce | None, unapproved: list[Problem] | None = None) -> AuthorityStatus:
+    return AuthorityStatus(CURRENT, DOCUMENT, [in_force] if in_force else [], {OLD: OTHER_DOCUMENT, CURRENT: DOCUMENT}, ("production",),
+                           unapproved=unapproved or [])
+
+
+def authority_gates(status: AuthorityStatus, environment: str = "production") -> list[tuple[str, bool, str]]:
+    verdict = promotion_verdict(CONFIG, state(**READY, approvals=[approval()], authority=status), RELEASE, environment, ALICE, NOW)
+    return [g for g in gates(verdict) if g[0] == "authority"]
+
+
+def test_the_authority_gate_names_the_authority_in_force() -> None:
+    assert authority_gates(authority(None)) == [
+        ("authority", True, f"the config's authority {CURRENT[:12]} becomes the root on its first use (trusted on first use)")]
+    assert authority_gates(authority(InForce(CURRENT, 3, "alice", root=True))) == [
+        ("authority", True, f"the config is the authority in force {CURRENT[:12]} (the root, trusted on first use, #3)")]
+    assert authority_gates(authority(InForce(CURRENT, 5, "carol"))) == [
+        ("authority", True, f"the config is the authority in force {CURRENT[:12]} (approved by carol, #5)")]
+    assert authority_gates(authority(InForce(CURRENT, 5, "carol")), "qa") == [], "qa requires no approved authority"
+    left = [Problem(7, "approval.granted by bob was made under x"), Problem(8, "b"), Problem(9, "c")]
+    assert authority_gates(authority(InForce(CURRENT, 5, "carol"), left)) == [
+        ("authority", True, f"the config is the authority in force {CURRENT[:12]} (approved by carol, #5); not counted here, made under "
+                            "an authority never approved: #7: approval.granted by bob was made under x; #8: b and 1 more")]
+    assert authority_gates(authority(InForce(CURRENT, 5, "carol"), left[:2]))[0][2].endswith(
+        "never approved: #7: approval.granted by bob was made under x; #8: b")
+
+
+def test_an_unapproved_authority_refuses_where_one_is_required_and_is_noted_when_approving() -> None:
+    status = authority(InForce(OLD, 2, "alice", root=True))
+    assert not status.approved
+    assert authority_gates(status) == [("authority", False, f"production requires an approved authority: {status.unapproved_reason()}")]
+    note = approval_verdict(CONFIG, state(**READY, authority=status), RELEASE, "production", CAROL, timedelta(hours=1))
+    assert [g for g in gates(note) if g[0] == "authority"] == [
+        ("authority", True, f"recorded, but it counts in production only once the authority is approved: {status.unapproved_reason()}")]
+    assert note.allowed
+    for approved in (authority(InForce(CURRENT, 2, "alice", root=True)), None):
+        quiet = approval_verdict(CONFIG, state(**READY, authority=approved), RELEASE, "production", CAROL, timedelta(hours=1))
+        assert [g for g in gates(quiet) if g[0] == "authority"] == []
+    elsewhere = approval_verdict(CONFIG, state(**READY, authority=status), RELEASE, "deployment", CAROL, timedelta(hours=1))
+    assert [g for g in gates(elsewhere) if g[0] == "authority"] == []
+
+
+def test_where_an_approved_authority_is_required_the_gates_decide_without_the_decisions_left_out() -> None:
+    left = [Problem(11, "approval.granted by carol was made under authority 0123, which no approver approved"),
+            Problem(12, "verdict.accepted by quinn records no authority"),
+            Problem(13, "approval.granted by dave records no authority, so it counts only where no approved authority is required")]
+    status = authority(InForce(CURRENT, 2, "alice", root=True), left)
+    whole = state(**READY, approvals=[approval()], authority=status)
+    whole.required_view = state(**READY, authority=status)  # the same state without the approval made under no approved authority
+    verdict = promotion_verdict(CONFIG, whole, RELEASE, "production", ALICE, NOW)
+    assert [g for g in gates(verdict) if not g[1]] == [("approval", False, "production needs a valid approval: no approval recorded for these "
+                                                       "bytes; not counted: #13: approval.granted by dave records no authority, so it "
+                                                       "counts only where no approved authority is required")]
+    assert promotion_verdict(CONFIG, whole, RELEASE, "deployment", OSCAR, NOW).allowed, "deployment decides on every decision"
+    status.required = ()
+    assert promotion_verdict(CONFIG, whole, RELEASE, "production", ALICE, NOW).allowed
+
+
+def test_the_edges_of_summaries_revisions_and_authority_reasons(tmp_path: Path) -> None:
+    six = {"hosts": [f"h{n}" for n in range(6)]}
+    assert plan_summary(six) == "6 hosts (h0, h1, h2, h3, h4, …), config , inventory , playbooks , roles "
+    never_rejected = revise_verdict(CONFIG, state(), RELEASE, ALICE, ["CH-1"], "1.0.1", NOW)
+    assert gates(never_rejected)[1] == ("rejected-first", False, "CH-1 was not rejected; record `relpromote reject 1.0.0 --env ENV --change CH-1` first")
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.build("1.0.0")
+    ledger.append(events.VERDICT_ACCEPTED, "bob", {"version": "1.0.0", "environment": "qa", "evidence": [], "note": ""})
+    assert [p.line() for p in ledger.state().ignored] == [
+        "#2: bob (change_manager, release_manager) could not accept in qa under the current config; allowed roles: qa"]
+    roleless = ledger.config.model_copy(update={"people": [p.model_copy(update={"roles": []}) if p.name == "bob" else p for p in ledger.config.people]})
+    assert entry_authority(roleless, ledger.store.entries()[-1]) == "bob (no roles) could not accept in qa under the current config; allowed roles: qa"
