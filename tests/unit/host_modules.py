@@ -38,10 +38,22 @@ def load(relative: str) -> ModuleType:
     path = REPO / relative
     utils = path.parent.parent / "module_utils"
     if utils.is_dir():
-        for util in sorted(utils.glob("*.py")):
-            loaded = _import(util)
-            sys.modules[f"ansible.module_utils.{util.stem}"] = loaded
-            setattr(ansible.module_utils, util.stem, loaded)
+        waiting = sorted(utils.glob("*.py"))
+        while waiting:  # a util that imports another one not loaded yet waits for the next round
+            left = []
+            for util in waiting:
+                try:
+                    loaded = _import(util)
+                except ModuleNotFoundError as exc:
+                    if not (exc.name or "").startswith("ansible.module_utils.release_") or len(waiting) == 1:
+                        raise
+                    left.append(util)
+                    continue
+                sys.modules[f"ansible.module_utils.{util.stem}"] = loaded
+                setattr(ansible.module_utils, util.stem, loaded)
+            if len(left) == len(waiting):
+                raise ImportError(f"module_utils that import each other in a circle: {[u.name for u in left]}")
+            waiting = left
     return _import(path)
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.unit.host_modules import App, Outcome, load, make_release, run
+from tests.unit.host_modules import REPO, App, Outcome, load, make_release, run
 
 LIVE = load("roles/release_deploy/library/release_live.py")
 OLD, NEW = "1.0.0", "2.0.0"
@@ -109,3 +110,38 @@ def test_settings_the_steps_after_the_switch_refuse_are_refused_before_it(app: A
     outcome = live(app, **setting)
     assert outcome.failed and outcome["failure"] == "inputs" and said in outcome.msg
     assert os.readlink(app.base / "current") == f"releases/{OLD}" and hook_log(app) == []
+
+
+ACTION = load("roles/release_deploy/action_plugins/release_live.py")
+
+
+def on_the_host(params: dict[str, object], check: bool = False) -> dict[str, object]:
+    """What the action plugin's program prints when python3 runs it (another process, as on a host): the same work."""
+    sources = ACTION.HOST.read_sources(REPO / "roles/release_deploy/module_utils", ACTION.UTILS)
+    checked = ACTION.HOST.checked(ACTION.HOST.argument_spec(sources[-1][1]), params)
+    program = ACTION.HOST.program(sources, "release_live", "put_live", checked, check)
+    ran = subprocess.run(["python3", "-"], input=program, capture_output=True, text=True, check=True)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith(ACTION.HOST.RESULT_MARK))
+    result: dict[str, object] = json.loads(line[len(ACTION.HOST.RESULT_MARK):])
+    return result
+
+
+def test_the_host_python_path_does_the_same_work_without_the_module_wrapper(app: App) -> None:
+    params = {"base_dir": str(app.base), "version": NEW, "service_host": app.host, "service_port": app.port, "health_timeout": 2,
+              "keep": "5", "lease": {"run": RUN}, "witness": HEAD}
+    result = on_the_host(params)
+    assert not result.get("failed"), result
+    assert (result["previous"], result["current"], result["switched"], result["restarted"]) == (OLD, NEW, True, True)
+    assert os.readlink(app.base / "current") == f"releases/{NEW}" and json.loads((app.base / WITNESS).read_text()) == HEAD
+    assert json.loads((app.base / LEASE).read_text())["token"] == "run-a"
+    app.answer = (503, b"{}")
+    failed = on_the_host({**params, "version": OLD, "health_timeout": 1})
+    assert failed["failed"] and failed["failure"] == "health" and failed["switched"] and failed["current"] == OLD
+
+
+def test_the_host_python_path_refuses_what_the_module_refuses() -> None:
+    sources = ACTION.HOST.read_sources(REPO / "roles/release_deploy/module_utils", ACTION.UTILS)
+    spec = ACTION.HOST.argument_spec(sources[-1][1])
+    for bad in ({"version": "1"}, {"base_dir": "/x", "version": "1", "keep": "many"}, {"base_dir": "/x", "version": "1", "colour": 1}):
+        with pytest.raises(ValueError):
+            ACTION.HOST.checked(spec, bad)

@@ -113,13 +113,15 @@ def test_a_run_without_an_id_gets_a_token_to_release_with(tmp_path: Path) -> Non
     assert not outcome.failed and len(outcome["token"]) == 12 and json.loads(lease.read_text())["token"] == outcome["token"]
 
 
+SOURCES = ACTION.HOST.read_sources(REPO / "roles/release_deploy/module_utils", ACTION.UTILS)
+
+
 def on_the_host(args: dict[str, Any], check: bool = False) -> dict[str, Any]:
     """What the action plugin's program prints when the host's python3 runs it (another process, as on a host)."""
-    params = ACTION.parameters(args)
-    program = ACTION.script((REPO / "roles/release_deploy/module_utils/release_lease.py").read_text(), params, check)
+    program = ACTION.script(SOURCES, ACTION.parameters(args, SOURCES), check)
     ran = subprocess.run(["python3", "-"], input=program, capture_output=True, text=True, check=True)
-    line = next(line for line in ran.stdout.splitlines() if line.startswith(ACTION.RESULT_MARK))
-    result: dict[str, Any] = json.loads(line[len(ACTION.RESULT_MARK):])
+    line = next(line for line in ran.stdout.splitlines() if line.startswith(ACTION.HOST.RESULT_MARK))
+    result: dict[str, Any] = json.loads(line[len(ACTION.HOST.RESULT_MARK):])
     return result
 
 
@@ -156,7 +158,7 @@ def test_the_action_plugins_program_refuses_naming_the_holder_as_the_module_does
 def test_the_action_plugin_refuses_arguments_the_module_would_refuse() -> None:
     for bad in ({"state": "held"}, {"path": "/x", "state": "gone"}, {"path": "/x", "run": "me"}, {"path": "/x", "colour": 1}):
         try:
-            ACTION.parameters(bad)
+            ACTION.parameters(bad, SOURCES)
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")

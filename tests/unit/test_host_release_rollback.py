@@ -311,3 +311,21 @@ def test_a_failed_rollback_keeps_the_lease_and_witnesses_nothing(app: App) -> No
 def test_check_mode_takes_no_lease_and_writes_no_witness(app: App) -> None:
     outcome = rollback(app, check=True, lease={"run": RUN}, witness=HEAD)
     assert not outcome.failed and outcome["switched"] and not (app.base / LEASE).exists() and not (app.base / WITNESS).exists()
+
+
+ACTION = load("roles/release_rollback/action_plugins/release_rollback.py")
+
+
+def test_the_host_python_path_rolls_back_as_the_module_does(app: App) -> None:
+    sources = ACTION.sources()
+    params = ACTION.HOST.checked(ACTION.HOST.argument_spec(sources[-1][1]), {
+        "base_dir": str(app.base), "version": OLD, "digest": DIGEST[OLD], "service_host": app.host, "service_port": str(app.port),
+        "health_timeout": 2, "lease": {"run": RUN, "ttl": "60"}, "witness": HEAD})
+    ran = subprocess.run(["python3", "-"], input=ACTION.HOST.program(sources, "release_rollback", "rollback_host", params, False),
+                         capture_output=True, text=True, check=True)
+    line = next(line for line in ran.stdout.splitlines() if line.startswith(ACTION.HOST.RESULT_MARK))
+    result = json.loads(line[len(ACTION.HOST.RESULT_MARK):])
+    assert not result.get("failed"), result
+    assert result["switched"] and result["previous"] == NEW and result["current"] == OLD and result["lease_released"]
+    assert os.readlink(app.base / "current") == f"releases/{OLD}" and json.loads((app.base / WITNESS).read_text()) == HEAD
+    assert not (app.base / LEASE).exists() and hook_log(app) == [f"rollback {OLD} from {NEW} in {app.base / 'releases' / OLD}"]

@@ -127,81 +127,15 @@ token:
   type: str
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import uuid  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.release_lease import Busy, hold, lease_path  # noqa: E402
-from ansible.module_utils.release_live import Failed, Refused, check_inputs, finish, switch  # noqa: E402
-from ansible.module_utils.release_witness import write_witness  # noqa: E402
-
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def take_lease(module, base_dir):
-    """Renew (or take) this run's lease: its token. Fails naming the holder when another run has the host."""
-    lease = module.params["lease"]
-    run = lease.get("run") or {}
-    token = str(lease.get("token") or run.get("id") or uuid.uuid4().hex[:12])
-    ttl = int(lease.get("ttl") or 1800)
-    if not os.path.isdir(base_dir):
-        os.makedirs(base_dir, 0o755)
-    try:
-        hold(lease_path(base_dir), run, token, max(1, ttl), int(lease.get("wait", 20)), list(lease.get("breakable") or []))
-    except Busy as exc:
-        module.fail_json(msg=str(exc), busy=True, holder=exc.holder, token=token, failure="lease", restarted=False, healthy=False)
-    return token
+from ansible.module_utils.release_live import ARGUMENT_SPEC, put_live  # noqa: E402
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            base_dir=dict(type="path", required=True),
-            version=dict(type="str", required=True),
-            restart=dict(type="bool", default=False),
-            keep=dict(type="int", default=5),
-            service_host=dict(type="str", default="localhost"),
-            service_port=dict(type="int", default=8080),
-            restart_command=dict(type="str", default=""),
-            health_path=dict(type="str", default="/health"),
-            health_timeout=dict(type="int", default=30),
-            lease=dict(type="dict", default={}),
-            witness=dict(type="dict", default={}),
-            tampered=dict(type="list", elements="str", default=[]),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    base_dir = params["base_dir"].rstrip("/") or "/"
-    version = params["version"]
-    try:
-        if not VERSION_PATTERN.match(version):
-            raise Failed("inputs", "version %s is not a plain version name (letters, digits, '.', '_', '+', '-')" % json.dumps(version))
-        check_inputs(params)
-    except Failed as exc:
-        module.fail_json(msg=exc.msg, failure=exc.failure, busy=False, restarted=False, healthy=False)
-    token = take_lease(module, base_dir) if params["lease"] and not module.check_mode else ""
-    result = dict(changed=False, restarted=False, healthy=False, failure="", busy=False, token=token, tampered=params["tampered"])
-    try:
-        result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version,
-                             os.path.join(base_dir, ".history"), module.check_mode))
-    except Refused as exc:
-        result.update(exc.result, failure="switch")
-        result["current"] = result.get("previous", "")
-        module.fail_json(msg=exc.msg, **result)
-    steps = dict(params, base_dir=base_dir, switched=result["switched"] or params["restart"], previous=result["previous"])
-    try:
-        finish(steps, module.check_mode, result)
-    except Failed as exc:
-        result.update(failure=exc.failure, changed=result["changed"] or result["restarted"])
-        if exc.error:
-            result["error"] = exc.error
-        module.fail_json(msg=exc.msg, **result)
-    if params["witness"] and not module.check_mode:
-        write_witness(base_dir, params["witness"])
-    result["changed"] = bool(result["changed"] or result["restarted"] or result.get("removed"))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = put_live(module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

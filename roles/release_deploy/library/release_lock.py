@@ -104,22 +104,11 @@ released:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.release_lease import lease_command
+from ansible.module_utils.release_lease import ARGUMENT_SPEC, lease_command
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["held", "released"], "default": "held"},
-            "run": {"type": "dict", "default": {}},
-            "token": {"type": "str", "default": "", "no_log": False},
-            "ttl": {"type": "int", "default": 1800},
-            "wait": {"type": "int", "default": 20},
-            "breakable": {"type": "list", "elements": "str", "default": []},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     result = lease_command(module.params, module.check_mode)
     if result.pop("failed", False):
         module.fail_json(**result)

@@ -17,8 +17,10 @@ from urllib.error import HTTPError, URLError
 from urllib.request import ProxyHandler, Request, build_opener
 
 PROBE_TIMEOUT = 5.0
+# Between asks of a starting application: short, because every pause is time a rollback or a promotion waits
+# after the application is up (a refused connection costs the host next to nothing).
 FIRST_PAUSE = 0.05
-LONGEST_PAUSE = 0.5
+LONGEST_PAUSE = 0.1
 # The application runs on this very host: a proxy from the environment (http_proxy) must never
 # answer in its place.
 DIRECT = build_opener(ProxyHandler({}))

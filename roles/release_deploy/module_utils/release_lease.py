@@ -25,6 +25,17 @@ import uuid
 __metaclass__ = type
 
 LEASE_FILE = ".relpromote-lock.json"
+# release_lock's options (library/release_lock.py documents them). A literal: the module gives it to AnsibleModule, and
+# its action plugin reads it from this file to check a task's arguments on the controller the same way.
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "required": True},
+    "state": {"type": "str", "choices": ["held", "released"], "default": "held"},
+    "run": {"type": "dict", "default": {}},
+    "token": {"type": "str", "default": "", "no_log": False},
+    "ttl": {"type": "int", "default": 1800},
+    "wait": {"type": "int", "default": 20},
+    "breakable": {"type": "list", "elements": "str", "default": []},
+}
 RUN_FIELDS = ("id", "project", "person", "controller", "pid", "purpose", "started")
 
 
@@ -144,7 +155,7 @@ def lease_command(params, check_mode=False):
     """release_lock's whole work for its parameters (path, state, run, token, ttl, wait, breakable): its result, with
     `failed` and `msg` when refused. The module (library/release_lock.py) and its action plugin, which runs this file
     with the host's Python directly (no module wrapper: a fraction of a module's cost), both call it."""
-    path = params["path"]
+    path = os.path.expanduser(params["path"])
     run = params.get("run") or {}
     token = str(run.get("id") or params.get("token") or "")
     ttl = int(params.get("ttl", 1800))

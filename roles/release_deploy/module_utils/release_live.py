@@ -17,9 +17,11 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import posixpath
+import re
 import select
 import shutil
 import sys
+import uuid
 
 from ansible.module_utils import release_health as health
 from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url
@@ -27,8 +29,28 @@ from ansible.module_utils.release_hook import HookError, environment, hook_comma
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
 from ansible.module_utils.release_integrity import summary
+from ansible.module_utils.release_lease import Busy, hold, lease_path
+from ansible.module_utils.release_witness import write_witness
 
 __metaclass__ = type
+
+# release_live's options (library/release_live.py documents them). A literal: the module gives it to AnsibleModule,
+# and its action plugin reads it from this file to check a task's arguments on the controller the same way.
+ARGUMENT_SPEC = {
+    "base_dir": {"type": "path", "required": True},
+    "version": {"type": "str", "required": True},
+    "restart": {"type": "bool", "default": False},
+    "keep": {"type": "int", "default": 5},
+    "service_host": {"type": "str", "default": "localhost"},
+    "service_port": {"type": "int", "default": 8080},
+    "restart_command": {"type": "str", "default": ""},
+    "health_path": {"type": "str", "default": "/health"},
+    "health_timeout": {"type": "int", "default": 30},
+    "lease": {"type": "dict", "default": {}},
+    "witness": {"type": "dict", "default": {}},
+    "tampered": {"type": "list", "elements": "str", "default": []},
+}
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 def version_of(target):
@@ -271,3 +293,51 @@ def finish(params, check_mode, result):
                 shutil.rmtree(os.path.join(base_dir, "releases", entry))
         except OSError as exc:
             raise Failed("prune", f"could not remove an old release: {exc}") from exc
+
+
+def take_lease(lease, base_dir):
+    """Renew (or take) this run's lease: its token. Raises Busy naming the holder when another run has the host."""
+    run = lease.get("run") or {}
+    token = str(lease.get("token") or run.get("id") or uuid.uuid4().hex[:12])
+    if not os.path.isdir(base_dir):
+        os.makedirs(base_dir, 0o755)
+    hold(lease_path(base_dir), run, token, max(1, int(lease.get("ttl") or 1800)), int(lease.get("wait", 20)), list(lease.get("breakable") or []))
+    return token
+
+
+def put_live(params, check_mode):
+    """release_live's whole work for its (checked) parameters: the result; with `failed` and `msg`, and `failure` naming
+    the step (lease, inputs, switch, restart, health, prune), when a step failed. What the host runs is in the result
+    whenever the link was read."""
+    base_dir = os.path.expanduser(params["base_dir"]).rstrip("/") or "/"
+    version = params["version"]
+    result = dict(changed=False, restarted=False, healthy=False, failure="", busy=False, token="", tampered=params["tampered"])
+    try:
+        if not VERSION_PATTERN.match(version):
+            raise Failed("inputs", "version %s is not a plain version name (letters, digits, '.', '_', '+', '-')" % json.dumps(version))
+        check_inputs(params)
+    except Failed as exc:
+        return dict(result, failed=True, msg=exc.msg, failure=exc.failure)
+    if params["lease"] and not check_mode:
+        try:
+            result["token"] = take_lease(params["lease"], base_dir)
+        except Busy as exc:
+            return dict(result, failed=True, msg=str(exc), failure="lease", busy=True, holder=exc.holder)
+    try:
+        result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version, os.path.join(base_dir, ".history"), check_mode))
+    except Refused as exc:
+        result.update(exc.result, failure="switch", failed=True, msg=exc.msg)
+        result["current"] = result.get("previous", "")
+        return result
+    steps = dict(params, base_dir=base_dir, switched=result["switched"] or params["restart"], previous=result["previous"])
+    try:
+        finish(steps, check_mode, result)
+    except Failed as exc:
+        result.update(failure=exc.failure, changed=result["changed"] or result["restarted"], failed=True, msg=exc.msg)
+        if exc.error:
+            result["error"] = exc.error
+        return result
+    if params["witness"] and not check_mode:
+        write_witness(base_dir, params["witness"])
+    result["changed"] = bool(result["changed"] or result["restarted"] or result.get("removed"))
+    return result

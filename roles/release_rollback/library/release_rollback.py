@@ -1,11 +1,13 @@
 #!/usr/bin/python
-"""Put a host back on a release it still holds, in one module execution.
+"""Put a host back on a release it still holds, in one execution.
 
-Owns the fast path of a rollback: reading the `current` link, checking the target's recorded
-digest, switching the link with rename(2), recording the switch in `.history`, restarting the
-application and waiting until it answers the target version. Doing all of it in one execution is
-what makes a rollback one round trip per host instead of the deploy role's ten. Also owns taking a
-host out of service when there is no earlier release to go back to.
+Owns the fast path of a rollback: taking the host's lease, reading the `current` link, checking the
+target's recorded digest and its files, switching the link with rename(2), recording the switch in
+`.history`, restarting the application, waiting until it answers the target version, keeping the
+ledger's witness and giving the lease back. Doing all of it in one execution is what makes a rollback
+one round trip per host. Also owns taking a host out of service when there is no earlier release to
+go back to. Its action plugin runs rollback_host() with the host's Python directly (no module
+wrapper); main() is the same work as a module.
 """
 
 from __future__ import annotations
@@ -195,8 +197,6 @@ import signal
 import time
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url, wait_until
 from ansible.module_utils.release_health import ask as probe
 from ansible.module_utils.release_hook import HookError, environment, hook_command
@@ -208,6 +208,20 @@ from ansible.module_utils.release_lease import Busy, hold, lease_path
 from ansible.module_utils.release_lease import release as release_lease
 from ansible.module_utils.release_witness import write_witness
 
+# The options (DOCUMENTATION above). A literal: AnsibleModule gets it in main(), and the action plugin reads it from this
+# file to check a task's arguments on the controller the same way before it runs rollback_host() with the host's Python.
+ARGUMENT_SPEC = {
+    "base_dir": {"type": "path", "required": True},
+    "version": {"type": "str", "required": True},
+    "digest": {"type": "str", "default": ""},
+    "service_host": {"type": "str", "required": True},
+    "service_port": {"type": "int", "required": True},
+    "restart_command": {"type": "str", "default": ""},
+    "health_path": {"type": "str", "default": "/health"},
+    "health_timeout": {"type": "int", "default": 30},
+    "lease": {"type": "dict", "default": {}},
+    "witness": {"type": "dict", "default": {}},
+}
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # How long a process that ignored SIGTERM (and then got SIGKILL) may take to disappear, and how often to look.
@@ -426,24 +440,52 @@ def roll_back(module, result):
         )
 
 
+class Done(Exception):
+    """The work ended (exit_json or fail_json of HostCall): its result."""
+
+    def __init__(self, result):
+        super().__init__("done")
+        self.result = result
+
+
+class HostCall:
+    """What the work needs of AnsibleModule (params, check_mode, exit_json, fail_json), when the action plugin runs it
+    with the host's Python directly, without the module wrapper."""
+
+    def __init__(self, params, check_mode):
+        self.params = dict(params)
+        self.check_mode = bool(check_mode)
+
+    def exit_json(self, **result):
+        raise Done(result)
+
+    def fail_json(self, **result):
+        raise Done(dict(result, failed=True))
+
+
+def rollback_host(params, check_mode):
+    """The whole work for checked parameters (the action plugin's entry): the result, `failed` when it failed."""
+    try:
+        work(HostCall(params, check_mode))
+    except Done as done:
+        return done.result
+    return {"failed": True, "msg": "release_rollback ended without a result"}
+
+
+def as_bool(value):
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            base_dir=dict(type="path", required=True),
-            version=dict(type="str", required=True),
-            digest=dict(type="str", default=""),
-            service_host=dict(type="str", required=True),
-            service_port=dict(type="int", required=True),
-            restart_command=dict(type="str", default=""),
-            health_path=dict(type="str", default="/health"),
-            health_timeout=dict(type="int", default=30),
-            lease=dict(type="dict", default={}),
-            witness=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
-    )
+    # Imported here: the action plugin runs this file's work without Ansible's module library (rollback_host).
+    from ansible.module_utils.basic import AnsibleModule
+
+    work(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True))
+
+
+def work(module):
     params = module.params
-    params["base_dir"] = params["base_dir"].rstrip("/") or "/"
+    params["base_dir"] = os.path.expanduser(params["base_dir"]).rstrip("/") or "/"
     version = params["version"]
     if version and not VERSION_PATTERN.match(version):
         module.fail_json(msg="version %s is not a plain version name (letters, digits, '.', '_', '+', '-')" % json.dumps(version))
@@ -483,7 +525,7 @@ def main():
         try:
             if params["witness"]:
                 write_witness(params["base_dir"], params["witness"])
-            if lease and not boolean(params["lease"].get("keep") or False, strict=False):
+            if lease and not as_bool(params["lease"].get("keep") or False):
                 result["lease_released"] = release_lease(lease_path(params["base_dir"]), lease)["released"]
         except OSError as exc:
             module.fail_json(msg="%s runs %s, but its run's bookkeeping failed: %s" % (params["base_dir"], json.dumps(version), exc), **result)

@@ -1,0 +1,1 @@
+../../roles/release_deploy/action_plugins/_host_python.py
