@@ -197,3 +197,44 @@ def test_the_problems_of_a_fold_are_in_sequence_order(ledger: Ledger) -> None:
 def test_the_state_an_environment_decides_on(ledger: Ledger) -> None:
     state = ledger.state()
     assert state.for_environment("production") is state, "no authority: every environment decides on the whole state"
+
+
+def test_an_acceptance_keeps_its_evidence_and_note_and_defaults_them(ledger: Ledger) -> None:
+    report = {"kind": "unit", "file": "unit.xml", "tests": 1, "passed": 1, "failed": 0, "errors": 0, "skipped": 0}
+    ledger.append(events.VERDICT_ACCEPTED, "quinn", {"version": "1.0.0", "environment": "qa", "evidence": [report], "note": "looks good"})
+    ledger.append(events.VERDICT_ACCEPTED, "quinn", {"version": "1.0.0", "environment": "deployment"})
+    state = ledger.state()
+    assert state.ignored == []
+    qa, deployment = state.accepted[("1.0.0", "qa")], state.accepted[("1.0.0", "deployment")]
+    assert (qa.evidence, qa.note) == ((report,), "looks good")
+    assert (deployment.evidence, deployment.note) == ((), "")
+
+
+def test_a_promotion_entry_without_evidence_or_the_hosts_left_is_still_folded(ledger: Ledger) -> None:
+    payload = {"version": "1.0.0", "digest": ledger.digest("1.0.0"), "environment": "qa", "check": False, "result": "rollback_failed",
+               "rollback": {"succeeded": False}}
+    ledger.append(events.PROMOTION_FINISHED, "alice", payload)
+    state = ledger.state()
+    assert state.ignored == [] and state.environments["qa"].evidence == [] and state.environments["qa"].attention == []
+
+
+def test_a_rollback_puts_the_targets_digest_live(ledger: Ledger) -> None:
+    ledger.build("2.0.0")
+    ledger.promote("2.0.0", "qa")
+    ledger.rollback("qa", "1.0.0", "2.0.0")
+    assert ledger.state().environments["qa"].current_digest == ledger.digest("1.0.0")
+
+
+def test_a_reconcile_that_succeeded_clears_who_needed_a_person(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", result="rollback_failed", rollback={"succeeded": False, "hosts": [], "need_a_person": ["qa-2"]})
+    ledger.rollback("qa", "1.0.0", "1.0.0", reconcile=True, lock_id="C1")
+    qa = ledger.state().environments["qa"]
+    assert qa.attention == [] and qa.current is None and qa.history[-1]["result"] == "succeeded", "nothing new went live"
+
+
+def test_a_failed_rollback_that_names_no_one_and_holds_no_lock_leaves_no_one(ledger: Ledger) -> None:
+    ledger.promote("1.0.0", "qa", result="rollback_failed", rollback={"succeeded": False, "hosts": [], "need_a_person": ["qa-2"]})
+    ledger.append(events.ROLLBACK_FINISHED, "alice", {"environment": "qa", "version": "1.0.0", "digest": ledger.digest("1.0.0"),
+                                                      "from_version": None, "reason": "bad", "automatic": False, "result": "failed"})
+    state = ledger.state()
+    assert state.ignored == [] and state.environments["qa"].attention == []
