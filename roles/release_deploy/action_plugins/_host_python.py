@@ -99,10 +99,13 @@ def interpreter(task_vars):
 
 
 def run_on_host(action, text, task_vars):
-    """Run `text` with the host's Python over the action's connection: the result it printed, or a failure saying why."""
+    """Run `text` with the host's Python over the action's connection: the result it printed, a failure saying why, or
+    None when the host has no such Python (exit 127): then the caller runs the module, whose interpreter Ansible finds."""
     python = interpreter(task_vars)
     ran = action._low_level_execute_command("%s -" % shlex.quote(python), in_data=text.encode("utf-8"), sudoable=True)
     output = next((line[len(RESULT_MARK):] for line in (ran.get("stdout") or "").splitlines() if line.startswith(RESULT_MARK)), None)
+    if output is None and ran.get("rc") == 127:
+        return None  # no such Python on the host: the caller runs the module instead (interpreter discovery)
     if output is None:
         said = (ran.get("stderr") or ran.get("stdout") or "").strip()[-500:]
         return {"failed": True, "rc": ran.get("rc"), "msg": "%s on the host gave no result (exit %s): %s" % (python, ran.get("rc"), said or "no output")}

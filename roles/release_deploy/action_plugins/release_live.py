@@ -50,9 +50,10 @@ class ActionModule(ActionBase):
             except (OSError, ValueError, SyntaxError) as exc:
                 result.update(failed=True, msg="release_live: %s" % exc)
                 return result
-            result.update(HOST.run_on_host(self, HOST.program(sources, "release_live", "put_live", params, self._task.check_mode), task_vars))
+            done = HOST.run_on_host(self, HOST.program(sources, "release_live", "put_live", params, self._task.check_mode), task_vars)
         else:
-            result.update(self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars))
+            done = None
+        result.update(done if done is not None else self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars))
         if result.get("failed") and result.get("failure") in STEPS:
             # Judged by the role's next tasks, once published.
             result["failed"] = False

@@ -53,5 +53,6 @@ class ActionModule(ActionBase):
         except (OSError, ValueError, SyntaxError) as exc:
             result.update(failed=True, msg="release_lock: %s" % exc)
             return result
-        result.update(HOST.run_on_host(self, script(sources, params, self._task.check_mode), task_vars))
+        done = HOST.run_on_host(self, script(sources, params, self._task.check_mode), task_vars)
+        result.update(done if done is not None else self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars))
         return result

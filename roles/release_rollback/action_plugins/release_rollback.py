@@ -56,9 +56,10 @@ class ActionModule(ActionBase):
             except (OSError, ValueError, SyntaxError) as exc:
                 result.update(failed=True, msg="release_rollback: %s" % exc)
                 return result
-            result.update(HOST.run_on_host(self, HOST.program(shipped, "release_rollback", "rollback_host", params, self._task.check_mode), task_vars))
+            done = HOST.run_on_host(self, HOST.program(shipped, "release_rollback", "rollback_host", params, self._task.check_mode), task_vars)
         else:
-            result.update(self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars))
+            done = None
+        result.update(done if done is not None else self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars))
         if not result.get("failed") and "previous" in result:
             result["ansible_stats"] = {"data": {"release_rollback": outcome(result)}, "per_host": True, "aggregate": False}
         return result
