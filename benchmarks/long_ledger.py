@@ -93,7 +93,8 @@ def fill_ledger(project: Path, keys: dict[str, Path], count: int) -> float:
     ledger.stamp = lambda: stamp
     who: dict[str, Identity] = {name: load_identity(path) for name, path in keys.items()}
     started = time.perf_counter()
-    written, release, previous = 0, 0, {name: None for name in HOSTS}
+    written, release = 0, 0
+    previous: dict[str, str | None] = dict.fromkeys(HOSTS)
     moment = datetime(2025, 1, 1, tzinfo=UTC)
 
     def add(kind: str, actor: str, payload: dict[str, Any]) -> None:
@@ -156,8 +157,8 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def measure(project: Path, env: dict[str, str], rounds: int, label: str) -> dict[str, tuple[float, float]]:
-    """{step: (cold, median of the warm rounds)}: interleaved with `python -c pass`."""
+def measure(project: Path, env: dict[str, str], rounds: int, label: str) -> dict[str, float]:
+    """{step: median of `rounds` runs}, interleaved round by round with `python -c pass`."""
     steps = {
         "python -c pass": [sys.executable, "-c", "pass"],
         f"relpromote status ({label})": [RELPROMOTE, "status"],
@@ -167,12 +168,11 @@ def measure(project: Path, env: dict[str, str], rounds: int, label: str) -> dict
         result = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0 or "DOES NOT COUNT" in result.stdout or "LEDGER:" in result.stdout:
             raise SystemExit(f"{' '.join(args)} failed or found entries that do not count:\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}")
-    cold = {label: 0.0 for label in steps}
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, args in steps.items():
             samples[name].append(timed(args, project, env))
-    return {name: (cold[name], statistics.median(values)) for name, values in samples.items()}
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def cold_run(project: Path, env: dict[str, str], args: list[str]) -> float:
@@ -186,10 +186,10 @@ def cold_run(project: Path, env: dict[str, str], args: list[str]) -> float:
     return timed(args, project, env)
 
 
-def report(title: str, figures: dict[str, tuple[float, float]], colds: dict[str, float], rounds: int) -> None:
-    baseline = figures["python -c pass"][1]
+def report(title: str, figures: dict[str, float], colds: dict[str, float], rounds: int) -> None:
+    baseline = figures["python -c pass"]
     print(f"\n{title}: median of {rounds} interleaved rounds (wall clock)")
-    for name, (_, median) in figures.items():
+    for name, median in figures.items():
         goal = "" if name.startswith("python") else f"   (goal <= {GOAL:.1f} s: {'meets' if median <= GOAL else 'MISSES'})"
         print(f"  {name:<52} {median * 1000:7.0f} ms  {median / baseline:5.1f}x python -c pass{goal}")
     for name, seconds in colds.items():
@@ -246,7 +246,7 @@ def concurrent_appends(project: Path, url: str, keys: dict[str, Path], env: dict
     print(f"\n{writers} processes appending to one PostgreSQL ledger at once for {seconds:.0f} s")
     print(f"  appends: {sum(counts)} ({', '.join(map(str, counts))} per writer) in {elapsed:.1f} s: "
           f"{sum(counts) / elapsed:.0f} appends/s in all")
-    print(f"  relpromote audit verify afterwards: exit {verified.returncode}, {verdict.get('entries', '?')} entries, "
+    print(f"  relpromote audit verify afterwards: exit {verified.returncode}, {verdict.get('entry_count', '?')} entries, "
           f"{'the chain verifies' if verified.returncode == 0 and verdict.get('ok') else 'DOES NOT VERIFY: ' + verified.stdout[-500:]}")
 
 
