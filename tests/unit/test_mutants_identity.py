@@ -36,6 +36,13 @@ from relpromote.identity import (
 pytestmark = pytest.mark.skipif(subprocess.run(["which", "ssh-agent"], capture_output=True).returncode != 0, reason="needs openssh-client")
 
 
+@pytest.fixture(autouse=True)
+def _verify_afresh() -> None:
+    """verify_signature remembers its answers; mutmut forks each mutant's tests from a process that already ran the
+    suite, so a remembered answer would hide a mutated verifier. Each test here asks the verifier itself."""
+    verify_signature.cache_clear()
+
+
 def ssh_key(path: Path, kind: str = "ed25519") -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "someone@laptop", "-f", str(path)], check=True)
     fields = Path(f"{path}.pub").read_text().split()
@@ -114,6 +121,56 @@ def test_without_ssh_keygen_signing_says_what_to_install(tmp_path: Path, monkeyp
     with pytest.raises(BadInput) as refused:
         identity.sign(b"m")
     assert str(refused.value) == "ssh-keygen is not installed; install openssh-client to sign with an OpenSSH key"
+
+
+def test_a_key_file_ssh_keygen_cannot_read_is_refused_as_a_type_we_do_not_sign_with(tmp_path: Path) -> None:
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----\n")
+    key_file.chmod(0o600)
+    with pytest.raises(BadInput, match="an OpenSSH key of a type relpromote does not sign with"):
+        load_identity(key_file)
+
+
+def test_a_passphrase_protected_openssh_key_loads_from_its_public_file_without_asking(tmp_path: Path) -> None:
+    key_file = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret phrase", "-f", str(key_file)], check=True)
+    fields = Path(f"{key_file}.pub").read_text().split()
+    assert load_identity(key_file).public_key == f"{fields[0]} {fields[1]}"
+
+
+def test_a_failed_signature_names_ssh_keygens_own_reason(tmp_path: Path) -> None:
+    key_file = tmp_path / "id_ed25519"
+    ssh_key(key_file)
+    identity = load_identity(key_file)
+    key_file.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----\n")
+    said = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", SSH_NAMESPACE, "-f", str(key_file)], input=b"m", capture_output=True)
+    reason = said.stderr.decode().strip().splitlines()[-1]
+    with pytest.raises(BadInput) as refused:
+        identity.sign(b"m")
+    assert str(refused.value) == f"{key_file}: ssh-keygen could not sign ({reason}); wrong passphrase?"
+
+
+def test_a_key_file_that_is_not_text_is_refused_as_not_a_key(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.key"
+    junk.write_bytes(b"\xff\xfe\x00binary\x80")
+    junk.chmod(0o600)
+    with pytest.raises(BadInput) as refused:
+        load_identity(junk)
+    assert str(refused.value) == f"{junk}: not an ed25519 private key; create one with `relpromote keygen`"
+
+
+def test_a_public_key_line_given_as_the_identity_names_the_private_file(tmp_path: Path) -> None:
+    line = public_key_line(Ed25519PrivateKey.generate().public_key())
+    beside = tmp_path / "me.key.pub"
+    beside.write_text(line + "\n")
+    with pytest.raises(BadInput) as refused:
+        load_identity(beside)
+    assert str(refused.value) == f"{beside}: this is a public key; pass the private key file ({tmp_path / 'me.key'}) as --identity"
+    pasted = tmp_path / "me.txt"
+    pasted.write_text(line + "\n")
+    with pytest.raises(BadInput) as elsewhere:
+        load_identity(pasted)
+    assert str(elsewhere.value) == f"{pasted}: this is a public key; pass the private key file (the file keygen wrote with --out) as --identity"
 
 
 def test_an_openssh_key_of_another_type_is_refused(tmp_path: Path) -> None:
@@ -218,6 +275,14 @@ def test_a_well_formed_sshsig_verifies_with_either_hash(tmp_path: Path) -> None:
 )
 def test_a_forged_or_damaged_sshsig_never_verifies(forged: str) -> None:
     assert not verify_signature(PUBLIC, b"entry", forged)
+
+
+def test_a_signature_or_key_with_characters_outside_base64_never_verifies() -> None:
+    signature = sshsig(b"entry")
+    assert verify_signature(PUBLIC, b"entry", signature)
+    assert not verify_signature(PUBLIC, b"entry", signature[:20] + "!" + signature[20:]), "one stored text per signature"
+    kind, blob = PUBLIC.split()
+    assert not verify_signature(f"{kind} {blob[:20]}*{blob[20:]}", b"entry", signature)
 
 
 def test_a_key_line_whose_type_is_not_its_blobs_type_never_verifies() -> None:
