@@ -133,8 +133,12 @@ def cited_evidence(entries: Iterable[Entry], version: str) -> list[str]:
 def build_pack(
     project: str, version: str, environment: str, entries: Sequence[Entry], people: list[dict[str, Any]],
     config: dict[str, Any], evidence: dict[str, bytes], created_at: str, policy: dict[str, Any] | None = None,
+    roles_when_signed: dict[str, list[str]] | None = None,
 ) -> bytes:
-    """The archive for `version` in `environment`: `entries` is the whole ledger, `evidence` the cited reports by sha256."""
+    """The archive for `version` in `environment`: `entries` is the whole ledger, `evidence` the cited reports by sha256.
+
+    `roles_when_signed` (entry seq -> roles) gives an approver's roles under the committed config the approval was made
+    under: a change manager who later moved on (or retired) still approved as a change manager."""
     start = next(i for i, e in enumerate(entries) if e.kind == events.RELEASE_BUILT and e.payload.get("version") == version)
     segment = list(entries[start:])
     built = segment[0].payload
@@ -146,7 +150,8 @@ def build_pack(
                                      first=segment[0].seq, last=head.seq).encode()),
         ("release.json", _json(release)),
         ("ledger.jsonl", b"".join(json.dumps(e.as_data(), sort_keys=True, ensure_ascii=False).encode() + b"\n" for e in segment)),
-        ("people.json", _json({"config": config, "people": people, "policy": policy or {}})),
+        ("people.json", _json({"config": config, "people": people, "policy": policy or {},
+                               **({"roles_when_signed": roles_when_signed} if roles_when_signed else {})})),
         *((f"evidence/{digest}.xml", evidence[digest]) for digest in sorted(evidence)),
         ("summary.json", _json(summarize(segment, version, environment))),
     ]
@@ -230,6 +235,7 @@ def _verify(data: bytes, expect_head: tuple[int, str] | None) -> PackReport:
         entries = [Entry(**json.loads(line)) for line in files["ledger.jsonl"].decode().splitlines() if line.strip()]
         people_file = json.loads(files["people.json"])
         people, policy = people_file["people"], people_file.get("policy") or {}
+        roles_when_signed = {str(seq): set(roles) for seq, roles in (people_file.get("roles_when_signed") or {}).items()}
         release = json.loads(files["release.json"])
         summary = json.loads(files["summary.json"])
     except (KeyError, ValueError, TypeError) as exc:
@@ -247,13 +253,13 @@ def _verify(data: bytes, expect_head: tuple[int, str] | None) -> PackReport:
             report.problems.append(f"evidence {digest[:12]}… is cited by the ledger but not in the pack")
         elif hashlib.sha256(report_file).hexdigest() != digest:
             report.problems.append(f"evidence/{digest}.xml is not the cited report")
-    _verify_way(report, entries, people, version, environment, str(index["digest"]), policy)
+    _verify_way(report, entries, people, version, environment, str(index["digest"]), policy, roles_when_signed)
     if not report.problems:
         # Last, the whole: the pack these entries, people and reports make must be these very bytes (README, index and all).
         evidence = {name.removeprefix("evidence/").removesuffix(".xml"): body for name, body in members if name.startswith("evidence/")}
         try:
             again = build_pack(str(index["project"]), version, environment, entries, people, people_file.get("config") or {}, evidence,
-                               str(index["created_at"]), policy)
+                               str(index["created_at"]), policy, people_file.get("roles_when_signed"))
         except (KeyError, StopIteration, TypeError, ValueError):
             again = b""
         if again != data:
@@ -296,6 +302,7 @@ def _verify_segment(
 
 def _verify_way(
     report: PackReport, entries: list[Entry], people: list[dict[str, Any]], version: str, environment: str, digest: str, policy: dict[str, Any],
+    roles_when_signed: dict[str, set[str]],
 ) -> None:
     """The release went live in `environment`, with an approval by a change manager who neither built nor promoted it."""
     roles = {str(p["key"]): set(p.get("roles") or []) for p in people}
@@ -335,7 +342,11 @@ def _verify_way(
                                    "bytes for this environment under it, valid at the time, precedes it")
             continue
         approval = approvals[-1]
-        if "change_manager" not in roles.get(approval.public_key, set()):
+        held = roles_when_signed.get(str(approval.seq), roles.get(approval.public_key, set()))
+        if "change_manager" not in held:
             report.problems.append(f"the approval #{approval.seq} is signed by {approval.actor}, who is not a change manager in people.json")
+        elif "change_manager" not in roles.get(approval.public_key, set()):
+            report.facts.append(f"{approval.actor} approved #{approval.seq} as a change manager under the config of that time "
+                                "(people.json's roles_when_signed); today's config gives them other roles")
         if approval.public_key in (build.public_key, promotion.public_key) and policy.get("separation_of_duties", True):
             report.problems.append(f"the approval #{approval.seq} is signed by the release's builder or its promoter (same key)")

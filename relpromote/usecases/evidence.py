@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from relpromote.adapters.config_history import config_stamp
+from relpromote import events
+from relpromote.adapters.config_history import committed_config, config_stamp
 from relpromote.adapters.files import read_named_file, write_atomically
+from relpromote.config import Config
 from relpromote.errors import BadInput, Refused
 from relpromote.evidence_pack import MAX_PACK_BYTES, PackReport, build_pack, cited_evidence, verify_pack
 from relpromote.identity import verify_signature
-from relpromote.ledger import canonical_json, format_time, utc_now
+from relpromote.ledger import Entry, canonical_json, format_time, utc_now
 from relpromote.project import Project
 from relpromote.usecases.audit import HEAD_PATTERN, parse_head
 
@@ -40,13 +42,31 @@ def make_pack(project: Project, version: str, environment: str, out: Path) -> di
     policy = {"environment": environment, "protected": env.protected, "approval_required": approval is not None,
               "separation_of_duties": approval.separation_of_duties if approval else True}
     data = build_pack(project.config.project, version, environment, entries, people, config_stamp(project.config_path), evidence,
-                      format_time(utc_now()), policy)
+                      format_time(utc_now()), policy, _approvers_roles(project, entries, version, environment))
     report = verify_pack(data)  # never hand over a pack that would not verify
     if not report.ok:
         raise Refused(f"{version} in {environment}: {report.problems[0]}")
     write_atomically(out, data, "evidence")
     return {"out": str(out), "bytes": len(data), "version": version, "environment": environment, "digest": release.digest,
             "head": report.index.get("head"), "evidence_files": len(evidence)}
+
+
+def _approvers_roles(project: Project, entries: list[Entry], version: str, environment: str) -> dict[str, list[str]]:
+    """Each approval's signer's roles under the committed config it was made under (the gate judged it by those, not by
+    today's config: a change manager who has since moved on still approved as one)."""
+    at = committed_config(project.config_path)
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        stamp = entry.payload.get("config")
+        if entry.kind != events.APPROVAL_GRANTED or entry.payload.get("version") != version or not isinstance(stamp, dict):
+            continue
+        if entry.payload.get("environment") != environment or not isinstance(stamp.get("commit"), str):
+            continue
+        then = at(stamp["commit"])
+        signer = next((p for p in then.people if p.key == entry.public_key), None) if isinstance(then, Config) else None
+        if signer is not None:
+            found[str(entry.seq)] = list(signer.roles)
+    return found
 
 
 def check_pack(path: Path, expect_head: str | None) -> PackReport:

@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,27 @@ def test_an_approval_by_the_promoter_is_refused(tmp_path: Path) -> None:
     data = build_pack("shop", "1.4.0", "production", ledger.store.entries(), people, {}, {}, "2026-11-30T00:00:00.000000Z")
     report = verify_pack(data)
     assert not report.ok and "builder or its promoter" in " ".join(report.problems)
+
+
+def test_an_approver_who_has_since_moved_on_still_approved_as_a_change_manager(ledger: Ledger) -> None:
+    """carol approved as change manager; today's config lists her retired (no roles). The pack carries the roles she held
+    under the committed config of her approval (what the gate judged), so the release's pack can still be made and verified."""
+    people: list[dict[str, Any]] = [{"name": p.name, "key": p.key, "roles": [] if p.name == "carol" else list(p.roles)}
+                                    for p in ledger.config.people]
+    approval = next(e for e in ledger.store.entries() if e.kind == events.APPROVAL_GRANTED)
+
+    def pack(roles_when_signed: dict[str, list[str]] | None) -> bytes:
+        return build_pack("shop", "1.4.0", "production", ledger.store.entries(), people, {"commit": "c" * 40}, {SHA: REPORT},
+                          "2026-11-30T00:00:00.000000Z", None, roles_when_signed)
+
+    assert "not a change manager" in " ".join(verify_pack(pack(None)).problems)  # what make_pack refused before
+    report = verify_pack(pack({str(approval.seq): ["change_manager"]}))
+    assert report.ok, report.problems
+    assert any("carol approved" in fact and "config of that time" in fact for fact in report.facts), report.facts
+    assert not verify_pack(pack({str(approval.seq): ["qa"]})).ok  # roles she did not hold then do not count
+    assert pack(None) == pack_of_people(ledger, people)  # without the field the pack is as before (old packs still verify)
+
+
+def pack_of_people(ledger: Ledger, people: list[dict[str, Any]]) -> bytes:
+    return build_pack("shop", "1.4.0", "production", ledger.store.entries(), people, {"commit": "c" * 40}, {SHA: REPORT},
+                      "2026-11-30T00:00:00.000000Z")
