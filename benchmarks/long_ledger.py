@@ -305,7 +305,7 @@ def main() -> None:
             pg_project = folder / "proj-pg"
             shutil.copytree(project, pg_project)
             started = time.perf_counter()
-            sh([RELPROMOTE, "ledger", "migrate", "--to", url], pg_project, env)
+            sh([RELPROMOTE, "ledger", "migrate", "--url", url], pg_project, env)
             print(f"\nrelpromote ledger migrate to PostgreSQL (copies, then verifies the whole chain there): "
                   f"{time.perf_counter() - started:.1f} s")
             config_path = pg_project / "relpromote.yml"

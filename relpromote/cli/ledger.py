@@ -1,4 +1,4 @@
-"""`relpromote ledger init-db --url URL --grant ROLE` and `relpromote ledger migrate --to URL`."""
+"""`relpromote ledger init-db --url URL --grant ROLE` and `relpromote ledger migrate --url URL`."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def init_db(session: Session, url: str | None, role: str, print_sql: bool) -> No
 
 
 @ledger.command("migrate")
-@click.option("--to", "to_url", required=True, metavar="URL", help="postgresql://ROLE@HOST/DB: an empty ledger prepared by init-db.")
+@click.option("--url", "to_url", required=True, metavar="URL", help="postgresql://ROLE@HOST/DB: the empty ledger init-db prepared, to move this one into.")
 @pass_session
 def migrate(session: Session, to_url: str) -> None:
     """Copy this project's SQLite ledger, entry for entry, into an empty PostgreSQL ledger; verify the whole chain there."""

@@ -1,4 +1,4 @@
-"""`relpromote ledger migrate --to postgresql://…` and `relpromote ledger init-db`: move a SQLite ledger into
+"""`relpromote ledger migrate --url postgresql://…` and `relpromote ledger init-db`: move a SQLite ledger into
 PostgreSQL as it is, and prepare the database that will hold it.
 
 The entries are copied unchanged (same sequence numbers, times, payloads, hashes and signatures: nothing is
@@ -39,7 +39,7 @@ class Migration:
 def migrate_ledger(project: Project, to_url: str) -> Migration:
     """Copy the project's SQLite ledger into the empty PostgreSQL ledger at `to_url` and verify it there."""
     if not to_url.startswith(POSTGRES_SCHEMES):
-        raise BadInput(f"--to {to_url.split(':')[0]}:…: migrate moves the ledger into PostgreSQL; give --to postgresql://…")
+        raise BadInput(f"--url {to_url.split(':')[0]}:…: migrate moves the ledger into PostgreSQL; give --url postgresql://…")
     if sqlite_path(project.config.ledger.url, project.root) is None:
         raise BadInput(f"this project's ledger is not in SQLite ({project.config.ledger.url.split('?')[0]}); migrate moves a SQLite ledger")
     from relpromote.adapters.pg_ledger import PgLedger, connection_settings

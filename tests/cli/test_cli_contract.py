@@ -109,7 +109,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("audit checkpoint", [], "nobody", 2),
     ("ledger init-db", ["--grant", "relpromote", "--sql"], "alice", 0),  # running it: tests/integration/test_pg_ledger.py
     ("ledger init-db", ["--url", "postgresql://owner:s3cret@localhost/ledger", "--grant", "relpromote"], "alice", 2),
-    ("ledger migrate", ["--to", "sqlite:///{base}/other.db"], "alice", 2),
+    ("ledger migrate", ["--url", "sqlite:///{base}/other.db"], "alice", 2),
     ("people add", ["zoe", "--key", "{base}/zoe.key.pub", "--role", "qa"], "alice", 0),
     ("people add", ["zoe2", "--key", "ed25519:not-a-key", "--role", "qa"], "alice", 2),
     ("people list", [], "alice", 0),

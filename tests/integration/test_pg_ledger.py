@@ -284,13 +284,13 @@ def test_migrate_a_sqlite_ledger_and_keep_working_on_postgresql(pg: PostgresClus
     assert init["database"] == "migrated"
     target = url(pg, "migrated")
     before = project.json("audit", "verify")
-    moved = project.json("ledger", "migrate", "--to", target, identity="alice")
+    moved = project.json("ledger", "migrate", "--url", target, identity="alice")
     assert moved["verified"] and moved["entry_count"] == before["entry_count"] >= 1 and moved["head"] == before["head"]
     original = sqlite_rows(project.cwd / ".relpromote" / "ledger.db")
     copied = pg.query("migrated", "SELECT seq, recorded_at, kind, actor, public_key, payload, prev_hash, hash, signature "
                                   "FROM relpromote.entries ORDER BY seq")
     assert [(*row[:5], json.loads(row[5]), *row[6:]) for row in copied] == [(*row[:5], json.loads(row[5]), *row[6:]) for row in original]
-    again = project.run("--json", "ledger", "migrate", "--to", target)
+    again = project.run("--json", "ledger", "migrate", "--url", target)
     assert again.returncode == 2 and "already holds" in json.loads(again.stdout)["error"]
 
     set_ledger_url(project, target)
@@ -316,7 +316,7 @@ def test_migrate_refuses_a_sqlite_ledger_that_does_not_verify(pg: PostgresCluste
     store.append("release.built", "alice", new_identity(), {"version": "6.6.6"})  # a key the config gives no one
     store.close()
     target = fresh_database(pg)
-    result = project.run("ledger", "migrate", "--to", url(pg, target))
+    result = project.run("ledger", "migrate", "--url", url(pg, target))
     assert result.returncode == 1, result.stderr
     assert "the SQLite ledger does not verify (entry #1: signed with a key the config gives no one" in one_line_error(result)
     assert pg.scalar(target, "SELECT count(*) FROM relpromote.entries") == 0
@@ -325,7 +325,7 @@ def test_migrate_refuses_a_sqlite_ledger_that_does_not_verify(pg: PostgresCluste
 def test_a_password_in_the_url_is_refused(world: dict[str, Any], pg: PostgresCluster) -> None:
     project: Cli = world["project"]
     with_password = f"postgresql://{APP}:s3cret-7f1c@127.0.0.1:{pg.port}/migrated"
-    result = project.run("ledger", "migrate", "--to", with_password)
+    result = project.run("ledger", "migrate", "--url", with_password)
     assert result.returncode == 2 and "carries a password in clear" in one_line_error(result) and "s3cret" not in result.stderr
     set_ledger_url(project, with_password)
     try:
