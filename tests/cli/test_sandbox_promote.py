@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from relpromote.usecases.sandbox import stop_sandbox_apps
 from tests.helpers import Cli, write_manifest
 
