@@ -104,6 +104,23 @@ def committed_config(config_path: Path) -> Callable[[str], Config | str | None]:
     return at
 
 
+def committed_config_bytes(config_path: Path) -> Callable[[str], bytes | None]:
+    """A lookup: commit -> the config file's bytes as committed there (`git show COMMIT:relpromote.yml`), or None."""
+    located = _relative(config_path)
+    objects: _Objects | None = None
+
+    def at(commit: str) -> bytes | None:
+        nonlocal objects
+        if located is None or not _FULL_COMMIT.fullmatch(commit):
+            return None
+        if objects is None:
+            objects = _Objects(located[0])
+        blob = objects.read(f"{commit}:{located[1]}")
+        return None if blob is None else blob[1]
+
+    return at
+
+
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from relpromote import events
-from relpromote.adapters.config_history import committed_config, config_stamp
+from relpromote.adapters.config_history import committed_config_bytes
 from relpromote.adapters.files import read_named_file, write_atomically
-from relpromote.config import Config
 from relpromote.errors import BadInput, Refused
-from relpromote.evidence_pack import MAX_PACK_BYTES, PackReport, build_pack, cited_evidence, verify_pack
+from relpromote.evidence_pack import MAX_PACK_BYTES, PackReport, build_pack, cited_configs, cited_evidence, segment_of, verify_pack
 from relpromote.identity import verify_signature
 from relpromote.ledger import Entry, canonical_json, format_time, utc_now
 from relpromote.project import Project
@@ -19,7 +18,7 @@ from relpromote.usecases.audit import HEAD_PATTERN, parse_head
 
 
 def make_pack(project: Project, version: str, environment: str, out: Path) -> dict[str, Any]:
-    env = project.config.environment(environment)
+    project.config.environment(environment)  # an unknown environment is a user mistake (exit 2)
     state = project.state()
     release = state.release(version)
     if state.ignored:
@@ -37,35 +36,26 @@ def make_pack(project: Project, version: str, environment: str, out: Path) -> di
         if not path.is_file():
             raise BadInput(f"evidence {digest[:12]}… cited by the ledger is missing from the store ({path}); restore it from a backup")
         evidence[digest] = path.read_bytes()
-    people = [{"name": p.name, "key": p.key, "roles": list(p.roles)} for p in project.config.people]
-    approval = env.approval_policy()
-    policy = {"environment": environment, "protected": env.protected, "approval_required": approval is not None,
-              "separation_of_duties": approval.separation_of_duties if approval else True}
-    data = build_pack(project.config.project, version, environment, entries, people, config_stamp(project.config_path), evidence,
-                      format_time(utc_now()), policy, _approvers_roles(project, entries, version, environment))
+    configs = _committed_configs(project, segment_of(entries, version))
+    data = build_pack(project.config.project, version, environment, entries, configs, evidence, format_time(utc_now()))
     report = verify_pack(data)  # never hand over a pack that would not verify
     if not report.ok:
         raise Refused(f"{version} in {environment}: {report.problems[0]}")
     write_atomically(out, data, "evidence")
     return {"out": str(out), "bytes": len(data), "version": version, "environment": environment, "digest": release.digest,
-            "head": report.index.get("head"), "evidence_files": len(evidence)}
+            "head": report.index.get("head"), "evidence_files": len(evidence), "config_files": len(configs)}
 
 
-def _approvers_roles(project: Project, entries: list[Entry], version: str, environment: str) -> dict[str, list[str]]:
-    """Each approval's signer's roles under the committed config it was made under (the gate judged it by those, not by
-    today's config: a change manager who has since moved on still approved as one)."""
-    at = committed_config(project.config_path)
-    found: dict[str, list[str]] = {}
-    for entry in entries:
-        stamp = entry.payload.get("config")
-        if entry.kind != events.APPROVAL_GRANTED or entry.payload.get("version") != version or not isinstance(stamp, dict):
-            continue
-        if entry.payload.get("environment") != environment or not isinstance(stamp.get("commit"), str):
-            continue
-        then = at(stamp["commit"])
-        signer = next((p for p in then.people if p.key == entry.public_key), None) if isinstance(then, Config) else None
-        if signer is not None:
-            found[str(entry.seq)] = list(signer.roles)
+def _committed_configs(project: Project, segment: list[Entry]) -> dict[str, bytes]:
+    """The committed relpromote.yml (`git show COMMIT:relpromote.yml`) of every config the segment's entries stamp, by sha256:
+    what lets the pack's verifier read people, keys, roles and approval policy from signed data. A config git no longer
+    has (a commit rewritten away) is left out: verify then names the entries made under it as not vouched for."""
+    at = committed_config_bytes(project.config_path)
+    found: dict[str, bytes] = {}
+    for sha, commit in cited_configs(segment).items():
+        body = at(commit)
+        if body is not None and hashlib.sha256(body).hexdigest() == sha:
+            found[sha] = body
     return found
 
 
