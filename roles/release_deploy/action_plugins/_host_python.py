@@ -45,6 +45,7 @@ try:
     for _name, _source in json.loads(%(sources)r):
         _load(_name, _source)
     _result = getattr(sys.modules["ansible.module_utils." + %(entry)r], %(function)r)(json.loads(%(params)r), %(check)r)
+    _result.setdefault("invocation", {"module_args": json.loads(%(params)r)})  # as AnsibleModule reports it
 except Exception:
     _result = {"failed": True, "msg": "the host-side work failed: " + traceback.format_exc(limit=3).strip().splitlines()[-1],
                "exception": traceback.format_exc()}

@@ -27,10 +27,25 @@ import re
 import shlex
 import tarfile
 
+import importlib.util
+import os
+
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_unpack"
+# What the module's work imports, each after those it imports; then the module file itself (unpack_host()).
+UTILS = ("release_integrity", "release_hostcall")
+
+
+def _helper():
+    spec = importlib.util.spec_from_file_location("relpromote_host_python", os.path.join(os.path.dirname(os.path.realpath(__file__)), "_host_python.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOST = _helper()
 # What a version and a digest may be: a version names a directory under releases/, so nothing else gets near the host.
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -254,12 +269,12 @@ class ActionModule(ActionBase):
                 result.update(uploaded=True, changed=True)
             # An existing dest with another digest is refused by the module, uploaded or not. An existing
             # release is checked against its manifest; one that differs is unpacked again from the artifact.
-            outcome = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            outcome = self._unpack(module_args, task_vars)
             if outcome.get("needs_artifact") and not check_mode and args.get("artifact"):
                 tampered = outcome.get("tampered")
                 module_args["src"] = self._upload(args.get("artifact"), digest)
                 result.update(uploaded=True, changed=True)
-                outcome = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+                outcome = self._unpack(module_args, task_vars)
                 outcome.setdefault("tampered", tampered)
         except AnsibleConnectionFailure:
             raise
@@ -275,6 +290,22 @@ class ActionModule(ActionBase):
         if status:
             result.update(hook_failure(hook, where, program, dest, version, status))
         return result
+
+    def _unpack(self, module_args, task_vars):
+        """The module's result for `module_args`: its work run with the host's Python directly (_host_python.py: no
+        module wrapper to unpack and compile on the host), or the module itself without pipelining."""
+        done = None
+        if self._connection.is_pipelining_enabled():
+            utils = HOST.utils_dir(os.path.realpath(__file__))
+            shipped = HOST.read_sources(utils, UTILS)
+            with open(os.path.join(os.path.dirname(utils), "library", "release_unpack.py"), encoding="utf-8") as handle:
+                shipped.append(("release_unpack", handle.read()))
+            try:
+                params = HOST.checked(HOST.argument_spec(shipped[-1][1]), module_args)
+            except ValueError as exc:
+                return {"failed": True, "msg": "release_unpack: %s" % exc}
+            done = HOST.run_on_host(self, HOST.program(shipped, "release_unpack", "unpack_host", params, self._task.check_mode), task_vars)
+        return done if done is not None else self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
 
     def _expand(self, path):
         return self._remote_expand_user(path, sudoable=True) if path.startswith("~") else path

@@ -197,7 +197,7 @@ import posixpath  # noqa: E402
 import shutil  # noqa: E402
 import tarfile  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
 from ansible.module_utils.release_integrity import CHUNK, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
 
@@ -416,23 +416,36 @@ def remove(path):
         raise
 
 
+# The options (DOCUMENTATION above). A literal: AnsibleModule gets it in main(), and the action plugin reads it from this
+# file to check the module's arguments on the controller the same way before it runs unpack_host() with the host's Python.
+ARGUMENT_SPEC = {
+    "src": {"type": "path"},
+    "dest": {"type": "path", "required": True},
+    "digest": {"type": "str", "required": True},
+    "version": {"type": "str"},
+    "remove_src": {"type": "bool", "default": True},
+    "artifact": {"type": "path"},
+    "link": {"type": "path"},
+    "directories": {"type": "list", "elements": "dict", "default": []},
+    "executable": {"type": "str"},
+    "hook": {"type": "str"},
+    "leftovers": {"type": "path"},
+}
+
+
+def unpack_host(params, check_mode):
+    """The whole work for checked parameters (the action plugin's entry): the result, `failed` when it failed."""
+    return hostcall.run(work, params, check_mode)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="path"),
-            dest=dict(type="path", required=True),
-            digest=dict(type="str", required=True),
-            version=dict(type="str"),
-            remove_src=dict(type="bool", default=True),
-            artifact=dict(type="path"),
-            link=dict(type="path"),
-            directories=dict(type="list", elements="dict", default=[]),
-            executable=dict(type="str"),
-            hook=dict(type="str"),
-            leftovers=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
+    # Imported here: the action plugin runs this file's work without Ansible's module library (unpack_host).
+    from ansible.module_utils.basic import AnsibleModule
+
+    work(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True))
+
+
+def work(module):
     src = module.params["src"]
     dest = module.params["dest"].rstrip("/")
     digest = module.params["digest"].strip().lower()

@@ -20,7 +20,7 @@ from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_rollback"
 # module_utils the work imports, each after those it imports; then the module file itself, whose rollback_host() is called.
-UTILS = ("release_health", "release_hook", "release_integrity", "release_lease", "release_witness")
+UTILS = ("release_health", "release_hook", "release_integrity", "release_lease", "release_witness", "release_hostcall")
 
 
 def _helper():

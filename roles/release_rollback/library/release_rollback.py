@@ -197,6 +197,7 @@ import signal
 import time
 import uuid
 
+from ansible.module_utils import release_hostcall as hostcall
 from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url, wait_until
 from ansible.module_utils.release_health import ask as probe
 from ansible.module_utils.release_hook import HookError, environment, hook_command
@@ -440,36 +441,9 @@ def roll_back(module, result):
         )
 
 
-class Done(Exception):
-    """The work ended (exit_json or fail_json of HostCall): its result."""
-
-    def __init__(self, result):
-        super().__init__("done")
-        self.result = result
-
-
-class HostCall:
-    """What the work needs of AnsibleModule (params, check_mode, exit_json, fail_json), when the action plugin runs it
-    with the host's Python directly, without the module wrapper."""
-
-    def __init__(self, params, check_mode):
-        self.params = dict(params)
-        self.check_mode = bool(check_mode)
-
-    def exit_json(self, **result):
-        raise Done(result)
-
-    def fail_json(self, **result):
-        raise Done(dict(result, failed=True))
-
-
 def rollback_host(params, check_mode):
     """The whole work for checked parameters (the action plugin's entry): the result, `failed` when it failed."""
-    try:
-        work(HostCall(params, check_mode))
-    except Done as done:
-        return done.result
-    return {"failed": True, "msg": "release_rollback ended without a result"}
+    return hostcall.run(work, params, check_mode)
 
 
 def as_bool(value):

@@ -1,0 +1,1 @@
+../../release_deploy/module_utils/release_hostcall.py
