@@ -238,3 +238,10 @@ def test_a_failed_rollback_that_names_no_one_and_holds_no_lock_leaves_no_one(led
                                                       "from_version": None, "reason": "bad", "automatic": False, "result": "failed"})
     state = ledger.state()
     assert state.ignored == [] and state.environments["qa"].attention == []
+
+
+def test_an_unknown_version_lists_every_built_release(ledger: Ledger) -> None:
+    ledger.build("2.0.0")
+    with pytest.raises(BadInput) as refused:
+        ledger.state().release("3.0.0")
+    assert str(refused.value) == "unknown version 3.0.0; built releases: 1.0.0, 2.0.0 (see `relpromote releases`)"
