@@ -174,6 +174,17 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "e_mail" in caught.value.message and "id" in caught.value.message
 
 
+def test_a_table_with_row_level_security_the_reader_cannot_bypass_refuses_the_plan_by_name() -> None:
+    guarded = CATALOG.model_copy(update={"tables": (*CATALOG.tables[:1], CATALOG.tables[1].model_copy(update={"row_security": True}),
+                                                    *CATALOG.tables[2:])})
+    with pytest.raises(BadInput) as caught:
+        plan_refresh(guarded, rules({}))
+    assert "table orders has row-level security" in caught.value.message and "BYPASSRLS" in caught.value.message
+    assert "\n" not in caught.value.message
+    # A carried-over table is not read from production: its row security does not matter.
+    assert plan_refresh(guarded, rules({}), carry_over=["orders"]).tables
+
+
 def test_bad_masking_data_names_the_rule() -> None:
     with pytest.raises(BadInput, match=r"masking\.orders\.notes"):
         parse_masking({"orders": {"notes": "blank"}})

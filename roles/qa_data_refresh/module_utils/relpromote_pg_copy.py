@@ -57,6 +57,39 @@ LEAK_SCHEMA = "relpromote_leak_check"
 LEAK_TABLE = f"{LEAK_SCHEMA}.hashes"
 LEAK_MIN_LENGTH = 5  # shorter values (codes, "n/a") would match by chance
 
+# The schema text QA receives with the schema: view definitions, defaults and generated columns, comments, function
+# bodies, constraints, policies, index expressions and predicates, triggers, rules, enum labels. Object names are not
+# read (a name that equals a production value is unlikely, and a false finding would fail every refresh).
+SCHEMA_TEXT_SQL = """
+SELECT pg_describe_object('pg_class'::regclass, c.oid, 0), pg_get_viewdef(c.oid) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND {user}
+UNION ALL SELECT 'default of ' || pg_describe_object('pg_class'::regclass, d.adrelid, d.adnum), pg_get_expr(d.adbin, d.adrelid)
+  FROM pg_attrdef d WHERE d.oid >= 16384
+UNION ALL SELECT 'comment on ' || pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+  FROM pg_description d WHERE d.objoid >= 16384
+UNION ALL SELECT pg_describe_object('pg_proc'::regclass, p.oid, 0), CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid >= 16384 AND {user}
+UNION ALL SELECT pg_describe_object('pg_constraint'::regclass, k.oid, 0), pg_get_constraintdef(k.oid)
+  FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE k.contype IN ('c', 'x') AND {user}
+UNION ALL SELECT pg_describe_object('pg_policy'::regclass, p.oid, 0),
+                 concat_ws(' ', pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+  FROM pg_policy p
+UNION ALL SELECT pg_describe_object('pg_class'::regclass, i.indexrelid, 0), pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL) AND {user}
+UNION ALL SELECT pg_describe_object('pg_trigger'::regclass, t.oid, 0), pg_get_triggerdef(t.oid)
+  FROM pg_trigger t WHERE NOT t.tgisinternal
+UNION ALL SELECT pg_describe_object('pg_rewrite'::regclass, r.oid, 0), pg_get_ruledef(r.oid)
+  FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.oid >= 16384
+UNION ALL SELECT pg_describe_object('pg_type'::regclass, e.enumtypid, 0), e.enumlabel FROM pg_enum e WHERE e.enumtypid >= 16384
+""".replace("{user}", "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'relpromote_leak_check')")
+# Candidates in a text: every run of 1 to SCHEMA_WINDOW words (characters other than spaces and the punctuation below;
+# . @ _ + stay inside a word), as written between them, at most SCHEMA_CANDIDATE_LENGTH characters, also without a
+# sentence's final dot; SQL's doubled quotes read as one.
+SCHEMA_WINDOW = 8
+SCHEMA_CANDIDATE_LENGTH = 256
+SCHEMA_WORD_RE = r"""([][[:space:]!"#$%&'()*,/:;<=>?\\^`{|}~-]*)([^][[:space:]!"#$%&'()*,/:;<=>?\\^`{|}~-]+)"""
+
 POST_DATA_OWNERS_SQL = """
 SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM (
   SELECT 'pg_class'::regclass::oid || ':' || i.indexrelid AS k,
@@ -107,6 +140,7 @@ class Refresh:
         self.hash_tables: dict[str, str] = {}  # table key -> the table of production's hashes of its masked columns
         self.candidates: dict[tuple[str, str], str] = {}  # (table key, column) -> its check's candidates_sql
         self.leaks: list[str] = []
+        self.schema_leaks: list[str] = []  # objects of the schema whose text holds production values of masked columns
         self.remasked: dict[str, int] = {}
         self.carried_over: dict[str, int] = {}
         self.qa_only_tables: list[tuple[str, str]] = []
@@ -277,10 +311,15 @@ class Refresh:
         # Foreign keys (validated against all the data), triggers, the rest; the leak check reads the same tables
         # meanwhile (its reads do not conflict with those locks).
         finishing = Scheduler(self.jobs + 1)
+        schema_scan = self._schema_scan() if leak_check else None
         if self.final_post_data:
             listing = self._listing_file("final", self.final_post_data)
             argv = self._restore_argv(archive, listing=listing, jobs=self.jobs)
-            finishing.add(lambda: Command("foreign keys and triggers", self.qa, self.incoming, argv, options=RESTORE_OPTIONS))
+            # The schema's text is complete (triggers, policies, rules) only after this restore: its scan follows it.
+            finishing.add(lambda: Command("foreign keys and triggers", self.qa, self.incoming, argv, options=RESTORE_OPTIONS),
+                          (lambda _job: finishing.add(*schema_scan)) if schema_scan else None)
+        elif schema_scan:
+            finishing.add(*schema_scan)
         if leak_check:
             self._queue_leak_scans(incoming, finishing)
         finishing.run()
@@ -353,9 +392,8 @@ class Refresh:
         (candidates_sql: fake emails, pseudonyms, fake names, partial) also gets `k<source number>`, true for those: the
         per-column check then looks up only those few, the leak check all. Returns, per table, the hashed columns with the shortest value hashed (any non-empty
         one for a column the per-column check reads, else LEAK_MIN_LENGTH), and whether the leak check runs."""
-        leak_check = any(t.get("leak_sources") for t in self.plan["tables"]) and any(
-            t.get("leak_targets") for t in self.plan["tables"]
-        )
+        # Always when something is masked: the schema QA receives is searched even when no table has a column to search.
+        leak_check = any(t.get("leak_sources") for t in self.plan["tables"])
         hashed: dict[str, list[tuple[str, int]]] = {}
         for table in self.plan["tables"]:
             fingerprinted = {check["column"] for check in table["checks"] if check["kind"] == "fingerprint"}
@@ -454,17 +492,68 @@ class Refresh:
 
             scheduler.add(start, finish)
 
+    def _schema_scan(self) -> tuple[Starter, Finisher]:
+        """No production value of a masked column in the schema's text QA receives (SCHEMA_TEXT_SQL: a view's
+        definition, a default, a comment, a function's body...): masking changes rows, not the schema, so such a value
+        would reach QA verbatim. Every run of words of every text is looked up among production's hashes (the leak
+        check's table). A finding fails the refresh before the swap, naming the object."""
+        seed = self.fingerprint_seed
+        query = f"""
+SELECT coalesce(json_agg(json_build_array(what, sources) ORDER BY what), '[]') FROM (
+  WITH texts AS MATERIALIZED (
+    SELECT row_number() OVER () AS id, what, replace(body, '''''', '''') AS body
+      FROM ({SCHEMA_TEXT_SQL}) t(what, body) WHERE length(body) >= {LEAK_MIN_LENGTH}),
+  words AS MATERIALIZED (
+    SELECT t.id, w.n, length(w.r[2]) AS len,
+           sum(length(w.r[1]) + length(w.r[2])) OVER (PARTITION BY t.id ORDER BY w.n) AS e
+      FROM texts t, regexp_matches(t.body, {literal(SCHEMA_WORD_RE)}, 'g') WITH ORDINALITY w(r, n)),
+  candidates AS (
+    SELECT DISTINCT a.id, c.v
+      FROM words a CROSS JOIN generate_series(0, {SCHEMA_WINDOW - 1}) k
+      JOIN words b ON b.id = a.id AND b.n = a.n + k
+      JOIN texts t ON t.id = a.id,
+      LATERAL (SELECT substr(t.body, (a.e - a.len + 1)::int, (b.e - a.e + a.len)::int) AS whole) f,
+      LATERAL (VALUES (f.whole), (rtrim(f.whole, '.'))) c(v)
+     WHERE b.e - a.e + a.len <= {SCHEMA_CANDIDATE_LENGTH} AND length(c.v) >= {LEAK_MIN_LENGTH})
+  SELECT t.what, array_agg(DISTINCT h.source) AS sources
+    FROM candidates c JOIN texts t ON t.id = c.id JOIN {LEAK_TABLE} h ON h.f = hashtextextended(c.v, {seed})
+   GROUP BY t.what) found
+"""
+
+        def start() -> Job:
+            argv = self.qa.psql_argv("-A", "-t", "-c", "SET work_mem = '256MB'", "-c", query)
+            return Command("leak scan of the schema", self.qa, self.incoming, argv)
+
+        def finish(job: Job) -> None:
+            for what, sources in json.loads(job.output().strip().splitlines()[-1]):
+                names = ", ".join(self.leak_sources[int(source)] for source in sorted(sources))
+                self.schema_leaks.append(f"{what} holds production values of {names}")
+
+        return start, finish
+
     def _end_leak_check(self, incoming: Session) -> None:
         incoming.do(f"DROP SCHEMA {LEAK_SCHEMA} CASCADE")
+        found = []
         if self.leaks:
-            raise RefreshError("leak check failed, masked production values found unmasked in QA: " + "; ".join(self.leaks)
-                               + "; add masking rules for these columns")
+            found.append("masked production values found unmasked in QA: " + "; ".join(self.leaks)
+                         + "; add masking rules for these columns")
+        if self.schema_leaks:
+            found.append("production values of masked columns written into production's schema, which QA would receive "
+                         "verbatim: " + "; ".join(self.schema_leaks) + "; take them out of the schema (a literal in a view "
+                         "or a default, a comment)")
+        if found:
+            raise RefreshError("leak check failed, " + "; ".join(found))
 
     def _check_drift(self, tables: list[Params]) -> None:
         """The plan was made from an earlier read of the catalog: refuse to copy a table it does not describe."""
         planned = {t["key"]: [list(pair) for pair in t["signature"]] for t in self.plan["tables"]}
         carry = set(self.plan["carry_over"])
         actual = {}
+        guarded = sorted(key_of(t["schema"], t["name"]) for t in tables if t.get("row_security")
+                         and key_of(t["schema"], t["name"]) in planned)
+        if guarded:
+            raise RefreshError(f"table {', '.join(guarded)} has row-level security enabled and production's reader role "
+                               "does not bypass it: ALTER ROLE <reader> BYPASSRLS (see README, the reader role)")
         for table in tables:
             if f"{table['schema']}.{table['name']}" in carry or (table.get("root") and carry_key(table["root"]) in carry):
                 continue

@@ -223,6 +223,9 @@ class Session:
             self.process.kill()
 
 
+NO_ERROR_OUTPUT = "no error output"
+
+
 def _tail(handle: IO[bytes]) -> str:
     """What went wrong, from a client program's stderr: PostgreSQL's ERROR line with its DETAIL and HINT when there is
     one (pg_restore echoes the failed SQL after it, which would otherwise bury it), else the last lines."""
@@ -234,7 +237,7 @@ def _tail(handle: IO[bytes]) -> str:
         first = errors[0]
         context = [line for line in lines[first + 1:first + 8] if line.startswith(("DETAIL:", "HINT:"))]
         return " / ".join([lines[first], *context])[-800:]
-    return " / ".join(lines[-3:])[-800:] or "no error output"
+    return " / ".join(lines[-3:])[-800:] or NO_ERROR_OUTPUT
 
 
 def _pgpass_escape(value: str) -> str:
@@ -305,7 +308,12 @@ class Pipeline(Job):
         if self.producer.poll() is None or self.consumer.poll() is None:
             return False
         if self.producer.returncode != 0:
-            raise RefreshError(f"{self.label}: reading failed: {_tail(self.producer_err)}")
+            reading = _tail(self.producer_err)
+            # A consumer that failed (QA refused the connection: too many clients) leaves the producer writing into a
+            # closed pipe, which ends it without a word: the consumer's error is the cause.
+            if self.consumer.returncode != 0 and reading == NO_ERROR_OUTPUT:
+                raise RefreshError(f"{self.label}: writing failed: {_tail(self.consumer_err)}")
+            raise RefreshError(f"{self.label}: reading failed: {reading}")
         if self.consumer.returncode != 0:
             raise RefreshError(f"{self.label}: writing failed: {_tail(self.consumer_err)}")
         return True

@@ -25,6 +25,9 @@ CATALOG_SQL = r"""
 SELECT coalesce(json_agg(t ORDER BY t.schema, t.name)::jsonb, '[]')
 FROM (
   SELECT n.nspname AS schema, c.relname AS name, c.relpages AS pages,
+         -- Row-level security that applies to this session's role (not BYPASSRLS, not the owner): with row_security=off
+         -- every read of the table is an error, so the plan refuses it by name before anything runs.
+         row_security_active(c.oid) AS row_security,
          (SELECT CASE WHEN rn.nspname = 'public' THEN rc.relname ELSE rn.nspname || '.' || rc.relname END
             FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
            WHERE c.relispartition AND rc.oid = pg_partition_root(c.oid)) AS root,
@@ -132,6 +135,7 @@ SELECT json_build_object(
   'user', current_user, 'superuser', r.rolsuper, 'createrole', r.rolcreaterole, 'createdb', r.rolcreatedb,
   'replication', r.rolreplication, 'bypassrls', r.rolbypassrls, 'connection_limit', r.rolconnlimit,
   'read_all_data', pg_has_role(current_user, 'pg_read_all_data', 'USAGE'),
+  'row_security_tables', (SELECT count(*) FROM pg_class WHERE relrowsecurity AND relkind IN ('r', 'p')),
   'powerful_roles', (SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]') FROM pg_roles
                       WHERE rolname IN ('pg_write_all_data', 'pg_write_server_files', 'pg_execute_server_program',
                                         'pg_read_server_files', 'pg_signal_backend', 'pg_checkpoint', 'pg_create_subscription')
@@ -178,9 +182,9 @@ def reader_findings(facts: Params) -> dict[str, list[str]]:
     if not facts.get("superuser"):
         if facts.get("createdb"):
             findings.append(f"{who} has CREATEDB: ALTER ROLE {who} NOCREATEDB")
-        if facts.get("bypassrls"):
-            findings.append(f"{who} has BYPASSRLS: not needed (the refresh reads with row security off and fails on a "
-                            "filtered table instead): ALTER ROLE {who} NOBYPASSRLS")
+        if facts.get("bypassrls") and not int(facts.get("row_security_tables") or 0):
+            findings.append(f"{who} has BYPASSRLS: not needed while no table has row-level security (the refresh reads "
+                            f"with row security off and fails on a filtered table instead): ALTER ROLE {who} NOBYPASSRLS")
         if not facts.get("read_all_data"):
             findings.append(f"{who} is not a member of pg_read_all_data: GRANT pg_read_all_data TO {who}")
         if facts.get("temp"):
