@@ -256,8 +256,13 @@ def _rolled_back(state: ProjectState, entry: Entry) -> None:
         if p.get("from_version") and p["from_version"] != p["version"]:  # not when hosts that drifted came back to it
             env.withdrawn.add(p["from_version"])
         env.went_live(p["version"], p["digest"], entry.recorded_at, entry.actor)
-    elif p.get("need_a_person") or "lock_id" not in p:
-        env.attention = list(p.get("need_a_person", []))
+    else:
+        # A rollback that failed on some hosts may have switched others away from the recorded release, which stays
+        # recorded: those run what the ledger does not say, and need a person (or reconcile) as much as the failed ones.
+        off_record = [h["host"] for h in p.get("hosts") or [] if isinstance(h, dict) and h.get("switched")
+                      and str(h.get("now_runs") or "") != (env.current or "")]
+        if p.get("need_a_person") or "lock_id" not in p or off_record:
+            env.attention = sorted({*p.get("need_a_person", []), *off_record})
 
 
 def _refreshed(state: ProjectState, entry: Entry) -> None:

@@ -35,10 +35,6 @@ def sandbox(tmp_path: Path) -> Iterator[Cli]:
         stop_sandbox_apps(cli.cwd)
 
 
-@pytest.mark.xfail(strict=True, reason="roles/release_rollback (+ playbooks/rollback.yml): the restart hook's pre-check runs before "
-                                       "the on-host integrity check, so a release that lost bin/restart on a host is not unpacked "
-                                       "again: the rollback fails (exit 5) on that host; and relpromote/state.py: status then names "
-                                       "only that host, not the one the rollback did switch (verify finds it drifted)")
 def test_a_rollback_to_a_release_that_lost_files_on_a_host_repairs_it(sandbox: Cli) -> None:
     damaged = sandbox.cwd / "hosts" / "qa-app-2" / "opt" / "shop" / "releases" / "1.0.0"
     for folder in (damaged, *damaged.rglob("*")):

@@ -245,3 +245,15 @@ def test_an_unknown_version_lists_every_built_release(ledger: Ledger) -> None:
     with pytest.raises(BadInput) as refused:
         ledger.state().release("3.0.0")
     assert str(refused.value) == "unknown version 3.0.0; built releases: 1.0.0, 2.0.0 (see `relpromote releases`)"
+
+
+def test_a_failed_rollback_names_the_hosts_it_switched_off_the_record_too(ledger: Ledger) -> None:
+    ledger.build("1.1.0")
+    ledger.promote("1.0.0", "qa")
+    ledger.promote("1.1.0", "qa")
+    hosts = [{"host": "qa-1", "target": "1.0.0", "ok": True, "now_runs": "1.0.0", "switched": True, "message": ""},
+             {"host": "qa-2", "target": "1.0.0", "ok": False, "now_runs": "1.1.0", "switched": False, "message": "hook"},
+             {"host": "qa-3", "target": "1.0.0", "ok": True, "now_runs": "1.1.0", "switched": False, "message": ""}]
+    ledger.rollback("qa", "1.0.0", "1.1.0", result="failed", lock_id="R4", hosts=hosts, need_a_person=["qa-2"])
+    qa = ledger.state().environments["qa"]
+    assert qa.current == "1.1.0" and qa.attention == ["qa-1", "qa-2"]

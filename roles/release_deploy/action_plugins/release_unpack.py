@@ -242,10 +242,14 @@ class ActionModule(ActionBase):
         )
         if link:
             result["previous"] = version_of(found["link"])
-        if hook and (where != "release" or result["present"]) and found["hook"] != "ok":
+        if hook and where != "release" and found["hook"] != "ok":
             result.update(hook_failure(hook, where, program, dest, version, found["hook"] or "missing"))
             return result
-        if result["present"] and found["suspect"] != "yes":
+        # A release on the host whose hook is missing or not executable differs from what was unpacked (the artifact's
+        # hook was checked at unpack): the module checks its files against the manifest and unpacks it again from the
+        # artifact; a hook the artifact itself lacks is named after that (executable_problem).
+        hook_lost = bool(hook) and where == "release" and result["present"] and found["hook"] != "ok"
+        if result["present"] and found["suspect"] != "yes" and not hook_lost:
             return result
 
         module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook", "leftovers")}
