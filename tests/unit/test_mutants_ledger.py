@@ -304,3 +304,36 @@ def test_an_append_that_changes_who_may_do_what_records_the_authority_first() ->
     assert sealed[1].payload == {"digest": "new", "config": stamp} and sealed[1].actor == "alice" and sealed[1].prev_hash == sealed[0].hash
     assert seen == [{"digest": "old"}]
     assert verify_chain(sealed, {ALICE.public_key: "alice"}).ok
+
+
+def test_the_signature_check_given_decides_for_entries_and_renames_alike() -> None:
+    entries: list[Entry] = []
+    append(entries, "release.built", "al", {})
+    forged = rename(entries, "al", "alice")
+    entries[-1] = dataclasses.replace(forged, signature=MALLORY.sign(forged.hash.encode()))
+    people = {ALICE.public_key: "alice"}
+    assert [p.seq for p in verify_chain(entries, people).problems] == [1, 2]
+    asked: list[str] = []
+
+    def remembered(key: str, message: bytes, signature: str) -> bool:  # a memo that (wrongly) vouches for every row
+        asked.append(signature)
+        return True
+
+    assert verify_chain(entries, people, signature_ok=remembered).ok
+    assert entries[1].signature in asked
+
+
+def test_moments_beyond_the_calendar_or_with_digits_of_other_scripts_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text, end_of_day in (("9999-12-31", True), ("99999999999d", False), ("0001-01-01T00:00+01:00", False)):
+        with pytest.raises(BadInput) as beyond:
+            parse_moment(text, "--until", end_of_day=end_of_day)
+        assert str(beyond.value) == f"--until {text!r}: beyond the calendar; give a date from year 1 to 9998 or a shorter age"
+    with pytest.raises(BadInput, match="not a time"):
+        parse_moment("1\u0663h", "--since")  # an Arabic-Indic three: a digit to Python, not an age people type
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert parse_moment("9999-12-31T23:00Z", "--until") == datetime(9999, 12, 31, 23, 0, tzinfo=UTC), "whatever the machine's timezone"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
