@@ -706,3 +706,20 @@ def test_the_edges_of_summaries_revisions_and_authority_reasons(tmp_path: Path) 
         "#2: bob (change_manager, release_manager) could not accept in qa under the current config; allowed roles: qa"]
     roleless = ledger.config.model_copy(update={"people": [p.model_copy(update={"roles": []}) if p.name == "bob" else p for p in ledger.config.people]})
     assert entry_authority(roleless, ledger.store.entries()[-1]) == "bob (no roles) could not accept in qa under the current config; allowed roles: qa"
+
+
+def test_the_approval_left_out_named_is_the_latest_and_only_when_there_is_one(tmp_path: Path) -> None:
+    def refused_reason(left: list[Problem]) -> str:
+        status = authority(InForce(CURRENT, 2, "alice", root=True), left)
+        whole = state(**READY, authority=status)
+        whole.required_view = state(**READY, authority=status)
+        return next(g for g in gates(promotion_verdict(CONFIG, whole, RELEASE, "production", ALICE, NOW)) if g[0] == "approval")[2]
+
+    three = [Problem(n, f"approval.granted by carol #{n}") for n in (11, 12, 13)]
+    assert refused_reason(three).endswith("; not counted: #13: approval.granted by carol #13")
+    assert refused_reason([Problem(12, "verdict.accepted by quinn records no authority")]) == (
+        "production needs a valid approval: no approval recorded for these bytes")
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.append(events.LOCK_RELEASED, "quinn", {"environment": "qa", "lock_id": "L1", "reason": "stuck"})
+    assert [p.line() for p in ledger.state().ignored] == [
+        "#1: quinn (qa) could not lock release in qa under the current config; allowed roles: release_manager, operator"]
