@@ -8,6 +8,7 @@ a parity check exactly max_age old, more than three ledger problems) are pinned.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -723,3 +724,13 @@ def test_the_approval_left_out_named_is_the_latest_and_only_when_there_is_one(tm
     ledger.append(events.LOCK_RELEASED, "quinn", {"environment": "qa", "lock_id": "L1", "reason": "stuck"})
     assert [p.line() for p in ledger.state().ignored] == [
         "#1: quinn (qa) could not lock release in qa under the current config; allowed roles: release_manager, operator"]
+
+
+def test_the_signature_check_given_to_trusted_state_is_the_one_the_chain_uses(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.build("1.0.0")
+    entries = ledger.store.entries()
+    forged = dataclasses.replace(entries[0], signature=ledger.identities["bob"].sign(entries[0].hash.encode()))
+    assert [p.seq for p in trusted_state([forged], ledger.config).ignored] == [1]
+    assert trusted_state([forged], ledger.config, signature_ok=lambda key, message, signature: True).ignored == [], (
+        "a memo of signatures already verified stands in for the check (relpromote.adapters.verified_cache)")
