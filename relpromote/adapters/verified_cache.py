@@ -1,4 +1,4 @@
-"""The signatures this user already verified on a ledger, remembered in the user's private folder.
+"""The signatures this user already verified on a ledger, remembered in the user's own cache folder.
 
 On a long ledger most of `status` and `history` went into checking every entry's ed25519 signature
 again at every command (10,000 entries: about 1 s of a 2-core machine). What this module keeps is the
@@ -10,9 +10,9 @@ after its signature was remembered has another hash, fails its link or its hash 
 counts; a row whose signature column was changed asks about another signature, which is checked.
 
 Where, and why it cannot be forged by whoever may write the project: one file per ledger (named by the
-sha256 of the project's name and the ledger's location) in `verified/` of the user's private folder
-(relpromote.adapters.control_path: `$XDG_RUNTIME_DIR/relpromote` or `/tmp/relpromote-<uid>`, mode 0700,
-owned by the user, checked before use), outside the project. A file there that is not a regular file
+sha256 of the project's name and the ledger's location) in `verified/` of the user's cache folder
+(`$XDG_CACHE_HOME/relpromote`, else `~/.cache/relpromote`; each folder mode 0700, owned by the user, checked
+before use), outside the project and outside shared temporary folders. A file there that is not a regular file
 of this user with no permission for group or others is ignored (and replaced by the next write); a
 folder that is not the user's own 0700 folder means no memo at all: everything is verified, nothing is
 written. Deleting the files changes no answer, only the time.
@@ -105,10 +105,26 @@ def open_memo(ledger: str, *, trust: bool, folder: Path | None = None) -> Signat
     return SignatureMemo(path, read_facts(path), trust=trust)  # read even without trust: written only when it changes
 
 
+def cache_folder() -> Path:
+    """This user's cache folder for relpromote: `$XDG_CACHE_HOME/relpromote`, else `~/.cache/relpromote`. In the home,
+    not in /tmp: it outlives commands, and nothing of relpromote's outlives a run in a shared temporary folder."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "relpromote"
+
+
 def memo_folder(folder: Path | None = None) -> Path | None:
-    """`verified/` in the private folder, created 0700 and checked; None when it is not this user's own."""
+    """`verified/` in this user's cache folder (or in the private folder `folder`), each made 0700 and checked; None
+    when one is not this user's own (or the home cannot hold it: a read-only home means no memo, never an error)."""
     try:
-        cache = private_folder(folder) / FOLDER
+        if folder is None:
+            base = cache_folder()
+            base.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(base, 0o700)
+            check_folder(base)
+        else:
+            base = private_folder(folder)
+        cache = base / FOLDER
         with contextlib.suppress(FileExistsError):
             os.mkdir(cache, 0o700)
         check_folder(cache)

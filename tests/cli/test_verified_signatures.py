@@ -1,7 +1,7 @@
 """The memo of verified signatures (relpromote.adapters.verified_cache) never makes an entry count that does not verify.
 
-A real project, real keys, the console script; the memo lives in the private folder of a runtime folder the test
-gives each project (XDG_RUNTIME_DIR). The attacker has write access to the project folder: they drop the ledger's
+A real project, real keys, the console script; the memo lives in the cache folder the test
+gives each project (XDG_CACHE_HOME). The attacker has write access to the project folder: they drop the ledger's
 triggers and edit an old entry after `status` remembered every signature, or plant a memo of their own.
 """
 
@@ -40,7 +40,7 @@ def runtime() -> Iterator[Path]:
 def project(tmp_path: Path, runtime: Path) -> Cli:
     """1.0.0 built by alice, promoted to and accepted in qa, all through relpromote with the people's keys."""
     cli = make_project(tmp_path / "proj")
-    cli.env["XDG_RUNTIME_DIR"] = str(runtime)
+    cli.env["XDG_CACHE_HOME"] = str(runtime)
     git_run(cli.cwd, "add", "-A")
     git_run(cli.cwd, "commit", "-q", "-m", "people")
     source = make_app_source(tmp_path / "app")

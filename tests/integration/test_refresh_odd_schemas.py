@@ -115,27 +115,3 @@ def test_a_table_with_row_level_security_is_named_as_the_cause(servers: Servers)
     assert outcome.rc != 0 and fingerprint(servers.qa, "guarded") == before
     message = str(outcome.failures[-1]["msg"])
     assert "row-level security" in message and "nopk" in message, message
-
-
-def test_qa_out_of_connections_mid_copy_says_so() -> None:
-    base = Path(tempfile.mkdtemp(prefix="relpromote-crowded-qa-"))
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
-        prod = cleanup.enter_context(clusters(base / "prod", "prod"))["prod"]
-        qa = cleanup.enter_context(clusters(base / "qa", "qa", settings={"max_connections": "3",
-                                                                         "superuser_reserved_connections": "0"}))["qa"]
-        prod.create_role(READER, password=READER_PASSWORD, read_only=True)
-        for cluster in (prod, qa):
-            cluster.create_database("crowded")
-            cluster.execute("crowded", "CREATE TABLE t (id int PRIMARY KEY, email text)")
-        prod.execute("crowded", "INSERT INTO t SELECT g, 'user' || g || '@mail.example.com' FROM generate_series(1, 2000) g")
-        qa.execute("crowded", "INSERT INTO t VALUES (1, 'qa-fixture@qa.example')")
-        salt_file = base / "refresh-salt"
-        salt_file.write_text(SALT + "\n")
-        salt_file.chmod(0o600)
-        servers = Servers(prod, qa, salt_file, base / "runs")
-        before = (fingerprint(qa, "crowded"), qa.databases())
-        outcome = run_refresh(servers, "crowded", qa_data_refresh_masking={"t": {"email": "fake_email"}}, qa_data_refresh_carry_over=[])
-        assert outcome.rc != 0 and (fingerprint(qa, "crowded"), qa.databases()) == before
-        message = str(outcome.failures[-1]["msg"])
-        assert "\n" not in message and "too many clients" in message, message
