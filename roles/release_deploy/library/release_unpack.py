@@ -199,7 +199,7 @@ import tarfile  # noqa: E402
 
 from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
-from ansible.module_utils.release_integrity import CHUNK, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
+from ansible.module_utils.release_integrity import CHUNK, fsync_dir, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
 VERSION_MEMBER = ".release/VERSION"
@@ -396,14 +396,6 @@ def replace(fresh, dest):
     os.rename(dest, aside)
     os.rename(fresh, dest)
     os.rename(aside, fresh)
-
-
-def fsync_dir(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def remove(path):

@@ -35,6 +35,15 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def fsync_dir(path):
+    """Make a rename or unlink in the folder `path` durable (the steps that switch, unpack and roll back share it)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _walk(root):
     """(relative path, lstat) of every entry below `root`, the manifest itself excluded; links are not followed."""
     found = []

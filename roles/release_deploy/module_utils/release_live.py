@@ -28,6 +28,7 @@ from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url
 from ansible.module_utils.release_hook import HookError, environment, hook_command
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
+from ansible.module_utils.release_integrity import fsync_dir
 from ansible.module_utils.release_integrity import summary
 from ansible.module_utils.release_lease import Busy, hold, lease_path
 from ansible.module_utils.release_witness import write_witness
@@ -64,14 +65,6 @@ def last_line(path):
     except OSError:
         return None
     return lines[-1] if lines else None
-
-
-def fsync_dir(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class Refused(Exception):

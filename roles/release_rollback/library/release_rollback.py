@@ -204,7 +204,7 @@ from ansible.module_utils.release_hook import HookError, environment, hook_comma
 from ansible.module_utils.release_hook import check as check_hook
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
-from ansible.module_utils.release_integrity import manifest_digest, summary
+from ansible.module_utils.release_integrity import fsync_dir, manifest_digest, summary
 from ansible.module_utils.release_lease import Busy, hold, lease_path
 from ansible.module_utils.release_lease import release as release_lease
 from ansible.module_utils.release_witness import write_witness
@@ -257,14 +257,6 @@ def read_text(path):
             return handle.read().strip()
     except OSError:
         return None
-
-
-def fsync_dir(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def switch_link(base_dir, link, version):
