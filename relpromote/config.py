@@ -137,6 +137,27 @@ class TestStep(_Strict):
         return self
 
 
+class ArtifactsConfig(_Strict):
+    """How hosts get the artifact (docs/fleet.md): `push` (the controller uploads it over each host's SSH connection)
+    or `pull` (each host downloads `<url>/sha256/<digest>.tar.gz` from an artifact server and checks its sha256)."""
+
+    transfer: typing.Literal["push", "pull"] = "push"
+    url: str | None = None  # where the store's sha256/ folder is served
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or "@" in value or any(c.isspace() for c in value)):
+            raise ValueError("must be an http:// or https:// address without a user name or password, e.g. https://artifacts.example.org/shop")
+        return value
+
+    @model_validator(mode="after")
+    def _pull_has_url(self) -> ArtifactsConfig:
+        if self.transfer == "pull" and not self.url:
+            raise ValueError("transfer: pull needs url: the artifact server's address, e.g. https://artifacts.example.org/shop")
+        return self
+
+
 class EnvironmentConfig(_Strict):
     inventory: str
     protected: bool = False
@@ -147,6 +168,7 @@ class EnvironmentConfig(_Strict):
     tests: list[TestStep] = []
     freeze: list[FreezeWindow] = []
     vault: VaultConfig | None = None
+    artifacts: ArtifactsConfig = ArtifactsConfig()  # push (default) or pull from an artifact server
 
     def approval_policy(self) -> ApprovalConfig | None:
         if self.approval is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from relpromote import events
 from relpromote.adapters import git
+from relpromote.adapters.artifact_server import check_served_copy
 from relpromote.adapters.control_path import private_folder
 from relpromote.adapters.runner import EventHandler, HostResult, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
@@ -102,7 +103,13 @@ def promote(
         on_plan(verdict)
     verdict.enforce(f"promotion of {request.version} to {request.environment}")
     # The digest the ledger recorded at build, where the artifact's members were checked: same bytes, same checks passed.
-    artifact = project.store.verified_path(release.digest)
+    pull = env.artifacts.url if env.artifacts.transfer == "pull" else None
+    if pull:
+        # The hosts download it and check that digest themselves; the served copy is read once here so that a missing or
+        # wrongly published artifact stops the run before any host is touched (relpromote/adapters/artifact_server.py).
+        check_served_copy(pull, release.digest)
+    # Pushed from here; pulled, only read here (a check's restart hook) when this machine's store holds it.
+    artifact = project.store.verified_path(release.digest) if not pull or project.store.path_for(release.digest).exists() else ""
     approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now(), current_plan(project, request.environment))
 
     extravars: dict[str, Any] = {
@@ -111,6 +118,7 @@ def promote(
         "release_version": release.version,
         "release_digest": release.digest,
         "release_artifact": str(artifact),
+        **({"relpromote_artifact_server": pull} if pull else {}),
     }
     if batch:
         extravars["relpromote_batch"] = batch

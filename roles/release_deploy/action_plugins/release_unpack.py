@@ -14,6 +14,9 @@ the controller and a Python start-up on the host. This plugin does the same in o
 3. only when the release is not on the host and not in check mode: the artifact is uploaded into a
    private directory under the remote tmp directory (`ansible_remote_tmp`), and the release_unpack
    module verifies its sha256 and unpacks it; the private directory is removed afterwards.
+   With `server` (an artifact server, pull), nothing is uploaded: the module downloads
+   `<server>/sha256/<digest>.tar.gz` with the host's Python into the staging directory (`leftovers`),
+   checks its sha256 as it arrives and unpacks it only when it is the digest.
 
 The module (library/release_unpack.py) documents the options; its rules are the only ones that
 decide what gets unpacked.
@@ -35,17 +38,19 @@ from ansible.plugins.action import ActionBase
 
 MODULE = "ansible.legacy.release_unpack"
 # What the module's work imports, each after those it imports; then the module file itself (unpack_host()).
-UTILS = ("release_integrity", "release_hostcall")
+UTILS = ("release_integrity", "release_hostcall", "release_download")
 
 
-def _helper():
-    spec = importlib.util.spec_from_file_location("relpromote_host_python", os.path.join(os.path.dirname(os.path.realpath(__file__)), "_host_python.py"))
+def _helper(name="_host_python.py"):
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.realpath(__file__)), name))
+    spec = importlib.util.spec_from_file_location("relpromote_" + os.path.basename(name)[:-3].lstrip("_"), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 HOST = _helper()
+DOWNLOAD = _helper("../module_utils/release_download.py")
 # What a version and a digest may be: a version names a directory under releases/, so nothing else gets near the host.
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -252,8 +257,12 @@ class ActionModule(ActionBase):
         if result["present"] and found["suspect"] != "yes" and not hook_lost:
             return result
 
-        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook", "leftovers")}
+        module_args = {key: value for key, value in args.items() if key not in ("artifact", "directories", "src", "hook", "leftovers", "server")}
         module_args["dest"] = dest
+        server = str(args.get("server") or "").strip()
+        if server:
+            # Pull: the module downloads the artifact itself when it needs it (not on the host, or to unpack it again).
+            module_args.update(url=DOWNLOAD.artifact_url(server, digest), leftovers=leftovers or posixpath.dirname(dest))
         if hook and where == "release":
             if check_mode:
                 # Nothing is uploaded in check mode: the artifact on the controller tells.
@@ -268,13 +277,13 @@ class ActionModule(ActionBase):
             else:
                 module_args["executable"] = program
         try:
-            if found["dest"] == "no" and not check_mode:
+            if found["dest"] == "no" and not check_mode and not server:
                 module_args["src"] = self._upload(args.get("artifact"), digest)
                 result.update(uploaded=True, changed=True)
             # An existing dest with another digest is refused by the module, uploaded or not. An existing
             # release is checked against its manifest; one that differs is unpacked again from the artifact.
             outcome = self._unpack(module_args, task_vars)
-            if outcome.get("needs_artifact") and not check_mode and args.get("artifact"):
+            if outcome.get("needs_artifact") and not check_mode and args.get("artifact") and not server:
                 tampered = outcome.get("tampered")
                 module_args["src"] = self._upload(args.get("artifact"), digest)
                 result.update(uploaded=True, changed=True)

@@ -96,6 +96,24 @@ options:
         anything is uploaded when its program is missing or not executable on the host (or in the
         release). The module itself does not use it.
     type: str
+  server:
+    description:
+      - An artifact server (any static web server) serving the store's layout, for example
+        C(https://artifacts.example.org/shop): the artifact of O(digest) is C(<server>/sha256/<digest>.tar.gz).
+      - Read by the action plugin, which then uploads nothing and gives the module O(url) instead.
+        Empty, the action plugin uploads O(artifact) (push).
+    type: str
+  url:
+    description:
+      - Where the host downloads the artifact itself (its own Python, urllib) when O(dest) is not there yet or
+        must be unpacked again and O(src) is not on the host. The download lands in a private folder under
+        O(leftovers) (or beside O(dest)), is hashed on the way and renamed to its final name only when its sha256
+        is O(digest); one that differs is removed and refused (RV(actual)), nothing unpacked.
+    type: str
+  url_timeout:
+    description: Seconds the download may wait for the server at a time (connect, each read).
+    type: int
+    default: 60
   remove_src:
     description: Remove O(src) once it is unpacked, or once it has been refused.
     type: bool
@@ -182,6 +200,14 @@ needs_artifact:
   description: True when a tampered O(dest) was refused and O(src) is needed to unpack it again (the action plugin then uploads it).
   returned: when the module failed for that
   type: bool
+downloaded:
+  description: Whether the host downloaded the artifact from O(url).
+  returned: when O(url) was given and the artifact was needed
+  type: bool
+actual:
+  description: The sha256 of an artifact that was refused because it was not O(digest).
+  returned: when the upload or download was refused for its digest
+  type: str
 hashed:
   description: How many files of an existing O(dest) were read to check them against its manifest.
   returned: when O(dest) was checked
@@ -198,6 +224,7 @@ import shutil  # noqa: E402
 import tarfile  # noqa: E402
 
 from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
+from ansible.module_utils.release_download import Refused as NotDownloaded, download  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
 from ansible.module_utils.release_integrity import CHUNK, fsync_dir, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
 
@@ -422,6 +449,9 @@ ARGUMENT_SPEC = {
     "executable": {"type": "str"},
     "hook": {"type": "str"},
     "leftovers": {"type": "path"},
+    "server": {"type": "str"},
+    "url": {"type": "str"},
+    "url_timeout": {"type": "int", "default": 60},
 }
 
 
@@ -438,7 +468,31 @@ def main():
 
 
 def work(module):
+    downloads = []
+    try:
+        _work(module, downloads)
+    finally:
+        for folder in downloads:  # the private folder of a download, however the work ended (exit_json raises)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def fetch(module, dest, digest, result, downloads):
+    """The artifact downloaded from the url option (not in check mode): its path on the host, its private folder added
+    to `downloads`. A download that fails or differs fails the module, nothing unpacked."""
+    staging = module.params["leftovers"] or os.path.dirname(dest)
+    try:
+        folder, path = download(module.params["url"], staging, digest, module.params["url_timeout"])
+    except NotDownloaded as exc:
+        extra = dict(expected=digest, actual=exc.actual) if exc.actual else {}
+        module.fail_json(msg=str(exc), downloaded=False, **dict(result, **extra))
+    downloads.append(folder)
+    result["downloaded"] = True
+    return path
+
+
+def _work(module, downloads):
     src = module.params["src"]
+    verified = False
     dest = module.params["dest"].rstrip("/")
     digest = module.params["digest"].strip().lower()
     version = module.params["version"]
@@ -462,6 +516,9 @@ def work(module):
                 result["src_removed"] = result["changed"] = remove(src)
             module.exit_json(**result)
         tampered = result["tampered"] = problems or [f"{DIGEST_MEMBER}: changed"]
+        if (not src or not os.path.exists(src)) and module.params["url"] and not module.check_mode:
+            src = fetch(module, dest, digest, result, downloads)
+            verified = True
         if not src or not os.path.exists(src):
             said = f"release {dest} differs from what was unpacked from its verified artifact: {summary(tampered)}"
             if module.check_mode:
@@ -479,12 +536,17 @@ def work(module):
         )
 
     result["changed"] = True
+    if (not src or not os.path.exists(src)) and module.params["url"] and not module.check_mode:
+        src = fetch(module, dest, digest, result, downloads)
+        verified = True
     if not src or not os.path.exists(src):
         if module.check_mode:
-            module.exit_json(msg=f"would upload and unpack {dest} (not uploaded in check mode)", **result)
+            how = "download" if module.params["url"] else "upload"
+            module.exit_json(msg=f"would {how} and unpack {dest} (nothing is transferred in check mode)", **result)
         module.fail_json(msg=f"artifact {src or '(no src given)'} is not on the host", **result)
 
-    actual = sha256_file(src)
+    # A download was hashed as it arrived and renamed only when it matched.
+    actual = digest if verified else sha256_file(src)
     if actual != digest:
         result["changed"] = False
         if not module.check_mode:

@@ -1,0 +1,152 @@
+"""A real nginx on loopback serving a folder: the artifact server of tests and benchmarks that pull artifacts.
+
+This module owns the whole life of one nginx (the distribution's package, /usr/sbin/nginx): its configuration,
+prefix, temp folders, pid and logs under the caller's workdir, the process (started in the foreground, so the
+caller's process owns it), and its stop. It does not own the served folder's content: publish artifacts the way a
+user does, by copying the store's `sha256/` folder into `root` (`server.publish(store)`).
+
+    with NginxServer(tmp_path / "nginx", root=tmp_path / "served", address="127.0.77.250") as server:
+        server.publish(project_dir / ".relpromote" / "store")
+        config["environments"]["qa"]["artifacts"] = {"transfer": "pull", "url": server.url}
+
+As root, the workers run as root too (`user root`): the served folder lies under the test's private tmp folder,
+which the distribution's `www-data` cannot read. Plain HTTP on loopback: TLS is nginx's own business (docs/fleet.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+NGINX = "/usr/sbin/nginx"
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+_CONFIG = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+{user}
+pid {state}/nginx.pid;
+error_log {state}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {state}/access.log;
+    client_body_temp_path {state}/client_body;
+    proxy_temp_path {state}/proxy;
+    fastcgi_temp_path {state}/fastcgi;
+    uwsgi_temp_path {state}/uwsgi;
+    scgi_temp_path {state}/scgi;
+    types {{ application/gzip gz; }}
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen {address}:{port};
+        root {root};
+        autoindex off;
+        location / {{ try_files $uri =404; }}
+    }}
+}}
+"""
+
+
+class NginxError(RuntimeError):
+    """nginx could not be started."""
+
+
+class NginxServer:
+    """One nginx serving `root` on http://address:port/ (a free port when none is given)."""
+
+    def __init__(self, workdir: Path, root: Path, address: str = "127.0.0.1", port: int | None = None, workers: int = 2) -> None:
+        self.workdir = workdir
+        self.root = root
+        self.address = address
+        self.port = port or _free_port(address)
+        self.workers = workers
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def __enter__(self) -> NginxServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def publish(self, store: Path, into: str = "") -> None:
+        """Copy a store's artifacts (`store/sha256/*.tar.gz`) into the served folder (under `into`), as a user publishes."""
+        target = self.root / into / "sha256"
+        target.mkdir(parents=True, exist_ok=True)
+        for artifact in sorted((store / "sha256").glob("*.tar.gz")):
+            shutil.copyfile(artifact, target / artifact.name)
+            os.chmod(target / artifact.name, 0o644)
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if not Path(NGINX).exists():
+            raise NginxError(f"{NGINX} is missing: install nginx (scripts/bootstrap.sh --system)")
+        state = self.workdir.resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = state / "nginx.conf"
+        config.write_text(_CONFIG.format(
+            workers=self.workers, user="user root;" if os.geteuid() == 0 else "", state=state, address=self.address,
+            port=self.port, root=self.root.resolve(),
+        ))
+        log = (state / "stderr.log").open("ab")
+        try:
+            self._proc = subprocess.Popen([NGINX, "-p", str(state), "-c", str(config)], stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=log, start_new_session=True)
+        finally:
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _accepts(self.address, self.port):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                said = "\n".join(_tail(state / name) for name in ("stderr.log", "error.log"))
+                self.stop()
+                raise NginxError(f"nginx on {self.address}:{self.port} did not start: {said.strip() or '(no output)'}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop nginx (a fast shutdown of the master and its workers). Safe to call more than once."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)  # its own session: the master and its workers
+            proc.wait()
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _accepts(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return ""
