@@ -158,8 +158,21 @@ class ArtifactsConfig(_Strict):
         return self
 
 
+class ExecutionNodeConfig(_Strict):
+    """A host inside the environment's network that runs its promotions and rollbacks (docs/execution-node.md)."""
+
+    host: str
+    user: str | None = None  # the SSH login on the node; ssh's default when absent
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    command: str = "relpromote"  # relpromote on the node
+    config: str | None = None  # the node's own config on the node (relpromote node work --node-config)
+    identity_file: str | None = None  # the controller's key for the node (never the environment's hosts' key)
+    known_hosts: str | None = None  # the node's pinned host key, relative to the project
+
+
 class EnvironmentConfig(_Strict):
     inventory: str
+    execution_node: ExecutionNodeConfig | None = None
     protected: bool = False
     hosts: str = "app"  # the inventory group (or pattern) a release goes to
     allow: AllowConfig = AllowConfig()

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +31,15 @@ from typing import Any
 import ansible_runner
 
 from relpromote.adapters.control_path import RunTemp, ssh_envvars
+from relpromote.adapters.execution_node import NodeRoute, run_through_node, stage_private_dir
 from relpromote.adapters.known_hosts import host_key_problem, key_problem_of
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
 from relpromote.errors import BadInput
 
 EventHandler = Callable[[Mapping[str, Any]], None]
+# (environment, route): runs of that environment started while it is set go through its execution node
+# (relpromote.usecases.node.through_node; docs/execution-node.md).
+NODE_ROUTE: ContextVar[tuple[str, NodeRoute] | None] = ContextVar("relpromote_node_route", default=None)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,19 @@ def run_playbook(
         return False
 
     started = time.monotonic()
+    routed = NODE_ROUTE.get()
+    if routed is not None and run.extravars.get("relpromote_environment") == routed[0]:
+        try:
+            staged = stage_private_dir(private, run.project_dir, run.playbook, run.inventory, run.extravars)
+            runner: Any = run_through_node(routed[1], private, ident, {**staged, "limit": run.limit, "cmdline": " ".join(cmdline) or None},
+                                           str(run.playbook.resolve().relative_to(run.project_dir.resolve())), handle, should_cancel)
+            canceled[0] = runner.status == "canceled"
+        finally:
+            local_temp.close()
+            _scrub(private)
+            _prune_runs(run.runs_dir, run.keep_runs)
+        return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, busy_hosts, errors, started_tasks,
+                       per_host_stats, final_stats, early_output, private)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
         runner = ansible_runner.run(
@@ -221,6 +239,16 @@ def run_playbook(
         local_temp.close()
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
+    return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, busy_hosts, errors, started_tasks,
+                   per_host_stats, final_stats, early_output, private)
+
+
+def _result(
+    run: PlaybookRun, ident: str, runner: Any, started: float, was_canceled: bool, last_messages: dict[str, str],
+    failed_tasks: dict[str, str], busy_hosts: set[str], errors: dict[str, Mapping[str, Any]], started_tasks: dict[str, list[str]],
+    per_host_stats: dict[str, dict[str, Any]], final_stats: dict[str, Any], early_output: list[str], private: Path,
+) -> RunResult:
+    canceled = [was_canceled]
     duration = time.monotonic() - started
     environment = run.extravars.get("relpromote_environment")
     for host, said in list(last_messages.items()):

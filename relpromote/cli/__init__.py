@@ -44,6 +44,7 @@ VERBS: dict[str, str] = {
     "evidence": "evidence:evidence",
     "metrics": "metrics:metrics",
     "announce": "announce:announce",
+    "node": "node:node",
 }
 
 
@@ -79,6 +80,7 @@ SUMMARIES: dict[str, str] = {
     "evidence": "An auditor's evidence pack of VERSION in ENV, verifiable offline without the project.",
     "metrics": 'Delivery metrics: deployment frequency, lead time for changes, change failure rate, time to restore.',
     "announce": 'Send the release notes of VERSION for ENV to the configured channels (mail, webhooks); record the outcome.',
+    "node": "Run a protected environment's promotions and rollbacks on its execution node.",
 }
 
 

@@ -28,6 +28,8 @@ VERB_HELP: dict[str, tuple[tuple[str, ...], tuple[ExitCode, ...]]] = {
     "relpromote": (("relpromote demo", "relpromote status --json", "relpromote promote 1.4.0 --to qa --identity ~/oscar.key"),
                    tuple(MEANING)),
     "keygen": (("relpromote keygen alice --out ~/.config/relpromote/identity.key",), (OK, BAD)),
+    "node": (("relpromote node work --node-config /etc/relpromote/node.yml",), (OK, BAD, REFUSED)),
+    "node work": (("relpromote node work --node-config /etc/relpromote/node.yml",), (OK, BAD, REFUSED)),
     "init": (("relpromote init shop-releases", "relpromote init shop-releases --sandbox"), (OK, BAD)),
     "build": (("relpromote build 1.4.0 --source ../shop --manifest release-1.4.0.yml",
                "relpromote build 1.4.0 --source ../shop --manifest release-1.4.0.yml --tag --json"), (OK, BAD, REFUSED)),

@@ -28,6 +28,7 @@ from relpromote.state import ProjectState
 from relpromote.usecases.announce import announced  # issue 13: automatic announcements around a promotion (never fail it)
 from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
+from relpromote.usecases.node import through_node
 from relpromote.usecases.plan import current_plan, inventory_hosts
 from relpromote.usecases.rollback import automatic_rollback
 from relpromote.usecases.runs import environment_run
@@ -129,7 +130,10 @@ def promote(
         "break_glass": request.break_glass,
     }
     with announced(project, identity, actor, request), \
-            environment_lock(project, request.environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+            environment_lock(project, request.environment, actor.name, purpose) as lock, \
+            vault_access(None if env.execution_node else env.vault) as access, \
+            through_node(project, identity, actor, request.environment, lock.lock_id, release.version, release.digest,
+                         request.limit, request.check):  # the node holds the vault password (docs/execution-node.md)
         run = Run(project, identity, actor, request, release, lock, access, on_event, should_cancel, commit, dirty, context)
         outcome = run.go(extravars, purpose)
     return outcome

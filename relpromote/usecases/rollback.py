@@ -22,6 +22,7 @@ from relpromote.promotion import HostOutcome, host_outcomes, one_line
 from relpromote.release import Release
 from relpromote.rollback import RollbackGroup, RollbackReport, automatic_rollback_groups, rollback_target
 from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
+from relpromote.usecases.node import through_node
 from relpromote.usecases.plan import inventory_hosts
 from relpromote.usecases.runs import environment_run
 
@@ -117,7 +118,9 @@ def _converge(
     env = project.config.environment(environment)
     version = target.version if target else ""
     purpose = f"reconcile to {version or 'no release'}" if reconcile else f"rollback to {version}"
-    with environment_lock(project, environment, actor.name, purpose) as lock, vault_access(env.vault) as access:
+    with environment_lock(project, environment, actor.name, purpose) as lock, \
+            vault_access(None if env.execution_node else env.vault) as access, \
+            through_node(project, identity, actor, environment, lock.lock_id, version, target.digest if target else "", None, False):
         env_state = project.state().environments[environment]
         from_version, doubted = env_state.current, dict(env_state.in_doubt)
         planned = inventory_hosts(project.resolve(env.inventory), env.hosts)

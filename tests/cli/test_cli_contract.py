@@ -132,6 +132,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("metrics", ["--since", "last tuesday"], "alice", 2),
     ("announce", ["1.0.0", "--env", "qa"], "alice", 2),  # no channels configured; sending: tests/integration/test_announce.py
     ("announce", ["1.0.0", "--env", "qa"], "nobody", 2),
+    ("node work", ["--node-config", "{base}/no-such-node.yml"], "alice", 2),  # running and refusing: tests/integration/test_execution_node.py
 ]
 
 
@@ -150,6 +151,8 @@ SUCCESS_ELSEWHERE |= {"verify", "hosts trust"}
 SUCCESS_ELSEWHERE |= {"authority approve"}
 # Migrating needs a PostgreSQL server: tests/integration/test_pg_ledger.py.
 SUCCESS_ELSEWHERE |= {"ledger migrate"}
+# An execution node needs a controller and real hosts: tests/integration/test_execution_node.py.
+SUCCESS_ELSEWHERE |= {"node work"}
 
 
 def test_every_verb_has_cases() -> None:
