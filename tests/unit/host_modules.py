@@ -179,7 +179,8 @@ class App:
 
         self.server = http.server.ThreadingHTTPServer((f"{NET}.1", 0), Handler)
         self.host, self.port = str(self.server.server_address[0]), int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for it, once per test that serves an application.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def live(self) -> str | None:

@@ -1,0 +1,167 @@
+"""roles/release_deploy/module_utils/release_integrity.py, pinned exactly (issue 18's mutation score): the manifest a
+release is unpacked with, and each way a tree can differ from it, named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.unit.host_modules import load_util
+
+INTEGRITY = load_util("roles/release_deploy/module_utils/release_integrity.py")
+DIGEST = "d" * 64
+
+
+def tree(root: Path) -> Path:
+    """A release as unpacked: folders, files of two modes, a link, and its manifest written last."""
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / "deep").mkdir(parents=True)
+    (root / ".release").mkdir()
+    (root / "app.py").write_text("print('hi')\n")
+    (root / "bin" / "restart").write_text("#!/bin/sh\n")
+    (root / "bin" / "restart").chmod(0o755)
+    (root / "lib" / "deep" / "x.txt").write_text("deep\n")
+    (root / "lib" / "deep").chmod(0o750)
+    (root / "latest").symlink_to("lib/deep")
+    (root / ".release" / "DIGEST").write_text(DIGEST + "\n")
+    INTEGRITY.write_manifest(str(root), DIGEST)
+    return root
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_the_manifest_records_every_entry_by_kind_and_is_written_last(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    path = root / ".release" / "FILES.json"
+    document = json.loads(path.read_text())
+    assert path.read_text() == json.dumps(document, sort_keys=True, separators=(",", ":"))
+    assert document["format"] == 1 and document["digest"] == DIGEST
+    assert document["entries"] == {
+        ".release": ["dir", 0o755],
+        ".release/DIGEST": ["file", 0o644, 65, sha(DIGEST.encode() + b"\n")],
+        "app.py": ["file", 0o644, 12, sha(b"print('hi')\n")],
+        "bin": ["dir", 0o755],
+        "bin/restart": ["file", 0o755, 10, sha(b"#!/bin/sh\n")],
+        "latest": ["link", "lib/deep"],
+        "lib": ["dir", 0o755],
+        "lib/deep": ["dir", 0o750],
+        "lib/deep/x.txt": ["file", 0o644, 5, sha(b"deep\n")],
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    newest = max(os.lstat(p).st_ctime_ns for p in [root, *[q for q in root.rglob("*") if q not in (path, path.parent)]])
+    assert path.stat().st_mtime_ns > newest, "the manifest's time is after every change of the tree"
+    assert INTEGRITY.read_manifest(str(root)) == (document["entries"], path.stat().st_mtime_ns)
+    assert INTEGRITY.manifest_digest(str(root)) == DIGEST
+    assert INTEGRITY.check(str(root)) == ([], 0), "an untouched tree is checked by its times alone"
+    assert INTEGRITY.check(str(root), full=True) == ([], 4), "full: every file hashed"
+
+
+def test_a_manifest_folder_is_made_when_missing_and_known_digests_are_taken_as_given(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "a").write_text("a")
+    entries = INTEGRITY.write_manifest(str(root), "x", known={"a": "given"})
+    assert entries == {"a": ["file", 0o644, 1, "given"]}
+    assert stat.S_IMODE((root / ".release").stat().st_mode) == 0o755
+    assert json.loads((root / ".release" / "FILES.json").read_text())["entries"] == {"a": ["file", 0o644, 1, "given"]}
+    assert INTEGRITY.describe(str(root), {"a": ""})["a"][3] == sha(b"a"), "an empty known digest is computed"
+
+
+def test_a_file_larger_than_one_read_is_hashed_whole(tmp_path: Path) -> None:
+    data = os.urandom(INTEGRITY.CHUNK + 17)
+    (tmp_path / "big").write_bytes(data)
+    assert INTEGRITY.sha256_file(str(tmp_path / "big")) == sha(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: (r / "app.py").write_text("print('HI')\n"), "app.py: changed (content)"),
+        (lambda r: (r / "app.py").write_text("print('longer')\n"), "app.py: changed (size 16, not 12)"),
+        (lambda r: (r / "app.py").chmod(0o600), "app.py: mode 0600, not 0644"),
+        (lambda r: ((r / "app.py").unlink(), (r / "app.py").mkdir()), "app.py: no longer a file"),
+        (lambda r: (r / "lib" / "deep").chmod(0o700), "lib/deep: mode 0700, not 0750"),
+        (lambda r: ((r / "bin" / "restart").unlink(), (r / "bin").rmdir(), (r / "bin").write_text("")), "bin/restart: removed|bin: no longer a directory"),
+        (lambda r: ((r / "latest").unlink(), (r / "latest").write_text("")), "latest: no longer a symbolic link"),
+        (lambda r: ((r / "latest").unlink(), (r / "latest").symlink_to("bin")), "latest: points elsewhere"),
+        (lambda r: (r / "lib" / "deep" / "new").write_text(""), "lib/deep/new: added"),
+        (lambda r: (r / "lib" / "deep" / "x.txt").unlink(), "lib/deep/x.txt: removed"),
+    ],
+)
+def test_each_difference_is_named(tmp_path: Path, change: object, problem: str) -> None:
+    root = tree(tmp_path / "r")
+    change(root)  # type: ignore[operator]
+    problems, _ = INTEGRITY.check(str(root))
+    assert problems == problem.split("|")
+
+
+def test_the_problems_are_sorted_and_a_file_rewritten_with_the_same_size_is_hashed(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    (root / "app.py").write_text("print('ho')\n")
+    (root / "z").write_text("")
+    (root / "bin" / "restart").unlink()
+    problems, hashed = INTEGRITY.check(str(root))
+    assert problems == ["app.py: changed (content)", "bin/restart: removed", "z: added"] and hashed == 1
+    (root / "app.py").write_text("print('hi')\n")  # the same bytes again: newer ctime, hashed, no difference
+    assert INTEGRITY.check(str(root)) == (["bin/restart: removed", "z: added"], 1)
+
+
+def test_a_file_of_the_same_ctime_as_the_manifest_is_hashed(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    manifest = root / ".release" / "FILES.json"
+    written = manifest.stat().st_mtime_ns
+    (root / "app.py").write_text("print('HI')\n")
+    ctime = (root / "app.py").stat().st_ctime_ns
+    os.utime(manifest, ns=(written, ctime))  # the manifest's time exactly the file's change time
+    assert INTEGRITY.check(str(root))[0] == ["app.py: changed (content)"]
+
+
+def test_a_manifest_missing_unreadable_or_of_another_format_checks_nothing(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    manifest = root / ".release" / "FILES.json"
+    missing = [".release/FILES.json: missing or unreadable, the release cannot be checked"]
+    good = manifest.read_text()
+    for body in ("not json", "[]", json.dumps({"format": 2, "entries": {}}), json.dumps({"format": 1, "entries": []}), json.dumps({"format": 1})):
+        manifest.write_text(body)
+        assert INTEGRITY.read_manifest(str(root)) == (None, None), body
+        assert INTEGRITY.check(str(root)) == (missing, 0)
+    manifest.write_text("[]")
+    assert INTEGRITY.manifest_digest(str(root)) is None
+    manifest.write_text("{")
+    assert INTEGRITY.manifest_digest(str(root)) is None
+    manifest.unlink()
+    manifest.symlink_to("../app.py")
+    assert INTEGRITY.read_manifest(str(root)) == (None, None), "a link is not the manifest"
+    manifest.unlink()
+    assert INTEGRITY.manifest_digest(str(root)) is None and INTEGRITY.check(str(root)) == (missing, 0)
+    manifest.write_text(good.replace('"file"', '"socket"', 1))
+    problems, _ = INTEGRITY.check(str(root))
+    assert problems == [".release/DIGEST: unexpected kind socket"]
+
+
+def test_other_kinds_of_entries_are_recorded_as_other(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    os.mkfifo(root / "pipe", 0o600)
+    assert INTEGRITY.describe(str(root)) == {"pipe": ["other", 0o600]}
+
+
+def test_the_summary_names_eight_and_counts_the_rest() -> None:
+    problems = [f"f{i}: added" for i in range(10)]
+    assert INTEGRITY.summary(problems) == ", ".join(problems[:8]) + " and 2 more"
+    assert INTEGRITY.summary(problems[:8]) == ", ".join(problems[:8])
+    assert INTEGRITY.summary(problems[:9]) == ", ".join(problems[:8]) + " and 1 more"
+    assert INTEGRITY.tampered_paths(["a: b: c", "x: added"]) == ["a", "x"]
+
+
+def test_fsync_dir_closes_what_it_opens(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    INTEGRITY.fsync_dir(str(tmp_path))
+    assert len(os.listdir("/proc/self/fd")) == before
