@@ -164,10 +164,12 @@ class App:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.answer: tuple[int, bytes] | None = None
+        self.asked: list[str] = []  # the paths asked, in order
         app = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                app.asked.append(self.path)
                 status, body = app.answer or (200, json.dumps({"version": app.live()}).encode())
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
