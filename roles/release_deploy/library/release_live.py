@@ -79,6 +79,19 @@ options:
     type: list
     elements: str
     default: []
+  steps:
+    description:
+      - The steps this execution takes - C(switch) (with the lease), C(restart) (when needed), C(health) (the wait, the
+        pruning, the witness). Fewer than all when the inventory's user tasks run between them (release_deploy's
+        tasks/user_tasks.yml); in that order.
+    type: list
+    elements: str
+    choices: [switch, restart, health]
+    default: [switch, restart, health]
+  switched_earlier:
+    description: Without C(switch) in O(steps), what the execution that switched returned, C({previous, switched}).
+    type: dict
+    default: {}
 notes:
   - Supports check mode - says what would be switched, restarted and removed; takes no lease, writes no witness.
 """

@@ -50,6 +50,10 @@ ARGUMENT_SPEC = {
     "lease": {"type": "dict", "default": {}},
     "witness": {"type": "dict", "default": {}},
     "tampered": {"type": "list", "elements": "str", "default": []},
+    # Which steps this execution takes, in this order; fewer than all when the inventory's user tasks run between them
+    # (roles/release_deploy/tasks/user_tasks.yml). Without the switch, `switched_earlier` is what the switch did.
+    "steps": {"type": "list", "elements": "str", "choices": ["switch", "restart", "health"], "default": ["switch", "restart", "health"]},
+    "switched_earlier": {"type": "dict", "default": {}},
 }
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -244,37 +248,41 @@ def check_inputs(params):
         raise Failed("inputs", f"health_path must start with /, not {params['health_path']!r}")
 
 
-def finish(params, check_mode, result):
+def finish(params, check_mode, result, steps=("restart", "health")):
     """Restart when needed (`params["switched"]`, or the application does not answer the version), wait for the
-    health check, prune; `result` follows each step. Raises Failed naming the step."""
+    health check, prune; `result` follows each step. Raises Failed naming the step. Without "health" in `steps`, stops
+    after the restart; without "restart", waits for the health check (the application was restarted or not before)."""
     base_dir = params["base_dir"].rstrip("/") or "/"
     version = params["version"]
     check_inputs(params)
     url = health_url(params["service_host"], params["service_port"], params["health_path"])
 
     # Restarted when the link changed, or when the application does not answer this version.
-    if not params["switched"]:
+    if "restart" in steps and not params["switched"]:
         result["health"] = ask(url, PROBE_TIMEOUT)
         result["healthy"] = answers(result["health"], version)
-    if not result["healthy"]:
+    command = hook_command(params["restart_command"], base_dir)
+    if "restart" in steps and not result["healthy"]:
         result["restarted"] = True
         if check_mode:
             result["msg"] = f"would restart the application and wait until {url} answers {version}"
         else:
             stop_if_abandoned()
-            command = hook_command(params["restart_command"], base_dir)
             env = environment(base_dir, version, params["previous"], "deploy", params["service_host"], params["service_port"], url)
             result["restart_output"] = restart(command, env)
-            result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
-            result["healthy"] = answers(last, version)
-            if not result["healthy"]:
-                raise Failed(
-                    "health",
-                    f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
-                    f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
-                    f"({last['msg'] or 'no message'}); the restart hook {json.dumps(command)} had exited with 0: "
-                    f"{' | '.join(result['restart_output'])[-150:] or '(no output)'}",
-                )
+    if "health" not in steps:
+        return
+    if not result["healthy"] and not check_mode:
+        result["health"] = last = wait_until_healthy(url, version, params["health_timeout"])
+        result["healthy"] = answers(last, version)
+        if not result["healthy"]:
+            raise Failed(
+                "health",
+                f"{url} did not answer 200 with version {version} within {params['health_timeout']} s; "
+                f"last answer: status {last['status']}, version {json.dumps(last['version'] if last['version'] is not None else '(none)')} "
+                f"({last['msg'] or 'no message'}); the restart hook {json.dumps(command)} had exited with 0: "
+                f"{' | '.join(result.get('restart_output', []))[-150:] or '(no output)'}",
+            )
 
     # Old releases, by history order; never what `current` points to, never `version`.
     kept, removed = plan_prune(base_dir, params["keep"], version)
@@ -316,21 +324,29 @@ def put_live(params, check_mode):
             result["token"] = take_lease(params["lease"], base_dir)
         except Busy as exc:
             return dict(result, failed=True, msg=str(exc), failure="lease", busy=True, holder=exc.holder)
-    try:
-        result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version, os.path.join(base_dir, ".history"), check_mode))
-    except Refused as exc:
-        result.update(exc.result, failure="switch", failed=True, msg=exc.msg)
-        result["current"] = result.get("previous", "")
-        return result
+    order = params.get("steps") or ["switch", "restart", "health"]
+    if "switch" not in order:
+        # An earlier execution of this run switched (or found the link right): what it said is what the host runs.
+        earlier = params.get("switched_earlier") or {}
+        result.update(previous=str(earlier.get("previous") or ""), current=version, switched=bool(earlier.get("switched")))
+    else:
+        try:
+            result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version, os.path.join(base_dir, ".history"), check_mode))
+        except Refused as exc:
+            result.update(exc.result, failure="switch", failed=True, msg=exc.msg)
+            result["current"] = result.get("previous", "")
+            return result
+        if order == ["switch"]:
+            return result
     steps = dict(params, base_dir=base_dir, switched=result["switched"] or params["restart"], previous=result["previous"])
     try:
-        finish(steps, check_mode, result)
+        finish(steps, check_mode, result, order)
     except Failed as exc:
         result.update(failure=exc.failure, changed=result["changed"] or result["restarted"], failed=True, msg=exc.msg)
         if exc.error:
             result["error"] = exc.error
         return result
-    if params["witness"] and not check_mode:
+    if params["witness"] and not check_mode and "health" in order:
         write_witness(base_dir, params["witness"])
     result["changed"] = bool(result["changed"] or result["restarted"] or result.get("removed"))
     return result
