@@ -26,7 +26,7 @@ from relpromote.identity import load_identity
 from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.node_plan import NodePlan, make_request, stream_digest
 from relpromote.testing.sshd import SshHostFarm
-from tests.helpers import RELPROMOTE, Cli, git_run, make_app_source, make_project, one_line_error
+from tests.helpers import RELPROMOTE, Cli, make_app_source, make_project, one_line_error
 from tests.integration.conftest import _blocks, commit_project, environment_inventory
 from tests.integration.test_promote import build, ledger_payloads, live_version
 
@@ -47,7 +47,7 @@ class World:
 def on_node(node: SshHostFarm, command: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     address, port = node.endpoint("node")
     assert node.private_key is not None
-    return subprocess.run(["ssh", "-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    return subprocess.run(["ssh", "-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                            "-i", str(node.private_key), "-p", str(port), f"root@{address}", command],
                           input=stdin, capture_output=True, timeout=120)
 
@@ -119,7 +119,7 @@ def _setup(project: Cli, node: SshHostFarm, production: SshHostFarm) -> list[str
 
 
 def files_containing(roots: list[Path], secrets: list[str]) -> list[str]:
-    found = []
+    found: list[str] = []
     for root in roots:
         for path in root.rglob("*") if root.exists() else ():
             if path.is_file() and not path.is_symlink():
@@ -199,16 +199,16 @@ def _approvals(world: World, version: str) -> list[Entry]:
 
 def test_the_node_refuses_unsigned_wrongly_signed_unapproved_and_mismatched_requests(world: World) -> None:
     project, production = world.project, world.production
+    source = world.tmp / "app" if (world.tmp / "app").exists() else make_app_source(world.tmp / "app")
+    build(project, source, "1.2.0", "third")
     releases = {r["version"]: r["digest"] for r in project.json("releases")["releases"]}
-    if "1.2.0" not in releases:
-        build(project, make_app_source(world.tmp / "app") if not (world.tmp / "app").exists() else world.tmp / "app", "1.2.0", "third")
-        releases = {r["version"]: r["digest"] for r in project.json("releases")["releases"]}
     before = {h: live_version(production, h) for h in ("production-app-1", "production-app-2")}
     digest = releases["1.2.0"]
     stream = _stream(world, "1.2.0", digest, {})
     alice = load_identity(project.cwd / ".keys" / "alice.key")
     mallory = load_identity(project.cwd / ".keys" / "mallory.key")
-    approved_other = _approvals(world, "1.0.0")
+    project.run("approve", "1.2.0", "--env", "production", "--ticket", "CHG-1.2.0", "--expires", "1h", identity="carol", check=True)
+    approvals = _approvals(world, "1.2.0")
     work = f"{shlex.quote(RELPROMOTE)} node work --node-config {NODE_CONFIG}"
 
     def refused(request: bytes, body: bytes = stream) -> str:
@@ -221,20 +221,22 @@ def test_the_node_refuses_unsigned_wrongly_signed_unapproved_and_mismatched_requ
 
     assert "not a signed run plan" in refused(b"")  # no request: the bare stream
     plan = _plan(world, "1.2.0", digest, stream)
-    assert "not signed" in refused(make_request(plan, "", []))
-    assert "does not pin for mallory" in refused(make_request(_plan(world, "1.2.0", digest, stream, "mallory"),
-                                                              mallory.sign(_plan(world, "1.2.0", digest, stream, "mallory").message()), []))
+    assert "not signed" in refused(make_request(plan, "", approvals))
+    by_mallory = _plan(world, "1.2.0", digest, stream, "mallory")  # a release manager in the project, not pinned on the node
+    assert "does not pin for mallory" in refused(make_request(by_mallory, mallory.sign(by_mallory.message()), approvals))
     forged = dataclasses.replace(plan, public_key=alice.public_key)
-    assert "does not verify" in refused(make_request(forged, mallory.sign(forged.message()), []))
+    assert "does not verify" in refused(make_request(forged, mallory.sign(forged.message()), approvals))
+    tampered = dataclasses.replace(plan, limit="production-app-1")  # signed, then changed
+    assert "does not verify" in refused(make_request(tampered, alice.sign(plan.message()), approvals))
     assert "no approval" in refused(make_request(plan, alice.sign(plan.message()), []))
-    assert "other bytes" in refused(make_request(plan, alice.sign(plan.message()), approved_other))
-    # An approval for 1.2.0, then streams that are not the signed plan's.
-    project.run("approve", "1.2.0", "--env", "production", "--ticket", "CHG-1.2.0", "--expires", "1h", identity="carol", check=True)
-    approvals = _approvals(world, "1.2.0")
+    relabelled = dataclasses.replace(plan, version="1.2.1")
+    assert "other bytes" in refused(make_request(relabelled, alice.sign(relabelled.message()), approvals))
+    stretched = dataclasses.replace(approvals[0], payload={**approvals[0].payload, "expires_at": "2999-01-01T00:00:00.000000Z"})
+    assert "does not verify" in refused(make_request(plan, alice.sign(plan.message()), [stretched]))
+    # Signed and approved, but the stream is not the signed plan's.
     other = _stream(world, "1.2.0", digest, {"release_keep": 1})
     assert "sha256 differs" in refused(make_request(plan, alice.sign(plan.message()), approvals), other)
     mismatched = _stream(world, "1.0.0", digest, {})
     lie = _plan(world, "1.2.0", digest, mismatched)
     assert "release_version" in refused(make_request(lie, alice.sign(lie.message()), approvals), mismatched)
     assert {h: live_version(production, h) for h in before} == before  # nothing ran
-    git_run(project.cwd, "status", "--short")
