@@ -264,6 +264,14 @@ class ParityConfig(_Strict):
     gate: ParityGateConfig | None = None
 
 
+class ContentConfig(_Strict):
+    """The playbooks and roles runs use: an installed Ansible collection's (relpromote.release.promote, ...) instead of the
+    project's playbooks/ and roles/ (README: As an Ansible collection)."""
+
+    collection: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]  # namespace.name, e.g. relpromote.release
+    path: str | None = None  # where it is installed (the folder holding ansible_collections/), relative to the project
+
+
 class Config(_Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
     promotion_path: list[Annotated[str, Field(pattern=NAME_PATTERN)]]
@@ -279,6 +287,8 @@ class Config(_Strict):
     # The operators' group that shares the project folder on one host: the ledger, the store and the run folders are
     # made its own (relpromote.adapters.shared_folder). Unset: they stay private to whoever made them.
     group: Annotated[str, Field(pattern=GROUP_PATTERN)] | None = None
+    # `project`: the project's playbooks/ and roles/; {collection: NAMESPACE.NAME, path: FOLDER}: an installed collection's.
+    content: typing.Literal["project"] | ContentConfig = "project"
 
     @model_validator(mode="after")
     def _refresh_environments(self) -> Config:

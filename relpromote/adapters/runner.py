@@ -56,6 +56,7 @@ class PlaybookRun:
     extra_var_files: tuple[str, ...] = ()  # e.g. an encrypted vault file: decrypted by Ansible in memory
     label: str = "run"
     keep_runs: int = 20
+    collection_playbook: str = ""  # an installed collection's playbook run instead of `playbook` (relpromote.release.promote)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def run_playbook(
     on_event: EventHandler | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> RunResult:
-    if not run.playbook.is_file():
+    if not run.collection_playbook and not run.playbook.is_file():
         raise BadInput(f"{run.playbook}: no such playbook; restore it from `relpromote init` or check the project")
     if not run.inventory.exists():
         raise BadInput(f"{run.inventory}: no such inventory; create it or fix the environment's inventory in the config")
@@ -183,7 +184,7 @@ def run_playbook(
     binary.write_text(
         "#!/bin/sh\n"
         f"exec {shlex.quote(sys.executable)} -m relpromote.adapters.lifeline {os.getpid()} {shlex.quote(str(lifeline))} -- "
-        f"{shlex.quote(str(Path(_ansible_bin_dir()) / 'ansible-playbook'))} \"$@\" {shlex.quote(str(run.playbook))}\n"
+        f"{shlex.quote(str(Path(_ansible_bin_dir()) / 'ansible-playbook'))} \"$@\" {shlex.quote(run.collection_playbook or str(run.playbook))}\n"
     )
     binary.chmod(0o700)
     canceled = [False]
@@ -219,7 +220,7 @@ def run_playbook(
         runner = ansible_runner.run(
             private_data_dir=str(private),
             project_dir=str(run.project_dir),
-            playbook=str(run.playbook),
+            playbook=run.collection_playbook or str(run.playbook),
             inventory=str(run.inventory),
             extravars=dict(run.extravars),
             envvars=envvars,

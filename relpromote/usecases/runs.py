@@ -8,6 +8,8 @@ from typing import Any
 from relpromote.adapters.known_hosts import ssh_envvars
 from relpromote.adapters.runner import PlaybookRun
 from relpromote.adapters.vault import VaultAccess
+from relpromote.collection import collection_playbook
+from relpromote.config import ContentConfig
 from relpromote.inventory import check_variable_files
 from relpromote.ledger import GENESIS_HASH
 from relpromote.project import Project
@@ -28,6 +30,10 @@ def environment_run(
     """`playbook` (relative to the project) with the environment's inventory, the project's ansible.cfg and run folder."""
     inventory = project.resolve(project.config.environment(environment).inventory)
     check_variable_files(inventory)
+    # An installed collection's playbook when the config names one (content:, README); the project's own otherwise.
+    installed = project.config.content if isinstance(project.config.content, ContentConfig) else None
+    named = collection_playbook(playbook, installed.collection) if installed else None
+    found = {"ANSIBLE_COLLECTIONS_PATH": str(project.resolve(installed.path))} if named and installed and installed.path else {}
     return PlaybookRun(
         playbook=project.resolve(playbook),
         inventory=inventory,
@@ -35,13 +41,14 @@ def environment_run(
         runs_dir=project.runs_dir,
         # The ledger head this run starts from: promote.yml and rollback.yml leave it on the hosts (witness.py).
         extravars={"relpromote_witness": ledger_head(project, environment), **extravars},
-        envvars={**access.envvars, **ssh_envvars(inventory)},  # the environment's pinned host keys, checked strictly
+        envvars={**access.envvars, **ssh_envvars(inventory), **found},  # the environment's pinned host keys, checked strictly
         vault_ids=access.vault_ids,
         extra_var_files=extra_var_files,
         limit=limit,
         check=check,
         label=label,
         keep_runs=project.config.runs.keep,
+        collection_playbook=named or "",
     )
 
 
