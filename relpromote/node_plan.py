@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,9 @@ SIGNED_PREFIX = b"relpromote node plan\n"  # a plan's signature is never a ledge
 ACTIONS = ("promote", "rollback", "unlock")  # unlock: giving back the run's host leases after a run that could not
 APPROVAL_KIND = "approval.granted"  # mirrors relpromote.events.APPROVAL_GRANTED
 SHA256 = re.compile(r"[0-9a-f]{64}")
+# A plan is made right before its stream is sent: an older one (or one from the future) is a replay, or a clock to fix.
+PLAN_MAX_AGE = timedelta(minutes=15)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class _Strict(BaseModel):
@@ -143,6 +146,13 @@ def judge_request(
         raise RequestRefused(f"unknown action {plan.action!r}")
     if not SHA256.fullmatch(plan.stream) or (plan.action == "promote" and not SHA256.fullmatch(plan.digest)):
         raise RequestRefused("the run plan's stream or release digest is not a sha256")
+    try:
+        made = parse_time(plan.made_at)
+    except ValueError:
+        raise RequestRefused("the run plan's time is not readable") from None
+    if not now - PLAN_MAX_AGE <= made <= now + CLOCK_SKEW:
+        raise RequestRefused(f"the run plan was made at {plan.made_at[:19]}Z, not within {PLAN_MAX_AGE} of the node's clock "
+                             "(a replayed request, or a clock to fix)")
     pinned = {signer.key: signer for signer in signers}
     signer = pinned.get(plan.public_key)
     if signer is None or signer.name != plan.signer:

@@ -14,7 +14,7 @@ from relpromote.adapters.control_path import private_folder
 from relpromote.adapters.runner import EventHandler, HostResult, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError, RunFailed
+from relpromote.errors import BadInput, Busy, NeedsPerson, Refused, RelpromoteError, RunFailed
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, utc_now
 from relpromote.lock import Lock
@@ -208,8 +208,9 @@ class Run:
                 on_event=self.on_event,
                 should_cancel=self.should_cancel,
             )
-        except BadInput:
-            # The run's refusals (no playbook, no inventory, Ansible stopped before any host ran): no host was touched.
+        except (BadInput, Refused):
+            # The run's refusals (no playbook, no inventory, Ansible stopped before any host ran, the execution node
+            # refused the request): no host was touched.
             self.hosts_touched = self.leases_out = False
             raise
         # A signal that came as the playbook ended still stops the promotion: the terminal was told so.

@@ -13,7 +13,7 @@ from relpromote.adapters.control_path import private_folder
 from relpromote.adapters.runner import EventHandler, run_playbook
 from relpromote.adapters.vault import VaultAccess, vault_access
 from relpromote.config import Person
-from relpromote.errors import BadInput, Busy, NeedsPerson, RelpromoteError
+from relpromote.errors import BadInput, Busy, NeedsPerson, Refused, RelpromoteError
 from relpromote.identity import Identity
 from relpromote.manifest import typed_text
 from relpromote.policy import require_role
@@ -151,7 +151,7 @@ def _converge(
         except BaseException as exc:
             if not recorded:
                 # The run's own refusals (BadInput: Ansible stopped before any host ran) touched no host.
-                touched = [] if isinstance(exc, BadInput) else planned
+                touched = [] if isinstance(exc, (BadInput, Refused)) else planned
                 _record_abort(project, identity, actor, common, from_version if not reconcile else None, touched, exc)
             raise
         finally:

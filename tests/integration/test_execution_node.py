@@ -239,4 +239,12 @@ def test_the_node_refuses_unsigned_wrongly_signed_unapproved_and_mismatched_requ
     mismatched = _stream(world, "1.0.0", digest, {})
     lie = _plan(world, "1.2.0", digest, mismatched)
     assert "release_version" in refused(make_request(lie, alice.sign(lie.message()), approvals), mismatched)
+    # Through the controller: mallory passes the project's gates (a release manager, carol approved) but is not pinned
+    # on the node, which refuses; the controller says why, records the run as stopped, and no host was touched.
+    by_controller = project.run("promote", "1.2.0", "--to", "production", identity="mallory")
+    assert by_controller.returncode == 3
+    assert "execution node" in one_line_error(by_controller) and "does not pin for mallory" in by_controller.stderr
+    stopped = ledger_payloads(project, "promotion.finished")[-1]
+    assert (stopped["version"], stopped["result"], stopped["unsettled"]) == ("1.2.0", "failed", [])
+    assert project.json("lock", "status", "--env", "production")["locked"] is False
     assert {h: live_version(production, h) for h in before} == before  # nothing ran

@@ -103,6 +103,17 @@ def test_approvals_must_verify_be_pinned_match_the_bytes_and_be_in_time(people: 
     not_an_approval = seal(None, "promotion.started", "carol", people["carol"], dict(good.payload), utc_now())
     assert "not an approval" in refusal(people, plan, approvals=[not_an_approval])
     assert judge(people, plan, approvals=[approval(people, digest="0" * 64), good]) == "carol"  # one valid approval is enough
+    both = [NodeSigner("alice", people["alice"].public_key, ("promote", "approve"))]
+    own = approval(people, by="alice")
+    with pytest.raises(RequestRefused, match="who requests this run"):
+        judge_request(plan, people["alice"].sign(plan.message()), [own], both, "production", True, utc_now())
+
+
+def test_an_old_or_future_plan_is_refused_as_a_replay(people: dict[str, Identity]) -> None:
+    assert "replayed" in refusal(people, plan_of(people, made_at=format_time(utc_now() - timedelta(minutes=16))))
+    assert "replayed" in refusal(people, plan_of(people, made_at=format_time(utc_now() + timedelta(minutes=6))))
+    assert "not readable" in refusal(people, plan_of(people, made_at="yesterday"))
+    assert judge(people, plan_of(people, made_at=format_time(utc_now() - timedelta(minutes=14)))) == "carol"
 
 
 def test_requests_that_are_not_plans_are_refused(people: dict[str, Identity]) -> None:
