@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -48,6 +49,21 @@ def test_each_plugin_and_helper_is_in_the_collection_once_and_no_role_keeps_its_
     assert not any(path.is_symlink() for path in tree.rglob("*"))
     for stem in collection.PLAYBOOKS:
         assert yaml.safe_load((tree / "playbooks" / f"{stem}.yml").read_text())
+
+
+def test_every_module_documents_itself_in_yaml_ansible_doc_can_read(tree: Path) -> None:
+    """`ansible-doc relpromote.release.<module>` and ansible-lint read these blocks; a colon in a plain line breaks them."""
+    for path in sorted((tree / "plugins" / "modules").glob("*.py")):
+        blocks = {node.targets[0].id: node.value.value for node in ast.parse(path.read_text()).body
+                  if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Constant)
+                  and node.targets[0].id in ("DOCUMENTATION", "EXAMPLES", "RETURN")}
+        assert "DOCUMENTATION" in blocks, path.name
+        for name, text in blocks.items():
+            try:
+                yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                pytest.fail(f"{path.name} {name}: {exc}")
+        assert yaml.safe_load(blocks["DOCUMENTATION"])["module"] == path.stem
 
 
 def test_modules_import_their_helpers_by_the_collections_name(tree: Path) -> None:

@@ -44,7 +44,7 @@ description:
     C(action=refresh) does both in one process (for direct use; the role runs two tasks, so that a
     refresh stopped before its swap task is known to have left QA as it was).
   - The module stops, dropping what it built, as soon as its controller is gone (nobody reads its
-    output any more: relpromote, ansible-playbook or its worker was stopped or killed), and checks
+    output any more - relpromote, ansible-playbook or its worker was stopped or killed), and checks
     once more right before the swap's rename.
   - The phases live in role-level module_utils (C(relpromote_pg_run) processes and scheduler,
     C(relpromote_pg_state) catalog and QA's state, C(relpromote_pg_copy) copy and verification,

@@ -23,7 +23,7 @@ description:
     does not answer O(version), waits for its health check and prunes, as release_finish does (RV(failure)
     C(restart), C(health), C(prune) or C(inputs)).
   - Once the application answers O(version), keeps O(witness) in C(<base_dir>/.relpromote-witness.json).
-  - Never gives the lease back itself: the caller does once every host of the run is done (a host that
+  - Never gives the lease back itself; the caller does once every host of the run is done (a host that
     finished first must stay held while another one's failure is rolled back).
 version_added: "1.2.0"
 author: relpromote

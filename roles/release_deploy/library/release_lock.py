@@ -40,7 +40,7 @@ options:
     default: held
   run:
     description:
-      - Who runs: C(id) (the token; empty makes one up), C(project), C(person), C(controller)
+      - Who runs - C(id) (the token; empty makes one up), C(project), C(person), C(controller)
         (login@host), C(pid), C(purpose), C(started) (UTC, ISO 8601; decides which of two
         concurrent runs is the older).
     type: dict

@@ -99,7 +99,7 @@ options:
   server:
     description:
       - An artifact server (any static web server) serving the store's layout, for example
-        C(https://artifacts.example.org/shop): the artifact of O(digest) is C(<server>/sha256/<digest>.tar.gz).
+        C(https://artifacts.example.org/shop); the artifact of O(digest) is C(<server>/sha256/<digest>.tar.gz).
       - Read by the action plugin, which then uploads nothing and gives the module O(url) instead.
         Empty, the action plugin uploads O(artifact) (push).
     type: str
