@@ -22,9 +22,11 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -273,6 +275,35 @@ def watch_for_hangup(source: IO[bytes]) -> Callable[[], bool]:
 
     threading.Thread(target=watch, daemon=True).start()
     return gone.is_set
+
+
+def lifeline(folder: Path, playbook: Path, hangup: Callable[[], bool]) -> tuple[str, Callable[[], bool]]:
+    """The worker's binary: ansible-playbook under relpromote's lifeline, bound to this node process (nothing of the run
+    outlives it), and a cancel check that ends the whole run once the controller hung up."""
+    pid_file = folder / "lifeline.pid"
+    binary = folder / "ansible-playbook"
+    binary.write_text(
+        "#!/bin/sh\n"
+        f"exec {shlex.quote(sys.executable)} -m relpromote.adapters.lifeline {os.getpid()} {shlex.quote(str(pid_file))} -- "
+        f"{shlex.quote(str(Path(ansible_bin_dir()) / 'ansible-playbook'))} \"$@\" {shlex.quote(str(playbook))}\n"
+    )
+    binary.chmod(0o700)
+
+    def cancel() -> bool:
+        if not hangup():
+            return False
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return True  # not started yet: ansible-runner ends what it started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+        return True
+
+    return str(binary), cancel
 
 
 def ansible_bin_dir() -> str:

@@ -122,7 +122,8 @@ def serve(config_path: Path, source: IO[bytes], output: IO[bytes]) -> str:
                     raise RequestRefused(f"the transmit stream cannot be unpacked: {exc}") from None
             stream_file.unlink()
             run_kwargs = _run_kwargs(config, plan, kwargs, private, temp.path)
-            cancel = node.watch_for_hangup(source)
+            binary, cancel = node.lifeline(temp.path, private / "project" / plan.playbook, node.watch_for_hangup(source))
+            run_kwargs["binary"] = binary
             with vault_access(config.vault) as access:
                 run_kwargs["envvars"] |= access.envvars
                 run_kwargs["cmdline"] = " ".join([*(f"--vault-id={v}" for v in access.vault_ids),
