@@ -3,7 +3,8 @@
 This module owns the whole life of one nginx (the distribution's package, /usr/sbin/nginx): its configuration,
 prefix, temp folders, pid and logs under the caller's workdir, the process (started in the foreground, so the
 caller's process owns it), and its stop. It does not own the served folder's content: publish artifacts the way a
-user does, by copying the store's `sha256/` folder into `root` (`server.publish(store)`).
+user does, by copying the store's `sha256/` folder into `root` (`server.publish(store)`), or with `uploads=True` by an
+HTTP PUT (`server.upload(artifact, path)`, what `curl -T` does).
 
     with NginxServer(tmp_path / "nginx", root=tmp_path / "served", address="127.0.77.250") as server:
         server.publish(project_dir / ".relpromote" / "store")
@@ -20,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -50,10 +52,16 @@ http {{
         listen {address}:{port};
         root {root};
         autoindex off;
-        location / {{ try_files $uri =404; }}
+        location / {{
+            {uploads}
+        }}
     }}
 }}
 """
+
+
+# What docs/fleet.md's nginx snippet gives the build machine: PUT stores a file, folders made as needed.
+UPLOADS = "dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;"
 
 
 class NginxError(RuntimeError):
@@ -63,8 +71,11 @@ class NginxError(RuntimeError):
 class NginxServer:
     """One nginx serving `root` on http://address:port/ (a free port when none is given)."""
 
-    def __init__(self, workdir: Path, root: Path, address: str = "127.0.0.1", port: int | None = None, workers: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, root: Path, address: str = "127.0.0.1", port: int | None = None, workers: int = 2, uploads: bool = False
+    ) -> None:
         self.workdir = workdir
+        self.uploads = uploads  # HTTP PUT stores a file (nginx's dav module), as docs/fleet.md configures for a build machine
         self.root = root
         self.address = address
         self.port = port or _free_port(address)
@@ -90,6 +101,13 @@ class NginxServer:
             shutil.copyfile(artifact, target / artifact.name)
             os.chmod(target / artifact.name, 0o644)
 
+    def upload(self, artifact: Path, path: str) -> int:
+        """PUT `artifact` at `path` (e.g. "/sha256/<digest>.tar.gz"), as `curl -T` does; the HTTP status."""
+        request = urllib.request.Request(f"{self.url}/{path.lstrip('/')}", data=artifact.read_bytes(), method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status: int = answer.status
+            return status
+
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
@@ -101,7 +119,7 @@ class NginxServer:
         config = state / "nginx.conf"
         config.write_text(_CONFIG.format(
             workers=self.workers, user="user root;" if os.geteuid() == 0 else "", state=state, address=self.address,
-            port=self.port, root=self.root.resolve(),
+            port=self.port, root=self.root.resolve(), uploads=UPLOADS if self.uploads else "try_files $uri =404;",
         ))
         log = (state / "stderr.log").open("ab")
         try:

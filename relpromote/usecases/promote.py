@@ -109,8 +109,9 @@ def promote(
         # The hosts download it and check that digest themselves; the served copy is read once here so that a missing or
         # wrongly published artifact stops the run before any host is touched (relpromote/adapters/artifact_server.py).
         check_served_copy(pull, release.digest)
-    # Pushed from here; pulled, only read here (a check's restart hook) when this machine's store holds it.
-    artifact = project.store.verified_path(release.digest) if not pull or project.store.path_for(release.digest).exists() else ""
+    # Pushed from here, so checked first; pulled, only read here for a check's restart hook, when this machine's store has it.
+    stored = project.store.path_for(release.digest)
+    artifact = project.store.verified_path(release.digest) if not pull else stored if stored.exists() else ""
     approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now(), current_plan(project, request.environment))
 
     extravars: dict[str, Any] = {

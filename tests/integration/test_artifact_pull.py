@@ -58,18 +58,18 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     block = next(_blocks)
     with SshHostFarm(tmp / "farm", list(HOSTS), first_octet=block) as farm:
         served = tmp / "served"
-        with NginxServer(tmp / "nginx", root=served, address=f"{farm.network}.{block + 7}") as server:
-            project = make_project(tmp / "proj")
+        with NginxServer(tmp / "nginx", root=served, address=f"{farm.network}.{block + 7}", uploads=True) as server:
+            project = make_project(tmp / "proj", people={"alice": ["release_manager"], "oscar": ["operator"]})
             write_inventories(project, farm)
             digest = build(project, make_app_source(tmp / "app"), "1.0.0", "Pulled")
-            # Published as a user does: the store's sha256/ folder copied into the served folder; and a second location
-            # holding a tampered copy under the same name, the server one host is pointed at.
-            server.publish(project.cwd / ".relpromote" / "store")
-            server.publish(project.cwd / ".relpromote" / "store", into="tampered")
-            tampered = served / "tampered" / "sha256" / f"{digest}.tar.gz"
-            data = bytearray(tampered.read_bytes())
+            # Published as a user does: the store's sha256/ folder copied into the served folder; and, uploaded by HTTP
+            # PUT, a tampered copy under the same name at a second location, the server one host is pointed at.
+            store = project.cwd / ".relpromote" / "store"
+            server.publish(store)
+            data = bytearray((store / "sha256" / f"{digest}.tar.gz").read_bytes())
             data[len(data) // 2] ^= 0xFF
-            tampered.write_bytes(bytes(data))
+            (tmp / "tampered.tar.gz").write_bytes(bytes(data))
+            assert server.upload(tmp / "tampered.tar.gz", f"/tampered/sha256/{digest}.tar.gz") == 201
             yield Fleet(project, farm, server, digest)
 
 
