@@ -399,3 +399,16 @@ def role_vars(config: RefreshConfig, *, dry_run: bool = False) -> dict[str, Any]
 
 def _plain_rules(masking: Mapping[str, Mapping[str, ColumnRule]]) -> dict[str, dict[str, Any]]:
     return {table: {column: rule.model_dump(mode="json") for column, rule in rules.items()} for table, rules in masking.items()}
+
+
+def dry_run_report(plan: Mapping[str, Any], qa: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The published summary of a dry run (the plan the module would execute, QA's state as inspected): tables with
+    their rows, masked columns, warnings, and a message about QA's database."""
+    data = dry_run_summary(RefreshPlan.model_validate(dict(plan))).model_dump(mode="json")
+    if qa:
+        state = "exists" if qa.get("exists") else "does not exist yet"
+        last = (qa.get("last_refresh") or {}).get("refreshed_at", "never")
+        left = ", ".join(qa.get("leftovers") or []) or "none"
+        data["message"] = f"QA database {qa.get('database')} {state}; last refresh: {last}; leftovers: {left}"
+        data["carried_over"] = dict(qa.get("carried_over") or {})
+    return data

@@ -26,8 +26,9 @@ from relpromote.usecases.locking import environment_lock
 from relpromote.usecases.runs import environment_run
 
 REFRESH_PLAYBOOK = "playbooks/refresh_qa_data.yml"
-PLAN_TASK = "Plan the copy and the masking"  # its failure: the masking rules do not fit production (nothing ran)
-PROBE_TASK = "Try the masking against production's constraints"  # likewise: a rule breaks a CHECK constraint
+# The error kind of a refresh whose masking rules do not fit production (the plan refused them, or a rule breaks a CHECK
+# constraint): nothing was copied.
+MISFIT = "masking_misfit"
 SWAP_TASK = "Swap the new database in as QA's"  # the one task after which QA has changed
 SWAP_GRACE_SECONDS = 120.0  # a stop asked during the swap task waits for it (a rename: well under a second)
 
@@ -177,7 +178,7 @@ def refresh_qa(
             raise Refused(f"refresh.source.user {refresh.source.user} may not be the refresh's source: "
                           + "; ".join(refused.error.get("refused") or [refused.message]),
                           detail={"summary": summary.model_dump(mode="json")})
-        if any(h.failed_task in (PLAN_TASK, PROBE_TASK) for h in failed):
+        if any(h.error.get("kind") == MISFIT for h in failed):
             raise BadInput(f"refresh.masking does not fit production: {failed[0].message}; fix the rules in {project.config_path}",
                            detail={"summary": summary.model_dump(mode="json")})
         if busy is not None and not watch.swapped:

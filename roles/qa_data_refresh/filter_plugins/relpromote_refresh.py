@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from relpromote.errors import RelpromoteError
-    from relpromote.refresh import Catalog, RefreshPlan, dry_run_summary, parse_masking, plan_refresh
+    from relpromote.refresh import Catalog, dry_run_report, parse_masking, plan_refresh
 
     IMPORT_ERROR: Exception | None = None
 except ImportError as exc:  # pragma: no cover - only when the role is used without relpromote
@@ -56,16 +56,7 @@ def refresh_plan(
 def refresh_dry_run(plan: dict[str, Any], qa: dict[str, Any] | None = None) -> dict[str, Any]:
     """The summary of a dry run: tables with their rows, masked columns, warnings."""
     _need_relpromote()
-    summary = dry_run_summary(RefreshPlan.model_validate(_plain(plan)))
-    data = summary.model_dump(mode="json")
-    qa = _plain(qa) if qa else None
-    if qa:
-        state = "exists" if qa.get("exists") else "does not exist yet"
-        last = (qa.get("last_refresh") or {}).get("refreshed_at", "never")
-        left = ", ".join(qa.get("leftovers") or []) or "none"
-        data["message"] = f"QA database {qa.get('database')} {state}; last refresh: {last}; leftovers: {left}"
-        data["carried_over"] = dict(qa.get("carried_over") or {})
-    return data
+    return dry_run_report(_plain(plan), _plain(qa) if qa else None)
 
 
 class FilterModule:

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.relpromote_pg_copy import Refresh
 from ansible.module_utils.relpromote_pg_probe import probe
 from ansible.module_utils.relpromote_pg_run import (
@@ -127,6 +126,18 @@ options:
     description: Folder of psql, pg_dump and pg_restore; default the newest /usr/lib/postgresql/*/bin, else PATH.
     type: str
     default: ""
+  masking:
+    description:
+      - Read by the role's action plugin (the module itself does not use it). With C(action=prepare) and no C(plan),
+        the masking rules (table -> column -> rule): the task reads production's catalog, plans on the controller with
+        relpromote's core (C(relpromote.refresh.plan_refresh)), tries the plan and prepares, in one task.
+    type: dict
+  dry_run:
+    description:
+      - Read by the role's action plugin (the module itself does not use it). With C(masking), stop after the plan and
+        its probe and return the dry run's summary.
+    type: bool
+    default: false
 requirements:
   - Python >= 3.10 and the PostgreSQL client programs (psql, pg_dump, pg_restore) on the host, of a version at least production's.
 author: relpromote
@@ -199,21 +210,79 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "check_reader": {"type": "bool", "default": False},
     "carry_over": {"type": "list", "elements": "str", "default": []},
     "pg_bin_dir": {"type": "str", "default": ""},
+    "masking": {"type": "dict"},
+    "dry_run": {"type": "bool", "default": False},
 }
 
 
+# What each action needs (AnsibleModule's required_if); a literal, read by the action plugin too.
+REQUIRED_IF = [
+    ["action", "inspect", ["source"]],
+    ["action", "probe", ["source", "plan"]],
+    ["action", "prepare", ["source", "plan", "salt"]],
+    ["action", "refresh", ["source", "plan", "salt"]],
+    ["action", "swap", ["prepared"]],
+]
+# Options only the role's action plugin reads (it plans on the controller): the module itself ignores them.
+CONTROLLER_OPTIONS = ("masking", "dry_run")
+
+
+class Done(BaseException):
+    """The work ended (HostCall's exit_json or fail_json), as AnsibleModule's SystemExit does: its result."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("done")
+        self.result = result
+
+
+class HostCall:
+    """What work() needs of AnsibleModule, for the action plugin that runs it with the host's Python directly
+    (action_plugins/pg_masked_refresh.py): parameters already checked on the controller, warnings collected."""
+
+    def __init__(self, params: dict[str, Any], check_mode: bool) -> None:
+        self.params = dict(params)
+        self.check_mode = bool(check_mode)
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def exit_json(self, **result: Any) -> None:
+        raise Done(result)
+
+    def fail_json(self, **result: Any) -> None:
+        raise Done(dict(result, failed=True))
+
+
+def host_call(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """The action plugin's entry: work()'s result for checked parameters, as the module would have printed it. Its
+    invocation names the options but none of the secrets (passwords, salt) nor the plan."""
+    call = HostCall(params, check_mode)
+    try:
+        work(call)
+        result: dict[str, Any] = {"failed": True, "msg": "the work ended without a result"}
+    except Done as done:
+        result = done.result
+    except Interrupted as exc:  # a signal outside the steps that handle it (inspect, probe): nothing was changed
+        result = {"failed": True, "msg": f"interrupted ({exc}); QA left as it was"}
+    if call.warnings:
+        result["warnings"] = call.warnings
+    shown = {key: value for key, value in params.items() if key not in ("salt", "plan", "prepared", "source", "target")}
+    for side in ("source", "target"):
+        if params.get(side):
+            shown[side] = {key: value for key, value in params[side].items() if key != "password"}
+    result["invocation"] = {"module_args": shown}
+    return result
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_if=[
-            ("action", "inspect", ("source",)),
-            ("action", "probe", ("source", "plan")),
-            ("action", "prepare", ("source", "plan", "salt")),
-            ("action", "refresh", ("source", "plan", "salt")),
-            ("action", "swap", ("prepared",)),
-        ],
-        supports_check_mode=True,
-    )
+    # Imported here: the action plugin runs work() without Ansible's module library (host_call).
+    from ansible.module_utils.basic import AnsibleModule
+
+    work(AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True))
+
+
+def work(module: Any) -> None:
     params = module.params
     action = params["action"]
     database = params["target"]["database"]
@@ -243,6 +312,10 @@ def main() -> None:
             except Interrupted as exc:
                 module.fail_json(msg=f"swap of {database} interrupted ({exc}): QA may or may not have been swapped")
             module.exit_json(changed=True, summary=summary)
+        # prepare and refresh first try the masking on production's CHECK constraints (the probe: reads a sample only).
+        misfits = probe(params, bin_dir, children, workdir)
+        if misfits:
+            module.fail_json(msg="; ".join(misfits), misfit=True)
         refresh = Refresh(module.warn, params, bin_dir, children, workdir)
         try:
             summary = refresh.prepare()

@@ -1,0 +1,1 @@
+../../release_deploy/action_plugins/_host_python.py
