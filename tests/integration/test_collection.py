@@ -178,6 +178,24 @@ def test_relpromote_runs_the_installed_collection_with_content_collection(
     assert recorded["environment"] == "qa" and recorded["digest"] == project["digests"]["1.0.0"]
 
 
+def test_the_installed_rollback_puts_the_hosts_back_on_an_earlier_release(
+    installed: Installed, farm: SshHostFarm, project: dict[str, Any], tmp_path: Path
+) -> None:
+    """relpromote.release.rollback with pipelining: release_rollback's work runs with the host's Python from the
+    collection's plugins (its module and the module_utils it imports, by the collection's name)."""
+    assert live_version(farm, QA[0]) == "1.0.0"  # after relpromote's run above
+    folder = write_run_folder(tmp_path, farm, project, "1.1.0")
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "inventory.yml", "relpromote.release.rollback", "-e", "@extravars.yml"],
+        cwd=folder, env=collection_only(tmp_path, installed.path, ANSIBLE_PIPELINING="True"), capture_output=True, text=True, timeout=300,
+    )
+    TIMES["rollback"] = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert_live(farm, project, "1.1.0")
+    assert farm[QA[1]].path("/opt/shop/.history").read_text().split()[-1] == "1.1.0"
+
+
 def test_ansible_builder_creates_the_execution_environments_build_context(installed: Installed, tmp_path: Path) -> None:
     (tmp_path / "dist").mkdir()
     shutil.copy(installed.tarball, tmp_path / "dist")
