@@ -129,7 +129,7 @@ options:
   masking:
     description:
       - Read by the role's action plugin (the module itself does not use it). With C(action=prepare) and no C(plan),
-        the masking rules (table -> column -> rule): the task reads production's catalog, plans on the controller with
+        the masking rules (table -> column -> rule); the task reads production's catalog, plans on the controller with
         relpromote's core (C(relpromote.refresh.plan_refresh)), tries the plan and prepares, in one task.
     type: dict
   dry_run:

@@ -226,7 +226,7 @@ import tarfile  # noqa: E402
 from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
 from ansible.module_utils.release_download import Refused as NotDownloaded, download  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
-from ansible.module_utils.release_integrity import CHUNK, fsync_dir, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
+from ansible.module_utils.release_integrity import CHUNK, fsync_dir, live_version, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
 VERSION_MEMBER = ".release/VERSION"
@@ -500,7 +500,7 @@ def _work(module, downloads):
     result = dict(changed=False, dest=dest, digest=digest, src_removed=False, present=False, uploaded=False, directories=[])
     if module.params["link"]:
         link = module.params["link"]
-        result["previous"] = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else ""
+        result["previous"] = live_version(link) or ""
 
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         module.fail_json(msg=f"digest {digest!r} is not a sha256 (64 hexadecimal digits)", **result)

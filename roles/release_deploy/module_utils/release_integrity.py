@@ -17,6 +17,7 @@ link to this file, so it is written once. Python standard library only.
 import hashlib
 import json
 import os
+import posixpath
 import stat
 import time
 
@@ -42,6 +43,16 @@ def fsync_dir(path):
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def version_of(link_target):
+    """The release a `current` link's target names (releases/1.2.0 -> 1.2.0); "" for none."""
+    return posixpath.basename(posixpath.normpath(link_target)) if link_target else ""
+
+
+def live_version(link):
+    """The release the link `link` points to, or None when there is no link."""
+    return version_of(os.readlink(link)) if os.path.islink(link) else None
 
 
 def _walk(root):

@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import posixpath
 import re
 import select
 import shutil
@@ -28,7 +27,7 @@ from ansible.module_utils.release_health import PROBE_TIMEOUT, health_url
 from ansible.module_utils.release_hook import HookError, environment, hook_command
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
-from ansible.module_utils.release_integrity import fsync_dir
+from ansible.module_utils.release_integrity import fsync_dir, live_version, version_of
 from ansible.module_utils.release_integrity import summary
 from ansible.module_utils.release_lease import Busy, hold, lease_path
 from ansible.module_utils.release_witness import write_witness
@@ -56,10 +55,6 @@ ARGUMENT_SPEC = {
     "switched_earlier": {"type": "dict", "default": {}},
 }
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def version_of(target):
-    return posixpath.basename(posixpath.normpath(target)) if target else ""
 
 
 def last_line(path):
@@ -214,7 +209,7 @@ def plan_prune(base_dir, keep, live):
     """(kept, removed): what `current` points to and `live`, then the newest in .history, `keep` in all."""
     releases = os.path.join(base_dir, "releases")
     link = os.path.join(base_dir, "current")
-    current = posixpath.basename(posixpath.normpath(os.readlink(link))) if os.path.islink(link) else None
+    current = live_version(link)
     try:
         entries = sorted(os.listdir(releases))
     except OSError:

@@ -204,7 +204,7 @@ from ansible.module_utils.release_hook import HookError, environment, hook_comma
 from ansible.module_utils.release_hook import check as check_hook
 from ansible.module_utils.release_hook import run as run_hook
 from ansible.module_utils.release_integrity import check as check_tree
-from ansible.module_utils.release_integrity import fsync_dir, manifest_digest, summary
+from ansible.module_utils.release_integrity import fsync_dir, manifest_digest, summary, version_of
 from ansible.module_utils.release_lease import Busy, hold, lease_path
 from ansible.module_utils.release_lease import release as release_lease
 from ansible.module_utils.release_witness import write_witness
@@ -236,10 +236,6 @@ class RollbackFailed(Exception):
     def __init__(self, message, **details):
         super().__init__(message)
         self.details = details
-
-
-def version_of(link_target):
-    return posixpath.basename(posixpath.normpath(link_target)) if link_target else ""
 
 
 def read_link(module, link):
