@@ -306,6 +306,14 @@ def entries_about(
     ]
 
 
+def mention_needle(text: str) -> str:
+    """What a stored payload (JSON text) must contain to hold the string `text` as a value, unless it contains a
+    backslash: without any escape in the text, a JSON string equal to `text` is written `"text"` literally (a `text`
+    that needs escaping forces a backslash). Stores filter on (backslash or needle), a superset of the entries whose
+    payload holds `text`, so `entries_about` stays the judge of which entries are about it."""
+    return f'"{text}"'
+
+
 def _recorded(entry: Entry) -> datetime:
     """When the entry was recorded; a malformed time (a corrupt row, named by `audit verify`) sorts first."""
     try:

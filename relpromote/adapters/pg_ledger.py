@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from relpromote import events
 from relpromote.errors import BadInput
 from relpromote.identity import Identity
-from relpromote.ledger import Entry, Precondition, corrupt_entry, seal_append, utc_now
+from relpromote.ledger import Entry, Precondition, corrupt_entry, mention_needle, seal_append, utc_now
 from relpromote.lock import Lock
 
 if TYPE_CHECKING:
@@ -257,6 +257,25 @@ class PgLedger:
             rows = self._conn.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.entries WHERE kind = ANY(%s) ORDER BY seq", (list(kinds),))
         else:
             rows = self._conn.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.entries ORDER BY seq")
+        return [_entry(row) for row in rows.fetchall()]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint of the folded state is keyed by (relpromote.adapters.state_checkpoint), computed in the
+        database without sending the entries: the head as stored (rows, last sequence number, its hash) and a digest of
+        every row's version (its physical place and the transaction that wrote it): a row updated or deleted and
+        inserted again, even by the owner behind the triggers, has another."""
+        row = self._conn.execute(
+            f"SELECT count(*), max(seq), md5(string_agg(ctid::text || xmin::text, ',' ORDER BY seq)) FROM {SCHEMA}.entries").fetchone()
+        count, last, versions = row if row is not None else (0, None, None)
+        head = self._conn.execute(f"SELECT hash FROM {SCHEMA}.entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return {"head": [int(count or 0), int(last or 0), str(head[0]) if head else ""], "versions": versions or ""}
+
+    def entries_mentioning(self, texts: Sequence[str]) -> list[Entry]:
+        """The entries whose stored payload may hold each of `texts` as a JSON string (see ledger.mention_needle): a
+        superset of those whose payload has such a value, in order; the caller filters them exactly."""
+        needles = [mention_needle(text) for text in texts]
+        where = " AND ".join("(strpos(payload, chr(92)) > 0 OR strpos(payload, %s) > 0)" for _ in needles) or "true"
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM {SCHEMA}.entries WHERE {where} ORDER BY seq", tuple(needles))
         return [_entry(row) for row in rows.fetchall()]
 
     # ---- environment locks: a row, and the holder's session-level advisory lock while its run lives ----

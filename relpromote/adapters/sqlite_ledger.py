@@ -9,6 +9,7 @@ concurrent writers queue and a process killed mid-write leaves the previous, con
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from relpromote import events
 from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
-from relpromote.ledger import SCHEMA_VERSION, Entry, Precondition, corrupt_entry, seal_append, utc_now
+from relpromote.ledger import SCHEMA_VERSION, Entry, Precondition, corrupt_entry, mention_needle, seal_append, utc_now
 from relpromote.lock import Lock
 
 MIGRATIONS: dict[int, str] = {
@@ -160,6 +161,31 @@ class SqliteLedger:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE kind IN ({marks}) ORDER BY seq", tuple(kinds))
         else:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
+        return [_entry(row) for row in rows]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint of the folded state is keyed by (relpromote.adapters.state_checkpoint), read without reading
+        the entries: the head as stored (rows, last sequence number, its hash) and the database file's and its
+        write-ahead log's identity, size, modification and change times. Any write to the file (an append, a row
+        edited in place behind the triggers) changes the change time, which no one but root can set back."""
+        row = self._db.execute("SELECT (SELECT count(*) FROM entries), seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        count, seq, digest = row if row is not None else (0, 0, "")
+        files = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                info = os.stat(path)
+            except OSError:
+                info = None
+            # An empty log holds nothing (each connection makes one, the last to close removes it): as good as none.
+            files.append([info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns] if info and info.st_size else None)
+        return {"head": [int(count), seq if isinstance(seq, int) else -1, digest if isinstance(digest, str) else ""], "files": files}
+
+    def entries_mentioning(self, texts: Sequence[str]) -> list[Entry]:
+        """The entries whose stored payload may hold each of `texts` as a JSON string (see ledger.mention_needle): a
+        superset of those whose payload has such a value, in order; the caller filters them exactly."""
+        needles = [mention_needle(text) for text in texts]
+        where = " AND ".join("(instr(payload, char(92)) > 0 OR instr(payload, ?) > 0)" for _ in needles) or "1"
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE {where} ORDER BY seq", tuple(needles))
         return [_entry(row) for row in rows]
 
     # ---- environment locks (not part of the chain: the ledger records their manual release) ----

@@ -157,12 +157,13 @@ def read_facts(path: Path) -> frozenset[bytes]:
 
 
 def forget_all(folder: Path | None = None) -> int:
-    """Remove every remembered signature of this user (the next command verifies everything again); how many files."""
+    """Remove every remembered signature and state checkpoint of this user (the next command verifies everything
+    again); how many files."""
     cache = memo_folder(folder)
     if cache is None:
         return 0
     removed = 0
-    for path in cache.glob(f"*{SUFFIX}"):
+    for path in [*cache.glob(f"*{SUFFIX}"), *cache.glob("*.state")]:  # and the checkpoints (adapters.state_checkpoint)
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1

@@ -17,6 +17,7 @@ from relpromote.freeze import active_freeze
 from relpromote.ledger import entries_about, parse_moment, utc_now
 from relpromote.policy import authority_gate
 from relpromote.usecases.locking import look_at_holder, runs_in_doubt
+from relpromote.usecases.status_state import entries_to_show, read_state
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
 OUTCOME_WIDTH = 90
@@ -36,7 +37,7 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
     if env_name:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
-    state = project.state(remembered=True)  # signatures this user verified before are not verified again
+    state, _ = read_state(project)  # this user's checkpoint of the verified state when the ledger's head is unchanged
     now = utc_now()
     # Entries that do not count (signature, link, signer's key or role): the board says so, as every gate does.
     problems = [{"seq": problem.seq, "reason": problem.reason} for problem in state.ignored]
@@ -130,9 +131,10 @@ def history(
     if env_name:
         project.config.environment(env_name)
     window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
-    entries = project.ledger.entries()
+    state, _ = read_state(project)
+    entries = entries_to_show(project, state, env_name, version)
     # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
-    not_counted = {problem.seq: problem.reason for problem in project.state(remembered=True, entries=entries).ignored}
+    not_counted = {problem.seq: problem.reason for problem in state.ignored}
     rows = [{**history_row(e), "counts": e.seq not in not_counted, "not_counted": not_counted.get(e.seq)}
             for e in entries_about(entries, env_name, version, person=person, kinds=kinds, since=window[0], until=window[1])]
 
