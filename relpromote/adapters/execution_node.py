@@ -115,8 +115,10 @@ def run_through_node(
     node's one-line reason when the node does not run it."""
     stream_path = private / "transmit.stream"
     with open(stream_path, "w+b") as out:
+        # A cancel callback given, always: without one ansible-runner installs its own SIGINT/SIGTERM handlers over
+        # relpromote's (cli._common.interruptible), and Ctrl-C would no longer stop the run cleanly.
         ansible_runner.run(streamer="transmit", _output=out, private_data_dir=str(private), ident=ident,
-                           suppress_env_files=True, **kwargs)
+                           suppress_env_files=True, cancel_callback=lambda: False, **kwargs)
     data = stream_path.read_bytes()
     stream_path.unlink()
     request = route.request(playbook, hashlib.sha256(data).hexdigest())
@@ -148,6 +150,7 @@ def run_through_node(
         try:
             processor = ansible_runner.run(
                 streamer="process", _input=proc.stdout, private_data_dir=str(private), ident=ident, quiet=True,
+                cancel_callback=lambda: canceled[0],
                 event_handler=handle, status_handler=lambda data, runner_config=None: statuses.append(str(data.get("status"))),
             )
         finally:

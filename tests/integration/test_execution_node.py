@@ -8,10 +8,12 @@ import dataclasses
 import json
 import os
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -248,3 +250,41 @@ def test_the_node_refuses_unsigned_wrongly_signed_unapproved_and_mismatched_requ
     assert (stopped["version"], stopped["result"], stopped["unsettled"]) == ("1.2.0", "failed", [])
     assert project.json("lock", "status", "--env", "production")["locked"] is False
     assert {h: live_version(production, h) for h in before} == before  # nothing ran
+
+
+def node_runs() -> list[str]:
+    """The processes of a run on the node: `relpromote node work` and whatever runs in its work folder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if f"node work --node-config {NODE_CONFIG}" in line or "relpromote-node-" in line:
+            found.append(f"{proc.name}: {line[:160]}")
+    return found
+
+
+def test_ctrl_c_on_the_controller_ends_the_run_on_the_node_which_rolls_back(world: World) -> None:
+    project, production = world.project, world.production
+    source = world.tmp / "app" if (world.tmp / "app").exists() else make_app_source(world.tmp / "app")
+    build(project, source, "1.3.0", "fourth")
+    project.run("approve", "1.3.0", "--env", "production", "--ticket", "CHG-1.3.0", "--expires", "1h", identity="carol", check=True)
+    before = [live_version(production, h) for h in ("production-app-1", "production-app-2")]
+    env = {**os.environ, "PATH": f"{Path(RELPROMOTE).parent}{os.pathsep}{os.environ['PATH']}", **project.env,
+           "RELPROMOTE_IDENTITY": str(project.cwd / ".keys" / "alice.key")}
+    run = subprocess.Popen([RELPROMOTE, "promote", "1.3.0", "--to", "production"], cwd=project.cwd, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    # The first host's first task, as the node streamed it: the run is under way on the node.
+    started = next((line for line in run.stdout if "production-app" in line), None)
+    assert started is not None, "the promotion ended before any host reported"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 1 and "interrupted" in err, err
+    assert ledger_payloads(project, "promotion.finished")[-1]["result"] == "interrupted"
+    assert [live_version(production, h) for h in ("production-app-1", "production-app-2")] == before  # rolled back through the node
+    deadline = time.monotonic() + 15
+    while node_runs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert node_runs() == []
