@@ -50,13 +50,21 @@ IDENT = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,120}")
 @contextmanager
 def through_node(
     project: Project, identity: Identity, actor: Person, environment: str, run_id: str, version: str, digest: str,
-    limit: str | None, check: bool,
+    limit: str | None, check: bool, *, tests: bool = False,
 ) -> Iterator[bool]:
-    """Inside: the environment's runs go through its execution node (True), or run here when it has none (False)."""
+    """Inside: the environment's runs go through its execution node (True), or run here when it has none (False).
+    `tests`: the run may go on to the environment's automated tests (a promotion)."""
     settings = project.config.environment(environment).execution_node
     if settings is None:
         yield False
         return
+    env = project.config.environment(environment)
+    if tests and any(step.playbook for step in env.tests):
+        raise BadInput(f"{environment} runs on an execution node, which does not run test playbooks yet: make its tests: steps "
+                       "commands, or remove them (docs/execution-node.md)")
+    if getattr(project.config, "content", "project") != "project":
+        raise BadInput(f"{environment} runs on an execution node, which runs the project's playbooks and roles only, not an "
+                       "installed collection's: remove content: or execution_node: (docs/execution-node.md)")
     approvals = [e for e in project.ledger.entries([events.APPROVAL_GRANTED])
                  if (e.payload.get("environment"), e.payload.get("version"), e.payload.get("digest")) == (environment, version, digest)]
 
