@@ -283,6 +283,8 @@ def _result(
     if not hosts and not canceled[0] and rc != 0:
         # Ansible stopped before any host ran (vault password, inventory or group_vars YAML, a missing role): its reason.
         error = ansible_error(early_output)
+        if error and run.collection_playbook and "could not be found" in error:
+            error += " (content: in relpromote.yml names the collection; install it there: ansible-galaxy collection install -p PATH)"
         if error:
             raise BadInput(f"Ansible stopped before any host ran: {error}")
     return RunResult(ident, rc, status, duration, hosts, custom, private, canceled=canceled[0])
