@@ -123,7 +123,7 @@ def _setup(project: Cli, node: SshHostFarm, production: SshHostFarm) -> list[str
 def files_containing(roots: list[Path], secrets: list[str]) -> list[str]:
     found: list[str] = []
     for root in roots:
-        for path in root.rglob("*") if root.exists() else ():
+        for path in ([root] if root.is_file() else root.rglob("*") if root.exists() else ()):
             if path.is_file() and not path.is_symlink():
                 data = path.read_bytes()
                 found.extend(f"{path}: {s[:8]}…" for s in secrets if s.encode() in data)
