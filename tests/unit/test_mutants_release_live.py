@@ -240,10 +240,10 @@ def test_a_long_hook_output_is_cut_to_its_end_in_the_message(app: App) -> None:
 def test_check_mode_says_it_would_restart_and_waits_for_nothing(app: App) -> None:
     started = time.monotonic()
     app.answer = (503, b"{}")
-    result = LIVE.put_live(params(app), True)
+    result = LIVE.put_live(params(app, health_timeout=10), True)
     url = f"http://{app.host}:{app.port}/health"
     assert result["msg"] == f"would restart the application and wait until {url} answers {NEW}"
-    assert result["restarted"] and not result["healthy"] and "failed" not in result and time.monotonic() - started < 1.5
+    assert result["restarted"] and not result["healthy"] and "failed" not in result and time.monotonic() - started < 8
     assert hook_log(app) == [] and os.readlink(app.base / "current") == f"releases/{OLD}"
 
 
@@ -277,9 +277,9 @@ def test_a_younger_holder_is_waited_for_as_long_as_the_lease_says(app: App) -> N
     run = {"id": "run-a", "started": "2026-11-30T10:00:00Z"}
     (app.base / LEASE).write_text(json.dumps({"token": "young", "started": "2026-11-30T11:00:00Z", "expires": time.time() + 600}))
     started = time.monotonic()
-    with pytest.raises(sys.modules["ansible.module_utils.release_lease"].Busy):
+    with pytest.raises(LIVE.Busy):
         LIVE.take_lease({"run": run, "wait": 1}, str(app.base))
-    assert 0.9 < time.monotonic() - started < 4
+    assert 0.9 < time.monotonic() - started < 15
 
 
 def test_a_controller_that_is_gone_stops_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
