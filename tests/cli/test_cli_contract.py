@@ -143,7 +143,7 @@ def fill(args: list[str], world: dict[str, Path]) -> list[str]:
 # Verbs whose success needs real hosts: tests/integration/test_read_views.py runs them under --json and checks the same
 # contract; refresh-qa's needs PostgreSQL (tests/integration/test_refresh_qa.py).
 SUCCESS_ELSEWHERE = {"revise", "promote", "accept", "reject", "approve", "rollback", "reconcile", "refresh-qa", "lock release", "parity"}
-# An evidence pack needs a release that went live: tests/integration/test_release_communication.py makes and verifies one.
+# An evidence pack needs a release that went live: tests/integration/test_demo.py makes and verifies one.
 SUCCESS_ELSEWHERE |= {"evidence pack", "evidence verify", "announce"}
 # verify reads real hosts: tests/integration/test_host_truth.py.
 SUCCESS_ELSEWHERE |= {"verify", "hosts trust"}
