@@ -39,5 +39,5 @@ molecule: bootstrap
 test:
 	@scripts/bootstrap.sh --system
 	$(MAKE) --no-print-directory lint
-	pytest -q -n 2 --durations=10 tests
+	pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=25 tests
 	$(MAKE) --no-print-directory molecule

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,28 @@ PEOPLE = {
 }
 
 
+# Projects made in this process, by (people, config overrides): the first is made with the real `init` and `keygen`
+# (six runs of the console script, ~3 s of CPU), every later one with the same inputs is a copy of it. Each test still
+# gets a folder of its own; the copies share only their people's key pairs.
+_MADE: dict[str, Path] = {}
+_MADE_IN = Path(tempfile.mkdtemp(prefix="relpromote-test-projects-"))
+atexit.register(shutil.rmtree, _MADE_IN, True)
+
+
 def make_project(directory: Path, people: dict[str, list[str]] | None = None, **config_overrides: Any) -> Cli:
     """A promotion project created with the real `init` and `keygen`, people added to the config."""
+    key = json.dumps([people or PEOPLE, config_overrides], sort_keys=True, default=str)
+    made = _MADE.get(key)
+    if made is None or not made.is_dir():
+        made = _MADE_IN / f"project-{len(_MADE)}" / "proj"
+        made.parent.mkdir(parents=True)
+        _make_project(made, people, **config_overrides)
+        _MADE[key] = made
+    shutil.copytree(made, directory, symlinks=True)
+    return Cli(directory)
+
+
+def _make_project(directory: Path, people: dict[str, list[str]] | None = None, **config_overrides: Any) -> Cli:
     cli = Cli(directory.parent)
     cli.run("init", str(directory), check=True)
     cli = Cli(directory)
