@@ -79,3 +79,11 @@ def test_check_mode_switch_alone_changes_nothing(app: App) -> None:
     outcome = live(app, ["switch"], check=True)
     assert not outcome.failed and outcome["switched"] and not outcome["restarted"]
     assert os.readlink(app.base / "current") == f"releases/{OLD}" and hook_log(app) == []
+
+
+def test_no_step_reads_the_link_and_changes_nothing(app: App) -> None:
+    outcome = live(app, [])
+    assert not outcome.failed, outcome.msg
+    assert (outcome["previous"], outcome["current"], outcome["switched"], outcome["restarted"]) == (OLD, OLD, False, False)
+    assert os.readlink(app.base / "current") == f"releases/{OLD}" and hook_log(app) == []
+    assert (app.base / "releases" / "0.9.0").exists() and not (app.base / WITNESS).exists()

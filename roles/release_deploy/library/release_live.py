@@ -83,7 +83,7 @@ options:
     description:
       - The steps this execution takes - C(switch) (with the lease), C(restart) (when needed), C(health) (the wait, the
         pruning, the witness). Fewer than all when the inventory's user tasks run between them (release_deploy's
-        tasks/user_tasks.yml); in that order.
+        tasks/user_tasks_live.yml); in that order. None - the lease renewed and the link read, nothing changed.
     type: list
     elements: str
     choices: [switch, restart, health]

@@ -50,7 +50,8 @@ ARGUMENT_SPEC = {
     "witness": {"type": "dict", "default": {}},
     "tampered": {"type": "list", "elements": "str", "default": []},
     # Which steps this execution takes, in this order; fewer than all when the inventory's user tasks run between them
-    # (roles/release_deploy/tasks/user_tasks.yml). Without the switch, `switched_earlier` is what the switch did.
+    # (roles/release_deploy/tasks/user_tasks_live.yml); none: only the lease and the link read. Without the switch,
+    # `switched_earlier` is what the switch did.
     "steps": {"type": "list", "elements": "str", "choices": ["switch", "restart", "health"], "default": ["switch", "restart", "health"]},
     "switched_earlier": {"type": "dict", "default": {}},
 }
@@ -319,7 +320,13 @@ def put_live(params, check_mode):
             result["token"] = take_lease(params["lease"], base_dir)
         except Busy as exc:
             return dict(result, failed=True, msg=str(exc), failure="lease", busy=True, holder=exc.holder)
-    order = params.get("steps") or ["switch", "restart", "health"]
+    order = params.get("steps")
+    order = ["switch", "restart", "health"] if order is None else order
+    if not order:
+        # No step: the link as it is, so that what the host runs is known before the user tasks that precede the switch.
+        previous = live_version(os.path.join(base_dir, "current")) or ""
+        result.update(previous=previous, current=previous, switched=False)
+        return result
     if "switch" not in order:
         # An earlier execution of this run switched (or found the link right): what it said is what the host runs.
         earlier = params.get("switched_earlier") or {}
