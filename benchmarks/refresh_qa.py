@@ -308,6 +308,10 @@ def main() -> int:
         for name in ("module", "role")
     }
     print(f"masked/raw within each round (median): module {paired['module']:.2f}, role {paired['role']:.2f}")
+    # What running it as Ansible runs it adds to the module's own work (start-up, tasks, the host-side steps' starts).
+    overhead = statistics.median(role - module for role, module in zip(samples["role"], samples["module"], strict=True))
+    overhead_cpu = statistics.median(role - module for role, module in zip(cpu["role"], cpu["module"], strict=True))
+    print(f"role minus module within each round (median): {overhead:.2f} s wall, {overhead_cpu:.2f} s CPU")
     cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     print(
         f"CPU s (median): raw {cpu_median['raw']:.2f}, module {cpu_median['module']:.2f}, role {cpu_median['role']:.2f}; "
@@ -324,6 +328,7 @@ def main() -> int:
                 "rows_per_second": {k: rows / v for k, v in median.items()},
                 "ratio_masked_to_raw": {"module": median["raw"] / median["module"], "role": median["raw"] / median["role"]},
                 "ratio_within_rounds": paired,
+                "role_minus_module_seconds": {"wall": overhead, "cpu": overhead_cpu},
                 "cpu_seconds": cpu,
                 "ratio_masked_to_raw_by_cpu": {k: cpu_median["raw"] / cpu_median[k] for k in ("module", "role")},
                 "samples": samples,
