@@ -35,7 +35,6 @@ import os
 import pickle
 import stat
 import struct
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from relpromote.adapters.verified_cache import memo_folder
 from relpromote.state import ProjectState
 
 SUFFIX = ".state"
+ROWS_SUFFIX = ".rows"
 MAGIC = b"relpromote state checkpoint 1\n"
 MAX_BYTES = 256 * 1024 * 1024
 MAX_AGE_SECONDS = 24 * 3600
@@ -53,7 +53,8 @@ _HEADER = struct.Struct(">32sd32s")  # key, written at (epoch seconds), sha256 o
 
 # The modules whose code decides what the folded state is: another version of any of them is another key.
 CORE_MODULES = ("relpromote.state", "relpromote.policy", "relpromote.authority", "relpromote.ledger", "relpromote.identity",
-                "relpromote.config", "relpromote.release", "relpromote.events", "relpromote.adapters.config_history")
+                "relpromote.config", "relpromote.release", "relpromote.events", "relpromote.adapters.config_history",
+                "relpromote.cli.views")  # what history shows of each entry (kept beside the state)
 
 # What a checkpoint may hold: the state's own classes and plain containers, nothing else.
 _ALLOWED = {
@@ -73,13 +74,12 @@ class _StateUnpickler(pickle.Unpickler):
 
 
 def code_digest(modules: Sequence[str] = CORE_MODULES) -> str:
-    """The sha256 of the core modules' sources (each is imported by the command anyway)."""
+    """The sha256 of the core modules' sources, read from the package's folder (whichever of them this process imported)."""
+    package = Path(__file__).resolve().parent.parent  # relpromote/
     digest = hashlib.sha256()
     for name in modules:
-        module = sys.modules.get(name)
-        source = getattr(module, "__file__", None)
         try:
-            data = Path(source).read_bytes() if source else b""
+            data = package.joinpath(*name.split(".")[1:]).with_suffix(".py").read_bytes()
         except OSError:
             data = b""
         digest.update(struct.pack(">Q", len(data)) + data)
@@ -103,8 +103,14 @@ def checkpoint_path(ledger: str, folder: Path | None = None) -> Path | None:
     return cache / (hashlib.sha256(ledger.encode()).hexdigest()[:40] + SUFFIX)
 
 
-def load_checkpoint(path: Path | None, key: bytes, now: float | None = None) -> ProjectState | None:
-    """The state kept in `path` for exactly `key`, or None (no file, another key, too old, not ours, not intact)."""
+def rows_path(path: Path | None) -> Path | None:
+    """Beside a checkpoint: what history shows of every entry up to the same head (plain values only), same key."""
+    return None if path is None else path.with_suffix(ROWS_SUFFIX)
+
+
+def load_checkpoint(path: Path | None, key: bytes, now: float | None = None, kind: type = ProjectState) -> Any:
+    """The state kept in `path` for exactly `key`, or None (no file, another key, too old, not ours, not intact, not a
+    `kind`: a ProjectState, or a list for the rows history shows, see `rows_path`)."""
     if path is None:
         return None
     data = _read_private(path)
@@ -119,10 +125,10 @@ def load_checkpoint(path: Path | None, key: bytes, now: float | None = None) -> 
         state = _StateUnpickler(io.BytesIO(body)).load()
     except Exception:  # whatever a damaged or planted body raises, it is not a checkpoint
         return None
-    return state if isinstance(state, ProjectState) else None
+    return state if isinstance(state, kind) else None
 
 
-def save_checkpoint(path: Path | None, key: bytes, state: ProjectState) -> None:
+def save_checkpoint(path: Path | None, key: bytes, state: Any) -> None:
     """Keep `state` for `key` (0600, written whole then renamed over the old one); nothing when it cannot be written."""
     if path is None:
         return

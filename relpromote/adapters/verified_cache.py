@@ -163,7 +163,7 @@ def forget_all(folder: Path | None = None) -> int:
     if cache is None:
         return 0
     removed = 0
-    for path in [*cache.glob(f"*{SUFFIX}"), *cache.glob("*.state")]:  # and the checkpoints (adapters.state_checkpoint)
+    for path in [*cache.glob(f"*{SUFFIX}"), *cache.glob("*.state"), *cache.glob("*.rows")]:  # and the checkpoints (adapters.state_checkpoint)
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.cells import cell_len
@@ -12,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from relpromote.cli._common import Session, pass_session
-from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row
+from relpromote.cli.views import VERB_OF_KIND, current_blocked, history_row, outcome
 from relpromote.freeze import active_freeze
-from relpromote.ledger import entries_about, parse_moment, utc_now
+from relpromote.ledger import Entry, entries_about, parse_moment, utc_now
 from relpromote.policy import authority_gate
 from relpromote.usecases.locking import look_at_holder, runs_in_doubt
-from relpromote.usecases.status_state import entries_to_show, read_state
+from relpromote.usecases.status_state import entries_to_show, read_state, shown_rows
 
 # At most three lines of the outcome column at 80 columns: a table row, not a log.
 OUTCOME_WIDTH = 90
@@ -37,7 +39,7 @@ def status(session: Session, env_name: str | None, html: Path | None) -> None:
     if env_name:
         project.config.environment(env_name)  # an unknown name is bad input (exit 2)
     names = [env_name] if env_name else project.config.promotion_path
-    state, _ = read_state(project)  # this user's checkpoint of the verified state when the ledger's head is unchanged
+    state = read_state(project).state  # this user's checkpoint of the verified state when the ledger's head is unchanged
     now = utc_now()
     # Entries that do not count (signature, link, signer's key or role): the board says so, as every gate does.
     problems = [{"seq": problem.seq, "reason": problem.reason} for problem in state.ignored]
@@ -131,11 +133,15 @@ def history(
     if env_name:
         project.config.environment(env_name)
     window = (parse_moment(since, "--since") if since else None, parse_moment(until, "--until", end_of_day=True) if until else None)
-    state, _ = read_state(project)
-    entries = entries_to_show(project, state, env_name, version)
+    read = read_state(project, shown_row)
     # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
-    not_counted = {problem.seq: problem.reason for problem in state.ignored}
-    rows = [{**history_row(e), "counts": e.seq not in not_counted, "not_counted": not_counted.get(e.seq)}
+    not_counted = {problem.seq: problem.reason for problem in read.state.ignored}
+    if session.json_output:  # every entry's payload: read from the ledger
+        entries = entries_to_show(project, read.state, env_name, version)
+    else:  # what the table shows of each entry, kept beside the checkpoint: no payload is read
+        entries = [shown_entry(row) for row in shown_rows(project, read, shown_row)]
+    rows = [{**(history_row(e) if session.json_output else shown_history_row(e)), "counts": e.seq not in not_counted,
+             "not_counted": not_counted.get(e.seq)}
             for e in entries_about(entries, env_name, version, person=person, kinds=kinds, since=window[0], until=window[1])]
 
     def human(console: Console) -> None:
@@ -156,6 +162,34 @@ def history(
         print_table(console, ["#", "when", "who", "what", "env", "outcome"], table)
 
     session.emit({"entries": rows}, human)
+
+
+def shown_row(entry: Entry) -> tuple[Any, ...]:
+    """What the history table shows of an entry and its filters look at (plain values: kept beside the checkpoint)."""
+    result, reason = outcome(entry)
+    return (entry.seq, entry.recorded_at, entry.kind, entry.actor, entry.payload.get("environment"), entry.payload.get("version"),
+            result, reason)
+
+
+def shown_entry(row: tuple[Any, ...]) -> Entry:
+    """A row of `shown_row` as an entry for `entries_about`: its payload holds only what history filters on, and it
+    carries its outcome (shown_history_row reads it back)."""
+    seq, at, kind, actor, environment, version, result, reason = row
+    return _Shown(seq, at, kind, actor, "", {"environment": environment, "version": version}, "", "", "", result=result, reason=reason)
+
+
+def shown_history_row(entry: Entry) -> dict[str, Any]:
+    assert isinstance(entry, _Shown)
+    version = entry.payload.get("version")
+    return {"seq": entry.seq, "at": entry.recorded_at, "kind": entry.kind, "actor": entry.actor,
+            "version": None if version is None else str(version), "environment": entry.payload.get("environment"),
+            "result": entry.result, "reason": entry.reason}
+
+
+@dataclass(frozen=True)
+class _Shown(Entry):
+    result: Any = None
+    reason: Any = None
 
 
 def print_table(console: Console, header: list[str], rows: list[tuple[list[str], str | None]], min_last: int = 16) -> None:

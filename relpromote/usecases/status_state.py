@@ -6,10 +6,20 @@ Only these read views use a checkpoint: every command that decides reads the who
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from relpromote.adapters.config_history import config_stamp
-from relpromote.adapters.state_checkpoint import checkpoint_key, checkpoint_path, code_digest, load_checkpoint, save_checkpoint
+from relpromote.adapters.state_checkpoint import (
+    checkpoint_key,
+    checkpoint_path,
+    code_digest,
+    load_checkpoint,
+    rows_path,
+    save_checkpoint,
+)
 from relpromote.ledger import Entry
 from relpromote.project import Project
 from relpromote.state import ProjectState
@@ -20,12 +30,25 @@ def _head_of(entries: list[Entry]) -> list[Any]:
     return [len(entries), entries[-1].seq, entries[-1].hash] if entries else [0, 0, ""]
 
 
-def read_state(project: Project) -> tuple[ProjectState, bool]:
-    """The verified, folded state of the project's ledger, and whether it came from the checkpoint."""
+@dataclass(frozen=True)
+class ReadState:
+    state: ProjectState
+    from_checkpoint: bool
+    key: bytes = b""  # the checkpoint's key (empty: the store keeps none)
+    path: Path | None = None
+
+
+# What history shows of an entry, made by the caller's function (relpromote.cli.views), plain values only.
+ShownRow = tuple[Any, ...]
+
+
+def read_state(project: Project, shown: Callable[[Entry], ShownRow] | None = None) -> ReadState:
+    """The verified, folded state of the project's ledger, whether it came from the checkpoint, and the checkpoint's key.
+    With `shown`, what history shows of each entry is kept beside the checkpoint when the entries are read anyway."""
     fingerprint = getattr(project.ledger, "fingerprint", None)
     path = checkpoint_path(project.ledger_identity) if fingerprint is not None else None
     if fingerprint is None or path is None:
-        return project.state(remembered=True), False
+        return ReadState(project.state(remembered=True), False)
     stamp = config_stamp(project.config_path)
     # Taken before the entries are read: a write after it (an append, an edit) gives the next command another key.
     seen = fingerprint()
@@ -33,12 +56,27 @@ def read_state(project: Project) -> tuple[ProjectState, bool]:
     state = load_checkpoint(path, key)
     if state is not None:
         state.config_record = stamp
-        return state, True
+        return ReadState(state, True, key, path)
     entries = project.ledger.entries()
     state = project.state(remembered=True, entries=entries)
     if _head_of(entries) == seen.get("head"):  # nothing was appended between the fingerprint and the read
         save_checkpoint(path, key, state)
-    return state, False
+        if shown is not None:
+            save_checkpoint(rows_path(path), key, [shown(entry) for entry in entries])
+    return ReadState(state, False, key, path)
+
+
+def shown_rows(project: Project, read: ReadState, shown: Callable[[Entry], ShownRow]) -> list[ShownRow]:
+    """`shown` of every entry up to the state's head: kept beside the checkpoint for the same key, else made from the
+    entries (and kept)."""
+    if read.path is not None:
+        kept = load_checkpoint(rows_path(read.path), read.key, kind=list)
+        if kept is not None:
+            return list(kept)
+    rows = [shown(entry) for entry in project.ledger.entries() if entry.seq <= read.state.head[0]]
+    if read.path is not None:
+        save_checkpoint(rows_path(read.path), read.key, rows)
+    return rows
 
 
 def entries_to_show(project: Project, state: ProjectState, environment: str | None, version: str | None) -> list[Entry]:

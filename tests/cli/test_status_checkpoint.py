@@ -84,7 +84,8 @@ def checkpoints(cache: Path) -> list[Path]:
 def in_process(project: Cli) -> tuple[ProjectState, bool]:
     opened = Project.open(project.cwd / "relpromote.yml")
     try:
-        return read_state(opened)
+        read = read_state(opened)
+        return read.state, read.from_checkpoint
     finally:
         opened.close()
 
@@ -217,3 +218,21 @@ def test_a_changed_config_is_verified_again(project: Cli, cache: Path) -> None:
     config.write_text(config.read_text() + "\n# edited\n")
     assert board(project)["qa"] == "1.0.0"
     assert load_checkpoint(checkpoints(cache)[0], bytes(32)) is None  # keyed: another key finds nothing
+
+
+def test_history_shows_the_rows_kept_beside_the_checkpoint_only_for_the_same_key(project: Cli, cache: Path) -> None:
+    first = project.run("history", check=True).stdout
+    assert project.run("history", check=True).stdout == first
+    [rows] = sorted((cache / "relpromote" / "verified").glob("*.rows"))
+    assert (rows.stat().st_mode & 0o777) == 0o600
+    rewrite(rows, lambda kept: kept.__setitem__(0, (*kept[0][:3], "mallory", *kept[0][4:])))  # the user's own file
+    assert "mallory" in project.run("history").stdout  # the table is made from it...
+    assert "mallory" not in project.run("history", "--env", "qa").stdout  # (#1 is not about qa)
+    assert {e["actor"] for e in project.json("history")["entries"]} == {"alice", "oscar", "quinn"}  # ...JSON from the ledger
+    data = rows.read_bytes()
+    rows.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert project.run("history").stdout == first  # a damaged file: made again from the entries
+    rewrite(rows, lambda kept: kept.__setitem__(0, (*kept[0][:3], "mallory", *kept[0][4:])))
+    record(project, events.VERIFY_FINISHED, "oscar", {"environment": "qa", "result": "ok", "drifted": []})
+    after = project.run("history").stdout
+    assert "mallory" not in after and after.startswith(first.splitlines()[0]) and len(after.splitlines()) == len(first.splitlines()) + 1
