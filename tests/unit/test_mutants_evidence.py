@@ -119,3 +119,21 @@ def test_the_report_relpromote_writes() -> None:
     assert report.startswith(b'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="smoke"')
     assert evidence.junit_counts(report, "s") == {"tests": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0}
     assert b'classname="smoke"' in report and b'message="' + b"x" * 500 + b'"' in report and b"x" * 501 not in report
+
+
+def test_several_failures_and_errors_in_one_suite_all_count() -> None:
+    xml = ('<testsuite name="s"><testcase name="a"><failure/></testcase><testcase name="b"><failure/></testcase>'
+           '<testcase name="c"><error/></testcase><testcase name="d"><error/></testcase><testcase name="e"/></testsuite>')
+    assert counts(xml) == {"tests": 5, "passed": 1, "failed": 2, "errors": 2, "skipped": 0}
+
+
+def test_a_report_file_that_is_not_junit_is_named_by_its_path(tmp_path: Path) -> None:
+    (tmp_path / "unit.xml").write_text("<html/>")
+    with pytest.raises(BadInput) as refused:
+        evidence.read_evidence(str(tmp_path / "unit.xml"))
+    assert refused.value.message == f"{tmp_path / 'unit.xml'}: <html> is not a JUnit report; pass a file with <testsuites> or <testsuite>"
+
+
+def test_the_report_names_each_case() -> None:
+    report = evidence.junit_report("smoke", [("health answers", None)])
+    assert b'<testcase name="health answers" classname="smoke"' in report
