@@ -59,6 +59,7 @@ def test_a_hook_that_cannot_run_says_why_as_one_line_and_as_data(tmp_path: Path)
         HOOK.check("bin/restart --now", str(tmp_path), str(release))
     problem = f"{release}/bin/restart is missing"
     assert missing.value.msg == f'the restart hook "bin/restart --now" cannot run: {problem}'
+    assert str(missing.value) == missing.value.msg, "printed (a traceback, a log), the error says the same"
     assert missing.value.error == {"step": "hook", "command": "bin/restart --now", "rc": None, "output": [], "problem": problem}
     assert HOOK.check("/bin/sh -c true", str(tmp_path), str(release)) is None
 
@@ -91,7 +92,7 @@ def test_a_hook_that_cannot_be_started_fails_the_restart_naming_why(tmp_path: Pa
     with pytest.raises(HOOK.HookError) as failed:
         HOOK.run("bin/restart", env)
     assert failed.value.msg.startswith('the restart hook "bin/restart" could not be started: [Errno 2] No such file or directory')
-    assert failed.value.error["step"] == "restart" and failed.value.error["rc"] is None
+    assert failed.value.error["step"] == "restart" and failed.value.error["rc"] is None and failed.value.error["command"] == "bin/restart"
     assert failed.value.error["problem"].startswith("[Errno 2] No such file or directory")
 
 
@@ -115,3 +116,23 @@ def test_the_tail_keeps_the_last_lines_within_their_bounds() -> None:
     assert HOOK.tail("\n".join(exact)) == exact, "exactly TAIL_CHARS stays whole"
     assert HOOK.tail("\n".join(["b" * 98, *exact[1:]])) == exact[1:], "one more character drops the oldest line"
     assert HOOK.tail("") == []
+
+
+def test_the_hook_reads_nothing_from_the_modules_input(tmp_path: Path) -> None:
+    release = tmp_path / "releases" / "1.0.0"
+    (release / "bin").mkdir(parents=True)
+    hook = release / "bin" / "restart"
+    hook.write_text('#!/bin/sh\nif read line; then echo "read: $line"; else echo "nothing to read"; fi\n')
+    hook.chmod(0o755)
+    env = HOOK.environment(str(tmp_path), "1.0.0", "", "deploy", "h", 1, "u")
+    read, write = os.pipe()
+    os.write(write, b"the module's arguments\n")
+    os.close(write)
+    saved = os.dup(0)
+    os.dup2(read, 0)  # what the module was given on its standard input, as Ansible gives it
+    try:
+        assert HOOK.run("bin/restart", env) == ["nothing to read"]
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read)

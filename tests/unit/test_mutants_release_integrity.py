@@ -165,3 +165,12 @@ def test_fsync_dir_closes_what_it_opens(tmp_path: Path) -> None:
     before = len(os.listdir("/proc/self/fd"))
     INTEGRITY.fsync_dir(str(tmp_path))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_release_a_current_link_names(tmp_path: Path) -> None:
+    assert INTEGRITY.version_of("releases/1.2.0/") == "1.2.0" and INTEGRITY.version_of("/opt/app/releases/./2.0") == "2.0"
+    assert INTEGRITY.version_of(None) == "" and INTEGRITY.version_of("") == ""
+    link = tmp_path / "current"
+    assert INTEGRITY.live_version(str(link)) is None
+    link.symlink_to("releases/3.0.0")
+    assert INTEGRITY.live_version(str(link)) == "3.0.0"
