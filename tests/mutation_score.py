@@ -55,4 +55,8 @@ def main(modules: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        sys.stderr.close()
+        sys.exit(1)
