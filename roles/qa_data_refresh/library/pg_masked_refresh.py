@@ -62,7 +62,8 @@ options:
   action:
     description:
       - C(inspect) reads; C(probe) tries the plan's masking on a sample against production's CHECK constraints;
-        C(prepare) builds and verifies the new database; C(swap) puts it in place; C(refresh) prepares and swaps.
+        C(prepare) probes, then builds and verifies the new database; C(swap) puts it in place; C(refresh) prepares
+        and swaps.
     type: str
     choices: [inspect, probe, prepare, swap, refresh]
     default: refresh
