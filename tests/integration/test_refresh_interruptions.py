@@ -72,9 +72,11 @@ def _environ(pid: int) -> bytes:
     return b""
 
 
-def run_processes(project: Cli) -> list[int]:
+def run_processes(project: Cli, ports: tuple[int, ...] = ()) -> list[int]:
     """Processes of a refresh of this project: Ansible's (they run in the project or name it on their command line or in
-    their environment: ANSIBLE_CONFIG) and the module's psql (its application name; no other test runs a refresh now)."""
+    their environment: ANSIBLE_CONFIG) and the module's psql (its application name, to this module's servers: another
+    module's refresh may run on the other pytest worker meanwhile)."""
+    servers = {f"PGPORT={port}".encode() for port in ports}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -88,7 +90,7 @@ def run_processes(project: Cli) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         environ = _environ(pid)
         if (str(project.cwd) in _cmdline(pid) or cwd.startswith(str(project.cwd)) or str(project.cwd).encode() in environ
-                or b"PGAPPNAME=relpromote-refresh" in environ.split(b"\0")):
+                or (b"PGAPPNAME=relpromote-refresh" in environ.split(b"\0") and servers & set(environ.split(b"\0")))):
             found.append(pid)
     return found
 
@@ -199,14 +201,14 @@ def stopped(servers: tuple[PostgresCluster, PostgresCluster, Path]) -> list[Stop
         else:
             out, err = cli.communicate(timeout=120)
             result = subprocess.CompletedProcess(cli.args, cli.returncode, out, err)
-        wait_for(lambda project=project: not run_processes(project), 15, f"the processes of the {how} run to end")  # type: ignore[misc]
+        wait_for(lambda project=project: not run_processes(project, (prod.port, qa.port)), 15, f"the processes of the {how} run to end")  # type: ignore[misc]
         runs.append(Stopped(how, name, project, before, result, at))
     # QA's databases, watched together: each for at least WATCH_SECONDS after its own run was stopped.
     deadline = runs[-1].at + WATCH_SECONDS
     while True:
         for run in runs:
             assert qa_state(qa, run.qa_database) == run.before, f"{run.how}: QA's database changed after the run was stopped"
-            assert not run_processes(run.project), f"{run.how}: a process of the run came back"
+            assert not run_processes(run.project, (prod.port, qa.port)), f"{run.how}: a process of the run came back"
         if time.monotonic() >= deadline:
             break
         time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
