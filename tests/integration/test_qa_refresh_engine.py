@@ -581,14 +581,18 @@ def big(servers: Servers) -> str:
     return "bigshop"
 
 
-def refresh_processes() -> list[int]:
-    """psql processes started by the module (they carry its application name)."""
+def refresh_processes(servers: Servers) -> list[int]:
+    """psql processes started by the module (they carry its application name) to this module's servers: another
+    module's refresh may run on the other pytest worker meanwhile."""
+    wanted = {b"PGAPPNAME=relpromote-refresh"}
+    ports = {f"PGPORT={servers.prod.port}".encode(), f"PGPORT={servers.qa.port}".encode()}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if b"PGAPPNAME=relpromote-refresh" in (entry / "environ").read_bytes().split(b"\0"):
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            if wanted <= environ and ports & environ:
                 found.append(int(entry.name))
     return found
 
@@ -608,7 +612,7 @@ def test_a_killed_refresh_leaves_qa_unchanged_and_the_next_one_cleans_up(servers
         )
         time.sleep(0.02)
     assert copying, "the copy never started"
-    victims = refresh_processes()
+    victims = refresh_processes(servers)
     assert victims
     os.killpg(os.getpgid(_parent(victims[0])), signal.SIGKILL)  # the module's group: ansible-playbook and all it started
     thread.join(60)
@@ -618,7 +622,7 @@ def test_a_killed_refresh_leaves_qa_unchanged_and_the_next_one_cleans_up(servers
     assert fingerprint(servers.qa, big) == before
     leftovers = [name for name in servers.qa.databases() if name.startswith(f"{big}__incoming_")]
     assert len(leftovers) == 1
-    assert _wait_until(lambda: not refresh_processes()), "processes of the killed refresh survived"
+    assert _wait_until(lambda: not refresh_processes(servers)), "processes of the killed refresh survived"
 
     outcome = run_refresh(servers, database=big, qa_data_refresh_carry_over=["qa_fixtures"])
     assert outcome.rc == 0, outcome.failures
