@@ -297,3 +297,37 @@ def test_a_controller_that_is_gone_stops_the_work(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(sys, "stdout", listened)
         assert LIVE.controller_gone() is False and LIVE.stop_if_abandoned() is None
         monkeypatch.undo()
+
+
+def test_pruning_reads_past_a_file_among_the_releases(tmp_path: Path) -> None:
+    base = tmp_path / "b"
+    make_release(base, "1.0.0", "1" * 64)
+    make_release(base, "0.9.0", "0" * 64)
+    (base / "releases" / "0.0.0.txt").write_text("")  # sorts before every release
+    (base / ".history").write_text("0.9.0\n")
+    assert LIVE.plan_prune(str(base), 2, "1.0.0") == (["1.0.0", "0.9.0"], [])
+
+
+def test_asking_an_application_that_never_answers_gives_up_at_the_timeout() -> None:
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # connections are accepted by the kernel, never answered
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/health"
+        started = time.monotonic()
+        answer = LIVE.ask(url, 0.3)
+        assert answer["status"] == -1 and "timed out" in answer["msg"] and time.monotonic() - started < 10
+    finally:
+        silent.close()
+
+
+def test_a_lease_of_one_second_is_one_second_and_folders_are_0755_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        LIVE.take_lease({"ttl": 1, "run": {"id": "r"}}, str(tmp_path / "new"))
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "new").stat().st_mode & 0o777) == "0o755"
+    assert json.loads((tmp_path / "new" / LEASE).read_text())["expires"] - time.time() <= 1

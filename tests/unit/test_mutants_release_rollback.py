@@ -270,3 +270,48 @@ def test_waiting_for_a_process_stops_at_the_deadline() -> None:
     assert ROLLBACK.wait_until_gone(os.getpid(), 0.3) is False
     assert 0.3 <= time.monotonic() - began < 3
     assert ROLLBACK.wait_until_gone(2**22 + 7, 5) is True
+
+
+def test_out_of_service_with_nothing_running_removes_the_link_and_says_so(app: App) -> None:
+    assert result_of(out_of_service(app)) == {**BASE_RESULT, "changed": True, "current": "", "switched": True}
+    assert not os.path.lexists(app.base / "current")
+
+
+def test_an_application_that_removes_its_own_pid_file_on_the_way_out(app: App) -> None:
+    (app.base / "run").mkdir()
+    pid_file = app.base / "run" / "app.pid"
+    code = ("import os, signal, sys, time\n"
+            f"signal.signal(signal.SIGTERM, lambda *a: (os.unlink({str(pid_file)!r}), sys.exit(0)))\n"
+            "time.sleep(60)\n")
+    polite = start(sys.executable, "-c", code, str(app.base / "app.py"))
+    try:
+        time.sleep(0.3)  # its handler installed
+        pid_file.write_text(f"{polite.pid}\n")
+        outcome = out_of_service(app)
+        assert not outcome.failed, outcome.msg
+        assert outcome["stopped"] and polite.wait(timeout=5) == 0 and not pid_file.exists()
+    finally:
+        polite.kill()
+        polite.wait()
+
+
+def test_a_process_is_the_applications_only_when_an_argument_lies_in_its_base_dir(tmp_path: Path) -> None:
+    sleeper = start(sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path / "app" / "run.py"))
+    try:
+        assert ROLLBACK.runs_from(sleeper.pid, str(tmp_path / "app"))
+        assert not ROLLBACK.runs_from(sleeper.pid, str(tmp_path / "appX")), "a trailing X is part of the folder's name"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not ROLLBACK.runs_from(sleeper.pid, str(tmp_path / "app")), "a process that is gone runs from nowhere"
+
+
+def test_the_host_python_entry_does_the_same_work(app: App) -> None:
+    params = {"base_dir": str(app.base), "version": OLD, "digest": DIGEST[OLD], "service_host": app.host, "service_port": app.port,
+              "restart_command": "", "health_path": "/health", "health_timeout": 2, "lease": {}, "witness": {}}
+    checked = ROLLBACK.rollback_host(dict(params), True)
+    assert {k: v for k, v in checked.items() if k != "invocation"} == {**BASE_RESULT, "changed": True, "current": OLD, "switched": True,
+                                                                        "restarted": True}
+    assert os.readlink(app.base / "current") == f"releases/{NEW}", "check mode changed nothing"
+    done = ROLLBACK.rollback_host(dict(params), False)
+    assert not done.get("failed") and done["switched"] and os.readlink(app.base / "current") == f"releases/{OLD}"
