@@ -331,3 +331,11 @@ def test_a_lease_of_one_second_is_one_second_and_folders_are_0755_whatever_the_u
         os.umask(old)
     assert oct((tmp_path / "new").stat().st_mode & 0o777) == "0o755"
     assert json.loads((tmp_path / "new" / LEASE).read_text())["expires"] - time.time() <= 1
+
+
+def test_a_link_named_with_a_trailing_slash_or_an_x_is_that_link(base: Path) -> None:
+    for _ in range(2):  # the second time the link exists and points to a folder: still replaced, never refused
+        assert LIVE.switch(str(base / "current") + "/", f"releases/{OLD}", None, None, False)["current"] == OLD
+    assert os.readlink(base / "current") == f"releases/{OLD}"
+    LIVE.switch(str(base / "liveX"), f"releases/{NEW}", None, None, False)
+    assert os.readlink(base / "liveX") == f"releases/{NEW}" and not os.path.lexists(base / "live")

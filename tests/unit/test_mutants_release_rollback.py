@@ -54,7 +54,9 @@ def hook_log(app: App) -> list[str]:
 
 
 def test_a_rollback_returns_every_field(app: App) -> None:
-    outcome = rollback(app, base_dir=str(app.base) + "/")
+    started = time.monotonic()
+    outcome = rollback(app, base_dir=str(app.base) + "/", health_timeout=20)
+    assert time.monotonic() - started < 15, "it stops waiting once the application answers the version"
     assert not outcome.failed, outcome.msg
     assert result_of(outcome) == {**BASE_RESULT, "changed": True, "current": OLD, "switched": True, "restarted": True,
                                   "restart_output": [f"restarted {OLD}"]}
@@ -174,7 +176,7 @@ def test_a_switch_that_fails_on_the_file_system_says_so(app: App) -> None:
     (app.base / ".history").mkdir()  # the history cannot be appended to
     outcome = rollback(app)
     assert outcome.failed and outcome.msg.startswith(f'rollback to "{OLD}" failed: [Errno 21] Is a directory')
-    assert outcome["switched"] and outcome["current"] == OLD and not outcome["restarted"]
+    assert outcome["switched"] and outcome["current"] == OLD and not outcome["restarted"] and outcome["changed"] is True
 
 
 def test_a_stale_temporary_link_is_replaced(app: App) -> None:
@@ -337,3 +339,9 @@ def test_a_lease_of_one_second_is_allowed_and_a_refused_ttl_is_not_busy(app: App
     finally:
         os.umask(old)
     assert outcome["present"] is False and oct((tmp_path / "fresh").stat().st_mode & 0o777) == "0o755"
+
+
+def test_a_current_that_is_not_a_link_is_named_exactly(app: App) -> None:
+    (app.base / "current").unlink()
+    (app.base / "current").mkdir()
+    assert rollback(app).msg == f"{app.base / 'current'} exists and is not a symbolic link; move it away by hand"
