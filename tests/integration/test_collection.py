@@ -24,7 +24,7 @@ import yaml
 from relpromote.testing.sshd import SshHostFarm
 from relpromote.usecases.collection import build as build_collection
 from tests.helpers import BIN, REPO, Cli, make_app_source, make_project
-from tests.integration.conftest import commit_project, write_inventories
+from tests.integration.conftest import _blocks, commit_project, write_inventories
 from tests.integration.test_promote import build, health, ledger_payloads, live_version
 
 QA = ("qa-app-1", "qa-app-2")
@@ -65,7 +65,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHostFarm]:
-    with SshHostFarm(tmp_path_factory.mktemp("farm"), list(QA), first_octet=10) as hosts:
+    with SshHostFarm(tmp_path_factory.mktemp("farm"), list(QA), first_octet=next(_blocks)) as hosts:
         yield hosts
 
 

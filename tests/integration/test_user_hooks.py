@@ -13,7 +13,7 @@ import yaml
 
 from relpromote.testing.sshd import SshHostFarm
 from tests.helpers import Cli, make_app_source, make_project, one_line_error
-from tests.integration.conftest import commit_project, write_inventories
+from tests.integration.conftest import _blocks, commit_project, write_inventories
 from tests.integration.test_promote import build, health, ledger_payloads, live_version
 
 QA = ("qa-app-1", "qa-app-2")
@@ -47,7 +47,7 @@ FAIL_ON_QA_2 = """\
 def qa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path, SshHostFarm]]:
     """A project whose qa hosts run 1.0.0 (put live without user tasks), its app source and the hosts."""
     tmp_path = tmp_path_factory.mktemp("user_tasks")
-    with SshHostFarm(tmp_path / "farm", list(QA), first_octet=200) as farm:
+    with SshHostFarm(tmp_path / "farm", list(QA), first_octet=next(_blocks)) as farm:
         project = make_project(tmp_path / "proj")
         write_inventories(project, farm, {"release_health_timeout": 10})
         folder = project.cwd / "inventories" / "qa" / "user_tasks"
