@@ -339,3 +339,29 @@ def test_a_link_named_with_a_trailing_slash_or_an_x_is_that_link(base: Path) -> 
     assert os.readlink(base / "current") == f"releases/{OLD}"
     LIVE.switch(str(base / "liveX"), f"releases/{NEW}", None, None, False)
     assert os.readlink(base / "liveX") == f"releases/{NEW}" and not os.path.lexists(base / "live")
+
+
+def test_no_step_says_what_the_host_runs_and_no_steps_given_means_all(app: App) -> None:
+    assert LIVE.put_live(params(app, steps=[]), False) == {"changed": False, "restarted": False, "healthy": False, "failure": "", "busy": False,
+                                                           "token": "", "tampered": [], "previous": OLD, "current": OLD, "switched": False}
+    (app.base / "current").unlink()
+    assert LIVE.put_live(params(app, steps=[]), False)["current"] == ""
+    (app.base / "current").symlink_to(f"releases/{OLD}")
+    everything = LIVE.put_live(params(app, steps=None), False)
+    assert everything["switched"] and everything["restarted"] and everything["healthy"] and everything["kept"] == [NEW, OLD]
+
+
+def test_a_busy_host_still_says_what_this_run_was_given(app: App) -> None:
+    holder = {"token": "run-b", "started": "2026-11-30T09:00:00Z", "expires": time.time() + 600}
+    (app.base / LEASE).write_text(json.dumps(holder))
+    busy = LIVE.put_live(params(app, lease={"run": {"id": "run-a", "started": "2026-11-30T10:00:00Z"}, "wait": 0}, tampered=["x: added"]), False)
+    assert {k: v for k, v in busy.items() if k != "msg"} == {"changed": False, "restarted": False, "healthy": False, "failure": "lease", "busy": True,
+                                                             "token": "", "tampered": ["x: added"], "failed": True, "holder": holder}
+
+
+def test_a_base_dir_ending_in_x_is_that_folder(tmp_path: Path) -> None:
+    base = tmp_path / "appX"
+    make_release(base, OLD, "1" * 64)
+    (base / "current").symlink_to(f"releases/{OLD}")
+    given = {"base_dir": str(base), "version": OLD, "steps": [], "tampered": [], "lease": {}, "keep": 5, "health_timeout": 1, "health_path": "/"}
+    assert LIVE.put_live(given, False)["current"] == OLD
