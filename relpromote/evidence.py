@@ -17,7 +17,7 @@ from typing import Any
 from relpromote.adapters.files import read_named_file
 from relpromote.errors import BadInput
 
-KIND = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+KIND = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # the whole kind: fullmatch (a "$" would let "unit\n" through)
 # A JUnit report of a large suite is a few MiB; this bounds what is read into memory.
 MAX_EVIDENCE_BYTES = 64 << 20
 
@@ -29,7 +29,7 @@ def split_evidence_argument(argument: str) -> tuple[str, Path]:
     else:
         path = argument
         kind = re.split(r"[.\-]", Path(argument).name, maxsplit=1)[0].lower()
-    if not KIND.match(kind):
+    if not KIND.fullmatch(kind):
         raise BadInput(f"--evidence {argument}: cannot tell the kind of evidence; write it as KIND=FILE, e.g. unit=reports/unit.xml")
     if not path:
         raise BadInput(f"--evidence {argument}: no file after '='; write it as KIND=FILE, e.g. unit=reports/unit.xml")

@@ -69,19 +69,19 @@ def _changes(count: int) -> str:
 
 def test_many_changes_and_a_late_duplicate_are_quick() -> None:
     text = _changes(5000)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a loaded machine must not fail it, a quadratic parse must
     assert len(parse_manifest(text, "m.yml").changes) == 5000
     with pytest.raises(BadInput, match="CH-0 is listed twice"):
         parse_manifest(text + "  - {id: CH-0, type: fix, title: T, owner: dana, why: W, how: H}\n", "m.yml")
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
 
 
 def test_a_huge_manifest_is_refused_by_size() -> None:
     text = _changes(110_000)  # about 10 MB
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(BadInput, match=r"m.yml: 1\d\.\d MiB is too large for a release manifest \(limit 1 MiB\)"):
         parse_manifest(text, "m.yml")
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
 
 
 def test_duplicate_keys_are_refused() -> None:

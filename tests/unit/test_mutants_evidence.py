@@ -26,7 +26,7 @@ def test_the_kind_is_the_name_before_the_first_dot_or_dash_or_given(argument: st
     assert evidence.split_evidence_argument(argument) == (kind, Path(path))
 
 
-@pytest.mark.parametrize("argument", ["=unit.xml", "Unit=x.xml", "1unit=x", "u" * 64 + "=f", "a b=f", ".xml", "_x.xml"])
+@pytest.mark.parametrize("argument", ["=unit.xml", "Unit=x.xml", "1unit=x", "u" * 64 + "=f", "a b=f", ".xml", "_x.xml", "unit\n=f"])
 def test_a_kind_that_cannot_be_told_is_refused_with_the_fix(argument: str) -> None:
     with pytest.raises(BadInput) as refused:
         evidence.split_evidence_argument(argument)
