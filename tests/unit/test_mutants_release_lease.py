@@ -118,7 +118,7 @@ def test_an_older_run_waits_only_as_long_as_it_is_told(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(LEASE.Busy):
         LEASE.hold(path, RUN, "run-a", 100, wait=-5)
-    assert time.monotonic() - started < 0.9, "a negative wait is no wait"
+    assert time.monotonic() - started < 4, "a negative wait is no wait (told -5, a wait would take 5 s)"
 
 
 def test_giving_back_only_this_runs_lease(tmp_path: Path) -> None:
