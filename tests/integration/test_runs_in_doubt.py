@@ -197,7 +197,15 @@ def test_two_clones_promoting_the_same_hosts_at_once(tmp_path: Path, farm: SshHo
     slow_restarts(first)
     slow_restarts(second)
 
-    runs = [start(first, "--json", "promote", "1.1.0", "--to", "qa"), start(second, "--json", "promote", "1.1.0", "--to", "qa")]
+    first_run = start(first, "--json", "promote", "1.1.0", "--to", "qa")
+    # The second operator starts while the first run holds the hosts' leases (its restarts take 4 s each): the hosts
+    # refuse the younger run. Started at the very same instant, which run is the younger is a coin toss, and an older
+    # run waits for a younger holder instead (tests/unit/test_mutants_release_lease.py), then finds the release live.
+    deadline = time.monotonic() + 120
+    while not all(farm[host].path(LEASE).exists() for host in QA):
+        assert first_run.poll() is None and time.monotonic() < deadline, "the first run never held the hosts' leases"
+        time.sleep(0.05)
+    runs = [first_run, start(second, "--json", "promote", "1.1.0", "--to", "qa")]
     results = [finish(run) for run in runs]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 4], [(code, err[-800:]) for code, _, err in results]
