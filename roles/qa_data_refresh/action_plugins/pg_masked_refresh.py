@@ -24,13 +24,11 @@ the same. Any other use (`action` inspect, probe, prepare with a `plan`, swap, r
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -59,15 +57,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _literal(source: str, name: str) -> Any:
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name and node.value:
-            return ast.literal_eval(node.value)
-    raise ValueError(f"no {name} literal")
 
 
 class ActionModule(ActionBase):
@@ -148,11 +137,11 @@ class ActionModule(ActionBase):
             shipped = HOST.read_sources(utils, UTILS)
             with open(os.path.join(os.path.dirname(utils), "library", "pg_masked_refresh.py"), encoding="utf-8") as handle:
                 shipped.append(("pg_masked_refresh", handle.read()))
-            spec = _literal(shipped[-1][1], "ARGUMENT_SPEC")
-            checked = ArgumentSpecValidator(spec, required_if=_literal(shipped[-1][1], "REQUIRED_IF")).validate(module_args)
-            if checked.error_messages:
-                return {"failed": True, "msg": "pg_masked_refresh: " + "; ".join(checked.error_messages)}
-            program = HOST.program(shipped, "pg_masked_refresh", "host_call", checked.validated_parameters, check_mode)
+            try:
+                params = HOST.checked(HOST.argument_spec(shipped[-1][1]), module_args, HOST.literal(shipped[-1][1], "REQUIRED_IF"))
+            except ValueError as exc:
+                return {"failed": True, "msg": "pg_masked_refresh: %s" % exc}
+            program = HOST.program(shipped, "pg_masked_refresh", "host_call", params, check_mode)
             done = HOST.run_on_host(self, program, task_vars)
         if done is None:  # in check mode the module still reads (inspect, probe); the plugin runs nothing else then
             done = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)

@@ -67,19 +67,26 @@ def read_sources(folder, names):
     return sources
 
 
-def argument_spec(source):
-    """The literal ARGUMENT_SPEC assigned in a module_utils source."""
+def literal(source, name):
+    """The literal assigned to `name` at the top of a source (`NAME = ...` or `NAME: type = ...`)."""
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ARGUMENT_SPEC" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
-    raise ValueError("no ARGUMENT_SPEC literal")
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name and node.value:
+            return ast.literal_eval(node.value)
+    raise ValueError("no %s literal" % name)
 
 
-def checked(spec, args):
-    """The task's arguments as AnsibleModule would give them to the module (defaults, types), or ValueError saying
-    what is wrong. Paths stay as given: the host expands them."""
+def argument_spec(source):
+    """The literal ARGUMENT_SPEC assigned in a module or module_utils source."""
+    return literal(source, "ARGUMENT_SPEC")
+
+
+def checked(spec, args, required_if=None):
+    """The task's arguments as AnsibleModule would give them to the module (defaults, types, required_if), or
+    ValueError saying what is wrong. Paths stay as given: the host expands them."""
     spec = {name: dict(option, type="str") if option.get("type") == "path" else option for name, option in spec.items()}
-    result = ArgumentSpecValidator(spec).validate(dict(args))
+    result = ArgumentSpecValidator(spec, required_if=required_if).validate(dict(args))
     if result.error_messages:
         raise ValueError("; ".join(result.error_messages))
     return result.validated_parameters
