@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 RELPROMOTE = str(BIN / "relpromote")
 
 
+# A machine where git knows nobody (a fresh machine, a service account): git refuses to guess an identity.
+NO_GIT_IDENTITY = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "1",
+                   "GIT_CONFIG_KEY_0": "user.useConfigOnly", "GIT_CONFIG_VALUE_0": "true"}
+
+
 @dataclass
 class Cli:
     cwd: Path

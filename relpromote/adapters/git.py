@@ -57,10 +57,18 @@ def head_commit(directory: Path) -> str | None:
     return _git(directory, "rev-parse", "HEAD").stdout.strip()
 
 
-def tag_commit(directory: Path, tag: str, commit: str, message: str) -> None:
+def tagger(directory: Path, person: str) -> list[str]:
+    """Git options naming who tags: the user's own git identity when git has one, else the relpromote person
+    (a fresh machine or a service account has no git identity, and an annotated tag needs one)."""
+    if _git(directory, "var", "GIT_COMMITTER_IDENT", check=False).returncode == 0:
+        return []
+    return ["-c", f"user.name={person}", "-c", f"user.email={person}@relpromote.invalid"]
+
+
+def tag_commit(directory: Path, tag: str, commit: str, message: str, person: str) -> None:
     existing = _git(directory, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False)
     if existing.returncode == 0:
         if existing.stdout.strip() != commit:
             raise Refused(f"git tag {tag} already points at {existing.stdout.strip()[:12]}, not {commit[:12]}; pick a new version")
         return
-    _git(directory, "tag", "-a", tag, commit, "-m", message)
+    _git(directory, *tagger(directory, person), "tag", "-a", tag, commit, "-m", message)

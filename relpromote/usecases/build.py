@@ -98,7 +98,7 @@ def build_release(
         return BuildResult(known, outcome, path)
     if tag and "commit" in source_record:
         tag_name = f"{project.config.source.tag_prefix}{version}"
-        git.tag_commit(source, tag_name, source_record["commit"], f"release {version} sha256:{digest}")
+        git.tag_commit(source, tag_name, source_record["commit"], f"release {version} sha256:{digest}", actor.name)
         source_record["tag"] = tag_name
     payload = {
         "version": version,

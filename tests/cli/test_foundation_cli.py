@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import Cli, git_run, make_app_source, one_line_error, write_manifest
+from tests.helpers import NO_GIT_IDENTITY, Cli, git_run, make_app_source, one_line_error, write_manifest
 
 
 def ledger_rows(project: Cli) -> list[tuple[int, str, str]]:
@@ -127,6 +127,19 @@ def test_build_tags_the_commit(project: Cli, app_source: Path) -> None:
     data = project.json("build", "1.2.0", "--source", str(app_source), "--manifest", str(manifest), "--tag", identity="alice")
     assert data["source"]["tag"] == "v1.2.0"
     assert git_run(app_source, "rev-list", "-n1", "v1.2.0").strip() == data["source"]["commit"]
+
+
+def test_build_tags_as_the_builder_when_git_knows_nobody(project: Cli, app_source: Path) -> None:
+    manifest = write_manifest(project.cwd / "m.yml", "1.3.0")
+    stranger = Cli(project.cwd, env=NO_GIT_IDENTITY)
+    data = stranger.json("build", "1.3.0", "--source", str(app_source), "--manifest", str(manifest), "--tag", identity="alice")
+    assert git_run(app_source, "rev-list", "-n1", "v1.3.0").strip() == data["source"]["commit"]
+    assert git_run(app_source, "for-each-ref", "--format=%(taggername) %(taggeremail)", "refs/tags/v1.3.0").strip() == (
+        "alice <alice@relpromote.invalid>")
+    # With an identity of their own, the user tags as themselves.
+    manifest = write_manifest(project.cwd / "m2.yml", "1.4.0")
+    project.json("build", "1.4.0", "--source", str(app_source), "--manifest", str(manifest), "--tag", identity="alice")
+    assert "relpromote.invalid" not in git_run(app_source, "for-each-ref", "--format=%(taggeremail)", "refs/tags/v1.4.0")
 
 
 def test_listing_and_history_in_json(project: Cli, app_source: Path) -> None:

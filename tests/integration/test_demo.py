@@ -24,7 +24,7 @@ import pytest
 
 from relpromote.usecases.demo import MARKER
 from relpromote.usecases.sandbox import host_addresses, recorded_sandbox, stop_sandbox_apps
-from tests.helpers import RELPROMOTE, REPO, Cli, git_run
+from tests.helpers import NO_GIT_IDENTITY, RELPROMOTE, REPO, Cli, git_run
 
 ARTIFACTS = Path(os.environ.get("RELPROMOTE_TEST_ARTIFACTS", REPO / "test-artifacts"))
 # Each pytest-xdist worker starts its demos on its own ports: the suite never collides with itself,
@@ -62,7 +62,8 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     squatter.bind((host_addresses()["prod-app-1"], FIRST_PORT))
     squatter.listen()
     try:
-        yield Newcomer(clone, Cli(clone).run("demo", "--port", str(FIRST_PORT), timeout=900))
+        # on a machine where git knows nobody yet
+        yield Newcomer(clone, Cli(clone, env=NO_GIT_IDENTITY).run("demo", "--port", str(FIRST_PORT), timeout=900))
     finally:
         squatter.close()
         if (clone / "relpromote-demo").exists():
