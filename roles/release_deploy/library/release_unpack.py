@@ -106,14 +106,20 @@ options:
   url:
     description:
       - Where the host downloads the artifact itself (its own Python, urllib) when O(dest) is not there yet or
-        must be unpacked again and O(src) is not on the host. The download lands in a private folder under
-        O(leftovers) (or beside O(dest)), is hashed on the way and renamed to its final name only when its sha256
-        is O(digest); one that differs is removed and refused (RV(actual)), nothing unpacked.
+        must be unpacked again and O(src) is not on the host. The download is read once, as a stream - hashed as it
+        arrives and unpacked with the same member checks into the hidden C(.<version>.partial) sibling - and that
+        folder becomes O(dest) only when the whole artifact was read and its sha256 is O(digest); one that differs is
+        refused (RV(actual)) and what it unpacked removed, nothing switched. Nothing is written to O(leftovers).
     type: str
   url_timeout:
     description: Seconds the download may wait for the server at a time (connect, each read).
     type: int
     default: 60
+  ca_file:
+    description:
+      - A PEM file on the host holding the certificate authorities an C(https://) O(url)'s certificate is checked
+        against (the role's C(release_artifact_ca_file)). Unset, the host's system CA store.
+    type: path
   remove_src:
     description: Remove O(src) once it is unpacked, or once it has been refused.
     type: bool
@@ -224,9 +230,10 @@ import shutil  # noqa: E402
 import tarfile  # noqa: E402
 
 from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
-from ansible.module_utils.release_download import Refused as NotDownloaded, download  # noqa: E402
-from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
+from ansible.module_utils.release_download import Download, shown  # noqa: E402
+from ansible.module_utils.release_download import Refused as NotDownloaded  # noqa: E402
 from ansible.module_utils.release_integrity import CHUNK, fsync_dir, live_version, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
+from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
 VERSION_MEMBER = ".release/VERSION"
@@ -309,13 +316,20 @@ def write_file(tar, member, path):
     return digest.hexdigest()
 
 
+def open_tar(src):
+    """The tar.gz `src` read as a stream, front to back, once: a path, or a reader (a Download) that hashes what passes."""
+    if hasattr(src, "read"):
+        return tarfile.open(fileobj=src, mode="r|gz", bufsize=CHUNK)
+    return tarfile.open(src, mode="r|gz", bufsize=CHUNK)
+
+
 def unpack(src, root, version, write, hashes=None):
     """Check every member (and, when `write`, extract it under `root`, putting each file's sha256 in
-    `hashes`); return the member count."""
+    `hashes`); return the member count. `src` is the artifact's path, or a reader of it (open_tar)."""
     seen = {}
     links = {}
     count = 0
-    with tarfile.open(src, mode="r|gz") as tar:
+    with open_tar(src) as tar:
         for member in tar:
             name = member_name(member)
             if name == "":
@@ -452,6 +466,7 @@ ARGUMENT_SPEC = {
     "server": {"type": "str"},
     "url": {"type": "str"},
     "url_timeout": {"type": "int", "default": 60},
+    "ca_file": {"type": "path"},
 }
 
 
@@ -468,31 +483,38 @@ def main():
 
 
 def work(module):
-    downloads = []
+    streams = []
     try:
-        _work(module, downloads)
+        _work(module, streams)
     finally:
-        for folder in downloads:  # the private folder of a download, however the work ended (exit_json raises)
-            shutil.rmtree(folder, ignore_errors=True)
+        for stream in streams:  # the connection of a download, however the work ended (exit_json raises)
+            stream.close()
 
 
-def fetch(module, dest, digest, result, downloads):
-    """The artifact downloaded from the url option (not in check mode): its path on the host, its private folder added
-    to `downloads`. A download that fails or differs fails the module, nothing unpacked."""
-    staging = module.params["leftovers"] or os.path.dirname(dest)
+def open_download(module, result, streams):
+    """The artifact at the url option, being read (not in check mode), added to `streams`. A server that cannot be reached
+    or does not serve it fails the module, nothing unpacked."""
     try:
-        folder, path = download(module.params["url"], staging, digest, module.params["url_timeout"])
+        stream = Download(module.params["url"], module.params["url_timeout"], module.params["ca_file"])
     except NotDownloaded as exc:
-        extra = dict(expected=digest, actual=exc.actual) if exc.actual else {}
-        module.fail_json(msg=str(exc), downloaded=False, **dict(result, **extra))
-    downloads.append(folder)
+        module.fail_json(msg=str(exc), downloaded=False, **dict(result, changed=False))
+    streams.append(stream)
     result["downloaded"] = True
-    return path
+    return stream
 
 
-def _work(module, downloads):
+def verify_stream(stream, digest):
+    """Read the rest of a download and raise NotDownloaded when the whole is not the artifact of `digest`."""
+    refused = stream.refusal(digest)
+    if refused is not None:
+        raise refused
+
+
+def _work(module, streams):
     src = module.params["src"]
-    verified = False
+    # The artifact read from the server (url) as it is unpacked, when it is not on the host: hashed on the way, and
+    # nothing it unpacked becomes dest before its sha256 is the digest (below).
+    stream = None
     dest = module.params["dest"].rstrip("/")
     digest = module.params["digest"].strip().lower()
     version = module.params["version"]
@@ -517,9 +539,8 @@ def _work(module, downloads):
             module.exit_json(**result)
         tampered = result["tampered"] = problems or [f"{DIGEST_MEMBER}: changed"]
         if (not src or not os.path.exists(src)) and module.params["url"] and not module.check_mode:
-            src = fetch(module, dest, digest, result, downloads)
-            verified = True
-        if not src or not os.path.exists(src):
+            stream = open_download(module, result, streams)
+        if stream is None and (not src or not os.path.exists(src)):
             said = f"release {dest} differs from what was unpacked from its verified artifact: {summary(tampered)}"
             if module.check_mode:
                 result["changed"] = True
@@ -536,17 +557,16 @@ def _work(module, downloads):
         )
 
     result["changed"] = True
-    if (not src or not os.path.exists(src)) and module.params["url"] and not module.check_mode:
-        src = fetch(module, dest, digest, result, downloads)
-        verified = True
-    if not src or not os.path.exists(src):
+    if stream is None and (not src or not os.path.exists(src)) and module.params["url"] and not module.check_mode:
+        stream = open_download(module, result, streams)
+    if stream is None and (not src or not os.path.exists(src)):
         if module.check_mode:
             how = "download" if module.params["url"] else "upload"
             module.exit_json(msg=f"would {how} and unpack {dest} (nothing is transferred in check mode)", **result)
         module.fail_json(msg=f"artifact {src or '(no src given)'} is not on the host", **result)
 
-    # A download was hashed as it arrived and renamed only when it matched.
-    actual = digest if verified else sha256_file(src)
+    # An upload is hashed whole before it is read as a tar; a download, as it is unpacked (verify_stream below).
+    actual = digest if stream is not None else sha256_file(src)
     if actual != digest:
         result["changed"] = False
         if not module.check_mode:
@@ -560,6 +580,8 @@ def _work(module, downloads):
             actual=actual,
             **result,
         )
+    if stream is not None:
+        src, remove_src = None, False  # nothing of the download is on the host but what it unpacks
 
     parent = os.path.dirname(dest)
     partial = os.path.join(parent, f".{os.path.basename(dest)}.partial")
@@ -572,7 +594,14 @@ def _work(module, downloads):
         os.mkdir(partial, 0o755)
         os.chmod(partial, 0o755)
         hashes = {}
-        result["members"] = unpack(src, partial, version, write=True, hashes=hashes)
+        try:
+            result["members"] = unpack(stream or src, partial, version, write=True, hashes=hashes)
+        except (Refused, tarfile.TarError, EOFError, OSError):
+            if stream is not None:
+                verify_stream(stream, digest)  # a download that is not the artifact is refused for that, first
+            raise
+        if stream is not None:
+            verify_stream(stream, digest)  # before anything below looks at what it unpacked
         if version is not None:
             check_version(partial, version)
         problem = executable_problem(partial, module.params["executable"])
@@ -593,13 +622,19 @@ def _work(module, downloads):
             shutil.rmtree(partial, ignore_errors=True)
             result["repaired"] = True
         fsync_dir(parent)
+    except NotDownloaded as exc:
+        # The download broke off or is not the artifact: what it unpacked goes, dest stays as it was.
+        shutil.rmtree(partial, ignore_errors=True)
+        extra = dict(expected=digest, actual=exc.actual) if exc.actual else {}
+        module.fail_json(msg=str(exc), **dict(result, changed=False, downloaded=False, **extra))
     except (Refused, tarfile.TarError, EOFError, OSError) as exc:
         if not module.check_mode:
             shutil.rmtree(partial, ignore_errors=True)
             if remove_src:
                 result["src_removed"] = remove(src)
         kind = "refusing to unpack it" if isinstance(exc, Refused) else "could not unpack it"
-        module.fail_json(msg=f"artifact {src}: {exc}; {kind}", **result)
+        named = shown(stream.url) if stream is not None else src
+        module.fail_json(msg=f"artifact {named}: {exc}; {kind}", **result)
 
     if remove_src:
         result["src_removed"] = remove(src)

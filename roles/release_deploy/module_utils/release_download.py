@@ -1,40 +1,33 @@
-# -*- coding: utf-8 -*-
-"""Pull a release artifact from an artifact server onto the host, its sha256 checked before anything uses it.
+"""Read a release artifact from an artifact server on the host, hashing it as it arrives.
 
-The host's own Python downloads the artifact (urllib, standard library only) into a private folder of the staging
-directory, hashing it on the way, and renames it to its final name only once the whole file is there and its sha256
-is the one the ledger recorded; a download that differs is removed and never unpacked. A fleet then downloads in
-parallel from the server instead of through the controller's SSH connections. Shipped with release_unpack.
+The host's own Python reads the artifact (urllib, standard library only) once, as a stream: release_unpack hands the
+stream to its one unpacker (the same member checks as for an upload), which extracts into the release's private
+`.partial` folder while every byte passes through sha256 here; the folder is renamed into place only when the whole
+artifact was read and its sha256 is the one the ledger recorded. Nothing is written to disk before the unpacker, and
+nothing is read twice. A download that differs leaves nothing behind. A fleet then downloads in parallel from the
+server instead of through the controller's SSH connections. Shipped with release_unpack.
+
+HTTPS: the server's certificate is checked against the host's system CA store, or against `ca_file` (a PEM file on
+the host, the role's release_artifact_ca_file) when one is given.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import hashlib
-import os
 import re
-import shutil
-import tempfile
+import ssl
+from http.client import HTTPException
+from urllib.error import URLError
+from urllib.request import urlopen
 
-try:  # Python 3 on every supported host; the import is guarded only so that the module's documentation loads anywhere
-    from urllib.request import urlopen
-    from urllib.error import URLError
-except ImportError:  # pragma: no cover
-    urlopen = None
-    URLError = OSError
-
-CHUNK = 1 << 20
-# Where a download lands until it is verified: a folder whose name the leftovers pass of release_unpack's action plugin
-# removes when a run was cut off mid-download (ansible-tmp-*).
-PREFIX = "ansible-tmp-pull-"
+# Read from the socket at a time: large enough that Python's per-call cost is nothing against the bytes (sha256 and
+# gunzip run over whole blocks), small enough to stay in the CPU's caches between the socket, the hash and zlib.
+CHUNK = 1 << 18
 
 
 class Refused(Exception):
     """The download failed or is not the artifact the ledger recorded; `actual` is its sha256 when it was read whole."""
 
     def __init__(self, message, actual=None):
-        super(Refused, self).__init__(message)
+        super().__init__(message)
         self.actual = actual
 
 
@@ -45,43 +38,70 @@ def shown(url):
 
 def artifact_url(server, digest):
     """Where a server that serves the store's layout holds the artifact of `digest`."""
-    return "%s/sha256/%s.tar.gz" % (server.rstrip("/"), digest)
+    return f"{server.rstrip('/')}/sha256/{digest}.tar.gz"
 
 
-def download(url, staging, digest, timeout=60):
-    """(folder, path): the artifact at `url` in a new private folder under `staging`, its sha256 checked against
-    `digest`; the caller removes the folder. Raises Refused (nothing left behind) when it cannot be fetched or differs."""
-    if not url.startswith(("http://", "https://")):
-        raise Refused("artifact URL %s is not http:// or https://" % shown(url))
-    folder = tempfile.mkdtemp(prefix=PREFIX, dir=staging)
-    try:
-        partial = os.path.join(folder, "partial")
-        hasher = hashlib.sha256()
+def _reason(exc):
+    """What went wrong, as one line: `HTTP Error 404: Not Found`, the SSL or socket error."""
+    said = exc if getattr(exc, "code", None) else getattr(exc, "reason", None) or exc
+    return " ".join(str(said).split()) or type(exc).__name__
+
+
+class Download:
+    """The artifact at `url`, being read: read() hands its bytes on and hashes them as they pass, finish() reads what the
+    reader left (a tar's last padding, the gzip trailer) and says the sha256 of the whole. Raises Refused saying what
+    went wrong when the server cannot be reached or the transfer breaks."""
+
+    def __init__(self, url, timeout=60, ca_file=None):
+        if not url.startswith(("http://", "https://")):
+            raise Refused(f"artifact URL {shown(url)} is not http:// or https://")
+        self.url = url
+        self.size = 0
+        self._hasher = hashlib.sha256()
+        self._answer = None
+        context = None
         try:
-            answer = urlopen(url, timeout=timeout)
-            try:
-                with open(partial, "wb") as target:
-                    while True:
-                        block = answer.read(CHUNK)
-                        if not block:
-                            break
-                        hasher.update(block)
-                        target.write(block)
-                    target.flush()
-                    os.fsync(target.fileno())
-            finally:
-                answer.close()
-        except (URLError, OSError, ValueError) as exc:
-            said = exc if getattr(exc, "code", None) else getattr(exc, "reason", None) or exc  # HTTP Error 404: Not Found
-            raise Refused("could not download the artifact from %s: %s" % (shown(url), said))
-        actual = hasher.hexdigest()
-        if actual != digest:
-            raise Refused(
-                "the artifact downloaded from %s has sha256 %s, expected %s; refused it (the download was removed)"
-                % (shown(url), actual, digest), actual)
-        final = os.path.join(folder, digest + ".tar.gz")
-        os.rename(partial, final)
-        return folder, final
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+            if url.startswith("https://"):
+                context = ssl.create_default_context(cafile=ca_file or None)
+            self._answer = urlopen(url, timeout=timeout, context=context)
+        except (URLError, HTTPException, OSError, ValueError) as exc:
+            raise self._broken(exc) from None
+
+    def _broken(self, exc):
+        return Refused(f"could not download the artifact from {shown(self.url)}: {_reason(exc)}")
+
+    def read(self, size=CHUNK):
+        """Up to `size` bytes of the artifact, b"" at its end."""
+        try:
+            block = self._answer.read(size if size and size > 0 else CHUNK)
+        except (HTTPException, OSError, ValueError) as exc:
+            raise self._broken(exc) from None
+        self._hasher.update(block)
+        self.size += len(block)
+        return block
+
+    def finish(self):
+        """The sha256 of the whole artifact, once what is left of it was read."""
+        while self.read(CHUNK):
+            pass
+        return self._hasher.hexdigest()
+
+    def refusal(self, digest):
+        """Refused for an artifact read whole whose sha256 is not `digest` (None when it is)."""
+        actual = self.finish()
+        if actual == digest:
+            return None
+        return Refused(
+            f"the artifact downloaded from {shown(self.url)} has sha256 {actual}, expected {digest}; refused it "
+            "(what it unpacked was removed)", actual)
+
+    def close(self):
+        if self._answer is not None:
+            self._answer.close()
+            self._answer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
