@@ -11,17 +11,28 @@ HTTP PUT (`server.upload(artifact, path)`, what `curl -T` does).
         config["environments"]["qa"]["artifacts"] = {"transfer": "pull", "url": server.url}
 
 As root, the workers run as root too (`user root`): the served folder lies under the test's private tmp folder,
-which the distribution's `www-data` cannot read. Plain HTTP on loopback: TLS is nginx's own business (docs/fleet.md).
+which the distribution's `www-data` cannot read.
+
+HTTPS: give `tls=` a certificate and its key (PEM files); `make_certificates()` makes a private CA and a server
+certificate for an IP address signed by it, as an organisation's own CA would (the `cryptography` package):
+
+    pki = make_certificates(tmp_path / "pki", "127.0.77.250")
+    with NginxServer(tmp_path / "nginx", root=served, address="127.0.77.250", tls=pki) as server:
+        ...  # server.url is https://127.0.77.250:PORT; clients check it against pki.ca
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -49,7 +60,8 @@ http {{
     sendfile on;
     tcp_nopush on;
     server {{
-        listen {address}:{port};
+        listen {address}:{port}{ssl};
+        {certificate}
         root {root};
         autoindex off;
         location / {{
@@ -68,13 +80,72 @@ class NginxError(RuntimeError):
     """nginx could not be started."""
 
 
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate and its private key, PEM files."""
+
+    certificate: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A private CA (`ca`: the file clients are given to check servers against) and a server's key pair it signed."""
+
+    ca: Path
+    server: KeyPair
+
+
+def make_certificates(folder: Path, address: str, days: int = 2) -> Certificates:
+    """A new CA and a certificate for the IP `address` signed by it, in `folder` (ca.pem, server.pem, server.key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    later = now + datetime.timedelta(days=days)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("relpromote test CA")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(later)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (x509.CertificateBuilder().subject_name(name(address)).issuer_name(ca_name).public_key(server_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(later)
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file = folder / "server.key"
+    key_file.write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return Certificates(folder / "ca.pem", KeyPair(folder / "server.pem", key_file))
+
+
 class NginxServer:
     """One nginx serving `root` on http://address:port/ (a free port when none is given)."""
 
     def __init__(
-        self, workdir: Path, root: Path, address: str = "127.0.0.1", port: int | None = None, workers: int = 2, uploads: bool = False
+        self, workdir: Path, root: Path, address: str = "127.0.0.1", port: int | None = None, workers: int = 2, uploads: bool = False,
+        tls: Certificates | None = None,
     ) -> None:
         self.workdir = workdir
+        self.tls = tls  # HTTPS with tls.server, a certificate its CA (tls.ca) signed
         self.uploads = uploads  # HTTP PUT stores a file (nginx's dav module), as docs/fleet.md configures for a build machine
         self.root = root
         self.address = address
@@ -84,7 +155,7 @@ class NginxServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.address}:{self.port}"
 
     def __enter__(self) -> NginxServer:
         self.start()
@@ -104,7 +175,8 @@ class NginxServer:
     def upload(self, artifact: Path, path: str) -> int:
         """PUT `artifact` at `path` (e.g. "/sha256/<digest>.tar.gz"), as `curl -T` does; the HTTP status."""
         request = urllib.request.Request(f"{self.url}/{path.lstrip('/')}", data=artifact.read_bytes(), method="PUT")
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        context = ssl.create_default_context(cafile=str(self.tls.ca)) if self.tls else None
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             status: int = answer.status
             return status
 
@@ -120,6 +192,9 @@ class NginxServer:
         config.write_text(_CONFIG.format(
             workers=self.workers, user="user root;" if os.geteuid() == 0 else "", state=state, address=self.address,
             port=self.port, root=self.root.resolve(), uploads=UPLOADS if self.uploads else "try_files $uri =404;",
+            ssl=" ssl" if self.tls else "",
+            certificate=(f"ssl_certificate {self.tls.server.certificate.resolve()}; "
+                         f"ssl_certificate_key {self.tls.server.key.resolve()};" if self.tls else ""),
         ))
         log = (state / "stderr.log").open("ab")
         try:

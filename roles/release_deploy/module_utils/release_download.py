@@ -60,9 +60,13 @@ class Download:
         self._hasher = hashlib.sha256()
         self._answer = None
         context = None
-        try:
-            if url.startswith("https://"):
+        if url.startswith("https://"):
+            try:
                 context = ssl.create_default_context(cafile=ca_file or None)
+            except OSError as exc:  # ssl.SSLError too
+                raise Refused(f"could not download the artifact from {shown(url)}: the CA file {ca_file} cannot be used: "
+                              f"{_reason(exc)}") from None
+        try:
             self._answer = urlopen(url, timeout=timeout, context=context)
         except (URLError, HTTPException, OSError, ValueError) as exc:
             raise self._broken(exc) from None
