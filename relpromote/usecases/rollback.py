@@ -36,10 +36,14 @@ def _run_group(
     env = project.config.environment(environment)
     extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts, "release_version": group.target,
                                  **(run_vars or {})}
+    pull = env.artifacts.url if env.artifacts.transfer == "pull" else None
     if group.target:
         release = project.state().release(group.target)
-        # The host verifies the sha256 before it unpacks; rollback() checked the stored bytes once already.
-        extravars.update(release_digest=release.digest, release_artifact=str(project.store.path_for(release.digest)))
+        stored = project.store.path_for(release.digest)
+        # The host verifies the sha256 before it unpacks. Pushed: rollback() checked the stored bytes once already.
+        # Pulled: a host that no longer has the release downloads it from the artifact server, as a promotion does.
+        extravars.update(release_digest=release.digest, release_artifact=str(stored) if not pull or stored.exists() else "",
+                         **({"relpromote_artifact_server": pull} if pull else {}))
     # Never given a cancel request: a rollback runs to its end, whatever signals come (the terminal is told so).
     run = run_playbook(
         environment_run(project, environment, ROLLBACK_PLAYBOOK, f"rollback-{environment}", extravars, access,
@@ -90,7 +94,8 @@ def rollback(
     typed_text("--reason", reason)  # shown to people at terminals (history, show)
     state = project.state()
     target = rollback_target(state, environment, version)
-    project.store.verified_path(target.digest)  # a pruned host is redeployed from it: check it first
+    if project.config.environment(environment).artifacts.transfer != "pull":
+        project.store.verified_path(target.digest)  # a pruned host is redeployed from it: check it first
     return _converge(project, identity, actor, environment, target, reason, on_event, reconcile=False)
 
 
@@ -103,7 +108,7 @@ def reconcile(
     state = project.state()
     env_state = state.environments[environment]
     target = state.release(env_state.current) if env_state.current else None
-    if target is not None:
+    if target is not None and project.config.environment(environment).artifacts.transfer != "pull":
         project.store.verified_path(target.digest)
     in_doubt = ", ".join(f"{run['run']} of {run['version']} by {run['by']}" for run in env_state.in_doubt.values())
     reason = f"reconcile: settle {in_doubt}" if in_doubt else "reconcile: every host on the recorded release"
