@@ -67,6 +67,16 @@ def test_the_hook_runs_without_a_shell_in_the_release_with_its_environment(tmp_p
     assert HOOK.run(command + " 'a b;c'", env) == [f"deploy 1.0.0 {tmp_path / 'releases' / '1.0.0'} a b;c"]
 
 
+def test_the_default_hook_runs_from_a_base_directory_with_spaces(tmp_path: Path) -> None:
+    base = tmp_path / "my work" / "app"
+    (base / "releases" / "1.0.0" / "bin").mkdir(parents=True)
+    (base / "current").symlink_to("releases/1.0.0")
+    script(base, 'echo "restarted $RELEASE_VERSION"\n')
+    command = HOOK.hook_command("", str(base))
+    env = HOOK.environment(str(base), "1.0.0", "", "deploy", "127.0.0.1", 8080, "http://127.0.0.1:8080/health")
+    assert HOOK.run(command, env) == ["restarted 1.0.0"]
+
+
 def test_a_failing_hook_says_its_code_and_its_last_lines(tmp_path: Path) -> None:
     env = environment(tmp_path)
     command = script(tmp_path, "for i in 1 2 3 4 5 6 7; do echo line $i; done\necho\nexit 4\n")

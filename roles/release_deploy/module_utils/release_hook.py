@@ -36,8 +36,9 @@ class HookError(Exception):
 
 
 def hook_command(command, base_dir):
-    """The configured command, or the hook the release ships: <base_dir>/current/bin/restart."""
-    return (command or "").strip() or os.path.join(base_dir, "current", "bin", "restart")
+    """The configured command, or the hook the release ships: <base_dir>/current/bin/restart (quoted: the
+    base directory may hold spaces, and the command is split into arguments as a shell would)."""
+    return (command or "").strip() or shlex.quote(os.path.join(base_dir, "current", "bin", "restart"))
 
 
 def quoted(command):
