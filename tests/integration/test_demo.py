@@ -51,7 +51,7 @@ class Newcomer:
 @pytest.fixture(scope="module")
 def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     # A newcomer's clone: a git repository that ignores the demo folder, as relpromote's own .gitignore does.
-    clone = tmp_path_factory.mktemp("newcomer") / "clone"
+    clone = tmp_path_factory.mktemp("newcomer") / "my clone"  # a path with a space, as in many home folders
     clone.mkdir()
     git_run(clone, "init", "-q", "-b", "main")
     (clone / ".gitignore").write_text("relpromote-demo/\n")
