@@ -1,20 +1,27 @@
 """roles/release_deploy/library/release_unpack.py, pinned where tests/unit/test_host_release_unpack.py leaves room (issue
 18's mutation score): the exchange of a tampered release for its fresh copy (renameat2, and the two renames where the
-kernel or the C library has no RENAME_EXCHANGE), the error it raises naming what failed, and the entry the action
-plugin calls with the host's Python (unpack_host), which must answer exactly what the module prints."""
+kernel or the C library has no RENAME_EXCHANGE), the error it raises naming what failed; a pull that cannot start (a
+server without the artifact, one that never answers, a CA file that cannot be read), every field of its result; and the
+entry the action plugin calls with the host's Python (unpack_host), which must answer exactly what the module prints."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
+import http.server
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.unit.host_modules import load, make_tar, release_members, run
+from tests.unit.host_modules import NET, load, make_tar, release_members, run
 
 UNPACK = load("roles/release_deploy/library/release_unpack.py")
 
@@ -87,6 +94,56 @@ def test_an_exchange_refused_for_another_reason_is_not_done_by_renames(tmp_path:
         UNPACK.replace(str(fresh), str(dest))
     assert (failed.value.errno, failed.value.filename) == (errno.EXDEV, str(dest))
     assert sorted(os.listdir(dest)) == ["old"] and sorted(os.listdir(fresh)) == ["new"]
+
+
+@pytest.fixture
+def listening() -> Iterator[str]:
+    """http://address:port of a socket that takes connections and never answers (the kernel completes the handshake)."""
+    with socket.socket() as server:
+        server.bind((f"{NET}.1", 0))
+        server.listen(8)
+        yield f"http://{NET}.1:{server.getsockname()[1]}"
+
+
+def pull(tmp_path: Path, url: str, **args: Any) -> dict[str, Any]:
+    dest = tmp_path / "releases" / "1.0.0"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    result = run(UNPACK, {"dest": str(dest), "digest": "ab" * 32, "version": "1.0.0", "url": url, **args}).result
+    assert not dest.exists() and os.listdir(dest.parent) == [], "nothing unpacked, nothing left"
+    return {key: value for key, value in result.items() if key != "invocation"}
+
+
+def test_a_server_that_does_not_serve_the_artifact_fails_with_every_field_saying_nothing_changed(tmp_path: Path) -> None:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer((f"{NET}.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://{NET}.1:{server.server_address[1]}/sha256/{'ab' * 32}.tar.gz"
+        result = pull(tmp_path, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    dest = str(tmp_path / "releases" / "1.0.0")
+    assert result == {"failed": True, "msg": f"could not download the artifact from {url}: HTTP Error 404: File not found",
+                      "downloaded": False, "changed": False, "dest": dest, "digest": "ab" * 32, "src_removed": False, "present": False,
+                      "uploaded": False, "directories": []}
+
+
+def test_a_server_that_never_answers_is_given_up_after_url_timeout(tmp_path: Path, listening: str) -> None:
+    started = time.monotonic()
+    result = pull(tmp_path, listening + "/a.tar.gz", url_timeout=1)
+    assert time.monotonic() - started < 20, "the download waits url_timeout seconds, not forever"
+    assert result["failed"] is True and result["msg"] == f"could not download the artifact from {listening}/a.tar.gz: timed out"
+
+
+def test_a_ca_file_that_cannot_be_read_is_named_before_any_connection(tmp_path: Path, listening: str) -> None:
+    url = listening.replace("http://", "https://") + "/a.tar.gz"
+    missing = tmp_path / "no-ca.pem"
+    result = pull(tmp_path, url, ca_file=str(missing), url_timeout=1)
+    assert result["failed"] is True and result["downloaded"] is False
+    assert result["msg"].startswith(f"could not download the artifact from {url}: the CA file {missing} cannot be used: "), result["msg"]
 
 
 def params_for(**given: Any) -> dict[str, Any]:
