@@ -18,6 +18,10 @@ class Release:
     built_at: str
     manifest: dict[str, Any]
     source: dict[str, Any]
+    # The sha256 of the manifest a host's unpack writes (relpromote/release_files.py), as recorded at build, and the
+    # RULES it was computed by; None for a build recorded before either.
+    files_digest: str | None = None
+    files_rules: int | None = None
 
     @property
     def changes(self) -> list[dict[str, Any]]:

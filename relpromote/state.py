@@ -165,6 +165,8 @@ def _release_built(state: ProjectState, entry: Entry) -> None:
         built_at=entry.recorded_at,
         manifest=p["manifest"],
         source=p.get("source", {}),
+        files_digest=(p.get("files") or {}).get("digest"),
+        files_rules=(p.get("files") or {}).get("rules"),
     )
     state.built_by_key[p["version"]] = entry.public_key
 

@@ -18,6 +18,7 @@ from relpromote.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from relpromote.policy import require_role
 from relpromote.project import Project
 from relpromote.release import BuildOutcome, Release, decide_build
+from relpromote.release_files import RULES, verified_files_digest
 from relpromote.usecases.verdicts import state_of
 
 
@@ -100,12 +101,16 @@ def build_release(
         tag_name = f"{project.config.source.tag_prefix}{version}"
         git.tag_commit(source, tag_name, source_record["commit"], f"release {version} sha256:{digest}", actor.name)
         source_record["tag"] = tag_name
+    with path.open("rb") as stored:
+        # What each host's manifest of this release must say, signed with the record (release_files.py).
+        unpacked = {"rules": RULES, "digest": verified_files_digest(stored, digest)}
     payload = {
         "version": version,
         "digest": digest,
         "size": path.stat().st_size,
         "manifest": manifest.as_data(),
         "source": source_record,
+        "files": unpacked,
     }
 
     def still_new(entries: list[Entry]) -> None:

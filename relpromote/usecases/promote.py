@@ -30,6 +30,7 @@ from relpromote.usecases.autotest import run_test_steps
 from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
 from relpromote.usecases.node import through_node
 from relpromote.usecases.plan import current_plan, inventory_hosts
+from relpromote.usecases.release_files import files_vars
 from relpromote.usecases.rollback import automatic_rollback
 from relpromote.usecases.runs import environment_run
 from relpromote.usecases.verdicts import state_of
@@ -121,6 +122,8 @@ def promote(
         "release_digest": release.digest,
         "release_artifact": str(artifact),
         **({"relpromote_artifact_server": pull} if pull else {}),
+        # What each host's manifest of the release must be: one rewritten on a host is unpacked again (release_files.py).
+        **files_vars(project, release),
     }
     if batch:
         extravars["relpromote_batch"] = batch

@@ -24,6 +24,7 @@ from relpromote.rollback import RollbackGroup, RollbackReport, automatic_rollbac
 from relpromote.usecases.locking import environment_lock, host_run, unlock_hosts
 from relpromote.usecases.node import through_node
 from relpromote.usecases.plan import inventory_hosts
+from relpromote.usecases.release_files import files_vars
 from relpromote.usecases.runs import environment_run
 
 ROLLBACK_PLAYBOOK = "playbooks/rollback.yml"
@@ -44,6 +45,7 @@ def _run_group(
         # Pulled: a host that no longer has the release downloads it from the artifact server, as a promotion does.
         extravars.update(release_digest=release.digest, release_artifact=str(stored) if not pull or stored.exists() else "",
                          **({"relpromote_artifact_server": pull} if pull else {}))
+        extravars.update(files_vars(project, release))  # a target whose manifest was rewritten on a host is redeployed
     # Never given a cancel request: a rollback runs to its end, whatever signals come (the terminal is told so).
     run = run_playbook(
         environment_run(project, environment, ROLLBACK_PLAYBOOK, f"rollback-{environment}", extravars, access,

@@ -12,6 +12,7 @@ from relpromote.config import Person
 from relpromote.errors import BadInput, RunFailed
 from relpromote.identity import Identity
 from relpromote.project import Project
+from relpromote.usecases.release_files import files_vars
 from relpromote.usecases.runs import environment_run
 from relpromote.verify import HostCheck, check_host, summary_line, unreachable
 
@@ -31,6 +32,9 @@ def verify(
     state = project.state()
     record = state.environments[environment]
     extravars: dict[str, Any] = {"relpromote_environment": environment, "relpromote_hosts": env.hosts}
+    if record.current is not None and record.current in state.releases:
+        # The recorded release's manifest as computed from its verified artifact: one rewritten on a host is drift.
+        extravars.update(release_version=record.current, **files_vars(project, state.releases[record.current]))
     with vault_access(env.vault) as access:
         run = run_playbook(environment_run(project, environment, VERIFY_PLAYBOOK, f"verify-{environment}", extravars, access),
                            on_event=on_event, should_cancel=should_cancel)

@@ -126,10 +126,10 @@ def hook_failure(command, where, program, dest, version, status):
     }
 
 
-def inspect_command(dest, link, directories, check_mode, hook=None, leftovers=None):
+def inspect_command(dest, link, directories, check_mode, hook=None, leftovers=None, files_digest=None):
     """POSIX sh printing `link=`, `digest=`, `dest=` (yes/no), `hook=` when `hook` (a test from
     hook_test) is given, and one `directory=` line per directory created or set to its mode (would
-    be, in check mode)."""
+    be, in check mode). With `files_digest`, a manifest whose sha256 is another makes the release suspect."""
     quote = shlex.quote
     digest_file = f"{dest}/.release/DIGEST"
     manifest = f"{dest}/{MANIFEST}"
@@ -145,6 +145,14 @@ def inspect_command(dest, link, directories, check_mode, hook=None, leftovers=No
         f"[ -n \"$({{ find {quote(_local(dest))} -maxdepth 0 -newer {quote(manifest)} -print; "
         f"find {quote(_local(dest))} -mindepth 1 -path {quote(_local(manifest))} -prune -o -cnewer {quote(manifest)} -print; }} 2>&1 | head -n 1)\" ] && s=yes; "
         "else s=yes; fi; fi",
+    ]
+    if files_digest:
+        # The manifest the controller computed from the verified artifact: one rewritten on the host is the module's to judge.
+        lines.append(
+            f"if [ -d {quote(dest)} ] && [ ! -h {quote(dest)} ] && {{ [ -h {quote(manifest)} ] || "
+            f"[ \"$(sha256sum < {quote(manifest)} 2>/dev/null | cut -c1-64)\" != {quote(files_digest)} ]; }}; then s=yes; fi"
+        )
+    lines += [
         'printf \'link=%s\\ndigest=%s\\ndest=%s\\nsuspect=%s\\n\' "$l" "$d" "$e" "$s"',
     ]
     if hook:
@@ -229,7 +237,9 @@ class ActionModule(ActionBase):
 
         test = hook_test(where, program, dest) if hook else None
         leftovers = self._expand(str(args["leftovers"])) if args.get("leftovers") else None
-        looked = self._low_level_execute_command(inspect_command(dest, link, directories, check_mode, test, leftovers), sudoable=True)
+        files_digest = str(args.get("files_digest") or "").strip() or None
+        looked = self._low_level_execute_command(
+            inspect_command(dest, link, directories, check_mode, test, leftovers, files_digest), sudoable=True)
         if looked["rc"] != 0:
             detail = (looked.get("stderr") or looked.get("stdout") or "").strip()[-500:]
             result.update(failed=True, msg=f"could not look at {dest} or create the application directories: {detail}")

@@ -92,6 +92,12 @@ options:
     description: Without C(switch) in O(steps), what the execution that switched returned, C({previous, switched}).
     type: dict
     default: {}
+  files_digest:
+    description:
+      - The sha256 of the release's manifest (C(.release/FILES.json)) as the controller computed it from the verified
+        artifact. The switch is refused (RV(tampered)) when the release's manifest is another one, rewritten on the host.
+        Unset, the manifest on the host is trusted as it is.
+    type: str
 notes:
   - Supports check mode - says what would be switched, restarted and removed; takes no lease, writes no witness.
 """

@@ -39,6 +39,12 @@ options:
   history:
     description: File the versions that went live are appended to; none when omitted.
     type: path
+  files_digest:
+    description:
+      - The sha256 of the release's manifest (C(.release/FILES.json)) as the controller computed it from the verified
+        artifact. The switch is refused (RV(tampered)) when the release's manifest is another one, rewritten on the host.
+        Unset, the manifest on the host is trusted as it is.
+    type: str
 notes:
   - Supports check mode.
 """
@@ -87,12 +93,13 @@ def main():
             target=dict(type="str", required=True),
             version=dict(type="str"),
             history=dict(type="path"),
+            files_digest=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        result = switch(params["path"], params["target"], params["version"], params["history"], module.check_mode)
+        result = switch(params["path"], params["target"], params["version"], params["history"], module.check_mode, params["files_digest"])
     except Refused as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     module.exit_json(**result)

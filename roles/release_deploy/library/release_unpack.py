@@ -120,6 +120,14 @@ options:
       - A PEM file on the host holding the certificate authorities an C(https://) O(url)'s certificate is checked
         against (the role's C(release_artifact_ca_file)). Unset, the host's system CA store.
     type: path
+  files_digest:
+    description:
+      - The sha256 of the release's manifest as the controller computed it from the verified artifact (relpromote sets it
+        from the signed build record). An O(dest) already on the host whose C(.release/FILES.json) is not that manifest was
+        rewritten on the host (its files may have been edited with it), so it is refused as tampered and unpacked again from
+        the artifact like any other, and RV(tampered) names the manifest and every file that differed from the artifact.
+      - Unset, the manifest on the host is trusted as it is.
+    type: str
   remove_src:
     description: Remove O(src) once it is unpacked, or once it has been refused.
     type: bool
@@ -233,6 +241,7 @@ from ansible.module_utils import release_hostcall as hostcall  # noqa: E402
 from ansible.module_utils.release_download import Download, shown  # noqa: E402
 from ansible.module_utils.release_download import Refused as NotDownloaded  # noqa: E402
 from ansible.module_utils.release_integrity import CHUNK, fsync_dir, live_version, manifest_digest, sha256_file, summary, write_manifest  # noqa: E402
+from ansible.module_utils.release_integrity import REWRITTEN, differences  # noqa: E402
 from ansible.module_utils.release_integrity import check as check_tree  # noqa: E402
 
 DIGEST_MEMBER = ".release/DIGEST"
@@ -467,6 +476,7 @@ ARGUMENT_SPEC = {
     "url": {"type": "str"},
     "url_timeout": {"type": "int", "default": 60},
     "ca_file": {"type": "path"},
+    "files_digest": {"type": "str"},
 }
 
 
@@ -531,7 +541,7 @@ def _work(module, streams):
     tampered = None
     if os.path.isdir(dest) and not os.path.islink(dest) and digest in (present, manifest_digest(dest)):
         # The release is on the host: it must still be what was unpacked from the verified artifact.
-        problems, result["hashed"] = check_tree(dest)
+        problems, result["hashed"] = check_tree(dest, expected=module.params["files_digest"])
         if present == digest and not problems:
             result["present"] = True
             if remove_src and src:
@@ -613,7 +623,10 @@ def _work(module, streams):
             said = {"missing": "is missing", "notfile": "is not a file", "noexec": "is not executable"}[problem]
             module.fail_json(msg=f"{module.params['executable']} {said} in release {version or dest}", executable_problem=problem, **result)
         write_digest(partial, digest)
-        write_manifest(partial, digest, hashes)
+        entries = write_manifest(partial, digest, hashes)
+        if tampered == [REWRITTEN]:
+            # The manifest on the host said nothing true: what differed is named against the artifact's own.
+            tampered = result["tampered"] = [REWRITTEN] + differences(dest, entries)
         if tampered is None:
             os.rename(partial, dest)
         else:

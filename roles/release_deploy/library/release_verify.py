@@ -41,6 +41,15 @@ options:
     description: Hash every file of the live release (else only those changed since the manifest was written, by ctime).
     type: bool
     default: true
+  files_digest:
+    description:
+      - The sha256 of the live release's manifest (C(.release/FILES.json)) as the controller computed it from the verified
+        artifact; a manifest that is another one (rewritten on the host) is named in RV(integrity). Unset, the manifest
+        on the host is trusted as it is.
+    type: str
+  version:
+    description: The release O(files_digest) belongs to; it applies only when C(current) points to it. Unset, to the live release.
+    type: str
 notes:
   - Supports check mode (it changes nothing in any mode).
 """
@@ -94,6 +103,8 @@ def main():
             service_port=dict(type="int", default=8080),
             health_path=dict(type="str", default="/health"),
             full=dict(type="bool", default=True),
+            files_digest=dict(type="str"),
+            version=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -112,7 +123,8 @@ def main():
             pass
         if os.path.isdir(release):
             try:
-                result["integrity"], result["hashed"] = check_tree(release, full=params["full"])
+                applies = params["version"] in (None, result["current"])
+                result["integrity"], result["hashed"] = check_tree(release, full=params["full"], expected=params["files_digest"] if applies else None)
             except OSError as exc:
                 result["integrity"] = [f"{target}: cannot be read ({exc})"]
         else:

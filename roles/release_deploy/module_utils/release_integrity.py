@@ -10,6 +10,10 @@ of the tree, so a file whose status change time (ctime, which no user can set ba
 manifest cannot have been written since; only the others, and every file when `full`, are hashed.
 A check of an untouched release is one lstat per entry.
 
+The manifest's own bytes are canonical (manifest_body) and the controller computes them, and their sha256
+(files_digest), from the verified artifact alone (relpromote/release_files.py, the same definition): given that
+digest (`expected`), check() refuses a manifest rewritten on the host, whatever tree it describes.
+
 Shipped with every module that imports it (Ansible's module_utils); roles/release_rollback holds a
 link to this file, so it is written once. Python standard library only.
 """
@@ -26,6 +30,8 @@ FORMAT = 1
 CHUNK = 1 << 20
 # How many differing paths a one-line message names; the result's data names them all.
 NAMED = 8
+# check()'s problem when the manifest is not the one the controller computed from the verified artifact.
+REWRITTEN = "%s: differs from the artifact's file list (rewritten on the host)" % MANIFEST
 
 
 def sha256_file(path):
@@ -91,6 +97,18 @@ def describe(root, known=None):
     return entries
 
 
+def manifest_body(digest, entries):
+    """The manifest's bytes for the artifact `digest` and its `entries`: canonical JSON (keys sorted, no spaces, ASCII),
+    so that the controller, which knows both from the verified artifact, can compute them too."""
+    document = {"format": FORMAT, "digest": digest, "entries": entries}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def files_digest(digest, entries):
+    """The sha256 of the manifest's canonical bytes: what the controller passes as `files_digest`."""
+    return hashlib.sha256(manifest_body(digest, entries)).hexdigest()
+
+
 def write_manifest(root, digest, known=None):
     """Record the tree under `root` (just unpacked from the artifact `digest`) in its manifest.
 
@@ -103,12 +121,12 @@ def write_manifest(root, digest, known=None):
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
     newest = max([os.lstat(root).st_ctime_ns] + [os.lstat(os.path.join(root, name)).st_ctime_ns for name in entries])
-    body = json.dumps({"format": FORMAT, "digest": digest, "entries": entries}, sort_keys=True, separators=(",", ":"))
+    body = manifest_body(digest, entries)
     for _ in range(200):
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             os.fchmod(descriptor, 0o644)  # before the data: the write is the last change the manifest sees
-            os.write(descriptor, body.encode("utf-8"))
+            os.write(descriptor, body)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
@@ -144,16 +162,31 @@ def manifest_digest(root):
     return document.get("digest") if isinstance(document, dict) else None
 
 
-def check(root, full=False):
+def check(root, full=False, expected=None):
     """What differs between the tree under `root` and its manifest: a sorted list of `path: what`
     (empty when the tree is intact). A release without a readable manifest gives one problem naming it.
 
     Files whose ctime is older than the manifest are taken as written at unpack, unless `full`:
     then every file is hashed. Returns (problems, hashed): hashed is how many files were read.
+    `expected`, when given, is the controller's files_digest of the release (computed from the verified artifact): a
+    manifest whose canonical form has another sha256 was rewritten on the host, and is named as a problem.
     """
     entries, written = read_manifest(root)
     if entries is None:
         return ["%s: missing or unreadable, the release cannot be checked" % MANIFEST], 0
+    if expected and files_digest(manifest_digest(root), entries) != expected:
+        # Nothing it says can be trusted: compared with what the artifact holds only once that is unpacked (differences).
+        return [REWRITTEN], 0
+    return _compare(root, entries, written, full)
+
+
+def differences(root, entries):
+    """What differs between the tree under `root` and `entries` (a manifest known to be right, e.g. just written from
+    the verified artifact), every file hashed: the same sorted `path: what` lines as check()."""
+    return _compare(root, entries, None, True)[0]
+
+
+def _compare(root, entries, written, full):
     problems = []
     hashed = 0
     seen = set()

@@ -54,6 +54,8 @@ ARGUMENT_SPEC = {
     # `switched_earlier` is what the switch did.
     "steps": {"type": "list", "elements": "str", "choices": ["switch", "restart", "health"], "default": ["switch", "restart", "health"]},
     "switched_earlier": {"type": "dict", "default": {}},
+    # The release's manifest digest as the controller computed it from the verified artifact (release_integrity.check).
+    "files_digest": {"type": "str"},
 }
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -76,10 +78,11 @@ class Refused(Exception):
         self.result = result
 
 
-def switch(path, target, version, history, check_mode):
+def switch(path, target, version, history, check_mode, files_digest=None):
     """Point `path` at `target` (relative to its directory) and append `version` to `history` (when given): the result
     {changed, previous, current, switched, history_appended}, or Refused (nothing changed) when the release is not
-    completely unpacked or its files differ from its manifest. In check mode, only says what would be done."""
+    completely unpacked or its files differ from its manifest (or, given `files_digest`, the manifest is not the one the
+    controller computed from the verified artifact). In check mode, only says what would be done."""
     path = path.rstrip("/")
     version = version or version_of(target)
     directory = os.path.dirname(path)
@@ -110,7 +113,7 @@ def switch(path, target, version, history, check_mode):
 
     if switched:
         # The last look before the release goes live: its files must be what was unpacked from the verified artifact.
-        problems, _ = check_tree(release_dir)
+        problems, _ = check_tree(release_dir, expected=files_digest)
         if problems:
             result.update(changed=False, switched=False, history_appended=False, tampered=problems)
             raise Refused(
@@ -333,7 +336,8 @@ def put_live(params, check_mode):
         result.update(previous=str(earlier.get("previous") or ""), current=version, switched=bool(earlier.get("switched")))
     else:
         try:
-            result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version, os.path.join(base_dir, ".history"), check_mode))
+            result.update(switch(os.path.join(base_dir, "current"), "releases/" + version, version, os.path.join(base_dir, ".history"), check_mode,
+                                 params.get("files_digest")))
         except Refused as exc:
             result.update(exc.result, failure="switch", failed=True, msg=exc.msg)
             result["current"] = result.get("previous", "")

@@ -100,6 +100,12 @@ options:
         host runs the target (module_utils/release_witness.py). Empty - nothing is written. Never in check mode.
     type: dict
     default: {}
+  files_digest:
+    description:
+      - The sha256 of the target's manifest (C(.release/FILES.json)) as the controller computed it from the verified
+        artifact. A target whose manifest is another one (rewritten on the host) is treated as tampered - RV(present)
+        false, nothing changed - and redeployed from its artifact. Unset, the manifest on the host is trusted as it is.
+    type: str
 notes:
   - Supports check mode - reports what would be switched, restarted or stopped; it may ask the
     health endpoint which version answers, which changes nothing.
@@ -222,6 +228,7 @@ ARGUMENT_SPEC = {
     "health_timeout": {"type": "int", "default": 30},
     "lease": {"type": "dict", "default": {}},
     "witness": {"type": "dict", "default": {}},
+    "files_digest": {"type": "str"},
 }
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -384,7 +391,7 @@ def roll_back(module, result):
     if recorded == params["digest"] or manifest_digest(release_dir) == params["digest"]:
         # Its files must still be what was unpacked from the verified artifact; when they are not, nothing
         # changes here and the caller unpacks it again from the artifact (as for a pruned release).
-        problems, _ = check_tree(release_dir)
+        problems, _ = check_tree(release_dir, expected=params.get("files_digest"))
         if problems:
             result.update(present=False, tampered=problems)
             result["msg"] = "%s differs from what was unpacked from its verified artifact: %s; not switching to it" % (
