@@ -4,7 +4,9 @@
           ((t(N) - t(1)) / (N - 1)) against a single host's time divided by forks (goal: <= 1.0x, i.e. at most
           1/forks of a single host's time per extra host)
 - pull:   a 100 MB release to 20 fresh hosts pulled from a real nginx on loopback against the same pushed from the
-          controller (goal: pull <= 0.5x push)
+          controller (goal: pull <= 0.5x push); then one host's share, in CPU seconds: release_unpack's work for that
+          artifact pulled (streamed from nginx) against pushed (the upload hashed, then unpacked), run with this
+          machine's python3 as the action plugin runs it on a host
 - raw:    relpromote promote against raw `ansible-playbook playbooks/promote.yml` at 20 hosts (goal: <= 1.02x)
 - tuning: raw `ansible-playbook playbooks/promote.yml` at 20 hosts with the project's ansible.cfg (forks 10, pipelining,
           ControlPersist, linear strategy, no facts) against one setting changed at a time (docs/fleet.md)
@@ -19,8 +21,13 @@ Run as root: `.venv/bin/python -m benchmarks.fleet [--only scale,pull,raw,tuning
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import resource
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -29,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.harness import BIN, build, cold_sockets, farm, git, make_project, relpromote, report, reset_hosts, run, timed
+from benchmarks.harness import BIN, REPO, build, cold_sockets, farm, git, make_project, relpromote, report, reset_hosts, run, timed
 from relpromote.testing.nginx import NginxServer
 from relpromote.testing.sshd import SshHostFarm
 
@@ -102,7 +109,7 @@ def pull_against_push(workdir: Path, hosts: SshHostFarm, count: int, size_mb: in
     folder.mkdir()
     project = make_project(folder, hosts)
     use_hosts(project, hosts, count)
-    build(project, folder, "1.0.0", size_mb * 1024 * 1024)
+    big = build(project, folder, "1.0.0", size_mb * 1024 * 1024)
     build(project, folder, "0.1.0", 1024 * 1024)  # the baseline: what a promotion costs besides moving the artifact
     with NginxServer(folder / "nginx", root=folder / "served", address=f"{hosts.network}.250", workers=2) as server:
         server.publish(project / ".relpromote" / "store")
@@ -120,6 +127,8 @@ def pull_against_push(workdir: Path, hosts: SshHostFarm, count: int, size_mb: in
             relpromote(project, folder, "promote", "0.1.0", "--to", "qa")
 
         samples = interleaved(rounds, fresh(hosts), {"push": push, "pull": pull, "small": small})
+        host_samples = host_share(folder, server, big["digest"], rounds)
+        host_samples.update(upload_share(hosts, server.root / "sha256" / f"{big['digest']}.tar.gz", rounds))
     push_time, pull_time, small_time = (statistics.median(samples[name]) for name in ("push", "pull", "small"))
     report(f"a {size_mb} MB release to {count} fresh sshd hosts, median of {rounds} (nginx on loopback, 2 workers)",
            [row("push (the controller uploads over each host's SSH connection)", samples["push"]),
@@ -127,6 +136,85 @@ def pull_against_push(workdir: Path, hosts: SshHostFarm, count: int, size_mb: in
             row("baseline: a 1 MB release, pushed", samples["small"])],
            [("pull / push", pull_time / push_time, 0.5, "<="),
             (f"pull / push, time above the 1 MB baseline (moving {size_mb} MB)", (pull_time - small_time) / (push_time - small_time), 0.5, "<=")])
+    pushed = [sum(parts) for parts in zip(host_samples["push"], host_samples["upload host"], host_samples["upload controller"], strict=True)]
+    report(f"one host's share of moving the {size_mb} MB release: CPU seconds (user + system), median of {rounds}",
+           [row("pull: release_unpack streaming it from nginx (sha256, gunzip, checks)", host_samples["pull"]),
+            row("push: release_unpack hashing the upload, then unpacking it", host_samples["push"]),
+            row("push: the upload, the host's sshd receiving and writing it", host_samples["upload host"]),
+            row("push: the upload, the controller's ssh client sending it", host_samples["upload controller"]),
+            row("push: all three", pushed)], [])
+    # No goal of its own: the CPU a host and the controller spend per host, what the wall times above are made of.
+    print(f"  ratio {'CPU per host, pull / push':<52} {statistics.median(host_samples['pull']) / statistics.median(pushed):5.2f}x")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have ended and been waited for (the hosts' sshd count when stopped)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def upload_share(hosts: SshHostFarm, artifact: Path, rounds: int) -> dict[str, list[float]]:
+    """CPU seconds of moving `artifact` into one host over SSH as a push does (`ssh host 'cat > file'`, the same cipher
+    as Ansible's transfer, no control master): the controller's ssh client, and the host's sshd and cat, counted when the
+    farm (freshly started) is stopped and its sshd processes waited for."""
+    name = hosts.names[0]
+    address, port = hosts.endpoint(name)
+    settings = hosts.inventory()["all"]["hosts"][name]
+    ssh = ["ssh", "-p", str(port), "-o", "ControlMaster=no", "-o", "BatchMode=yes", *str(settings["ansible_ssh_common_args"]).split(),
+           *(["-i", str(settings["ansible_ssh_private_key_file"])] if settings.get("ansible_ssh_private_key_file") else []),
+           f"{settings['ansible_user']}@{address}", "cat > /opt/upload.tar.gz"]
+    samples: dict[str, list[float]] = {"upload controller": [], "upload host": []}
+    for _ in range(rounds):
+        reset_hosts(hosts)
+        before = children_cpu()
+        with artifact.open("rb") as data:
+            subprocess.run(ssh, stdin=data, capture_output=True, check=True)
+        sent = children_cpu()
+        hosts.stop()
+        samples["upload controller"].append(sent - before)
+        samples["upload host"].append(children_cpu() - sent)
+        hosts.start()
+    reset_hosts(hosts)
+    return samples
+
+
+def host_share(folder: Path, server: NginxServer, digest: str, rounds: int) -> dict[str, list[float]]:
+    """CPU seconds of release_unpack's work for the artifact `digest`, pulled from `server` and pushed (its upload copied
+    into place first, not counted), each run as its action plugin runs it on a host: the module_utils and the module piped
+    to python3 with the checked parameters (_host_python.py)."""
+    plugins = REPO / "roles" / "release_deploy" / "action_plugins"
+    spec = importlib.util.spec_from_file_location("bench_host_python", plugins / "_host_python.py")
+    assert spec and spec.loader
+    host = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host)
+    utils = plugins.parent / "module_utils"
+    shipped = host.read_sources(str(utils), ("release_integrity", "release_hostcall", "release_download"))
+    shipped.append(("release_unpack", (plugins.parent / "library" / "release_unpack.py").read_text()))
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    base = folder / "host"
+    samples: dict[str, list[float]] = {"pull": [], "push": []}
+    for _ in range(rounds):
+        for how in samples:
+            shutil.rmtree(base, ignore_errors=True)
+            (base / "releases").mkdir(parents=True)
+            (base / ".incoming").mkdir()
+            args: dict[str, Any] = {"dest": str(base / "releases" / "1.0.0"), "digest": digest, "version": "1.0.0",
+                                    "leftovers": str(base / ".incoming")}
+            if how == "pull":
+                args["url"] = f"{server.url}/sha256/{digest}.tar.gz"
+            else:
+                args["src"] = str(base / ".incoming" / "upload.tar.gz")
+                shutil.copyfile(server.root / "sha256" / f"{digest}.tar.gz", args["src"])
+                os.sync()
+            text = host.program(shipped, "release_unpack", "unpack_host", host.checked(host.argument_spec(shipped[-1][1]), args), False)
+            before = children_cpu()
+            done = subprocess.run([python, "-"], input=text, capture_output=True, text=True, check=True)
+            used = children_cpu() - before
+            if '"failed": true' in done.stdout or not (base / "releases" / "1.0.0" / ".release" / "DIGEST").is_file():
+                raise SystemExit(f"benchmark step failed: release_unpack ({how}): {done.stdout[-2000:]}")
+            samples[how].append(used)
+    shutil.rmtree(base, ignore_errors=True)
+    return samples
 
 
 def raw_playbook(project: Path, workdir: Path, env: dict[str, str] | None = None, playbook: str = "playbooks/promote.yml") -> None:
