@@ -9,8 +9,11 @@ notes column and a foreign key), then measures, interleaved `--repeat` times:
   role    playbooks/refresh_qa_data.yml through relpromote's runner adapter, as relpromote runs it
 
 and prints rows/s for each (median) and the ratio masked/raw. The masked refresh does more than the
-raw copy: verification of every masked column against production, ANALYZE, the swap, and dropping
-the QA database retired by the previous refresh; all of that is inside its time.
+raw copy: verification of every masked column against production, the leak check, ANALYZE, the swap,
+and dropping the QA database the previous refresh's swap retired (a refresh drops it as it starts: a
+DROP DATABASE forces a checkpoint, which the swap would pay for the whole new copy); all of that is
+inside its time. Its phases (seconds per step, the controller's inspect and plan included) are printed
+as medians.
 
 Before each measurement both clusters are checkpointed, and autovacuum is off, so one step's
 dirty pages or background vacuum do not land in the next step's time.

@@ -328,6 +328,9 @@ class RefreshSummary(_Strict):
     masked_columns: dict[str, list[str]] = {}
     carried_over: dict[str, int] = {}  # QA tables kept, with their rows
     previous_database: str | None = None  # QA's database before the swap, kept until the next refresh
+    # The previous refresh's previous database, renamed aside by the swap and dropped as the next refresh starts (a DROP
+    # DATABASE right after the copy would force a checkpoint of the whole new database while QA waits).
+    retired_database: str | None = None
     remasked: dict[str, int] = {}  # "table.column": fake values re-drawn because they equalled a real one
     phases: dict[str, float] = {}  # seconds per step (snapshot, schema, copy, post_data, verify, swap) and per copy job
     warnings: list[str] = []

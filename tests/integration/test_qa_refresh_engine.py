@@ -453,7 +453,12 @@ def test_a_second_refresh_is_deterministic_and_retires_the_older_previous(server
     emails_before = rows(servers.qa, "shop", "SELECT id, email, full_name FROM customers ORDER BY id")
     outcome = run_refresh(servers)
     assert outcome.rc == 0, outcome.failures
-    assert qa_databases(servers) == ["shop", "shop__previous"]
+    # The older previous database is renamed aside, not dropped at the swap (a DROP DATABASE forces a checkpoint of the
+    # whole new copy while QA waits): the next refresh drops it as it starts.
+    retired = outcome.summary["retired_database"]
+    assert retired.startswith("shop__retired_")
+    assert qa_databases(servers) == ["shop", "shop__previous", retired]
+    assert column(servers.qa, retired, "SELECT email FROM customers") == ["stale@qa.test"]  # QA's data before the first
     assert rows(servers.qa, "shop", "SELECT id, email, full_name FROM customers ORDER BY id") == emails_before
     assert column(servers.qa, "shop__previous", "SELECT count(*) FROM customers") == [2000]  # the first refresh's data
 
@@ -464,6 +469,7 @@ def test_min_interval_skips_a_fresh_qa(servers: Servers, refreshed: Outcome) -> 
     assert outcome.rc == 0, outcome.failures
     assert outcome.summary["result"] == "skipped"
     assert fingerprint(servers.qa, "shop") == before
+    assert qa_databases(servers) == ["shop", "shop__previous"]  # a refresh starts by dropping what the last swap retired
 
 
 def test_the_config_drives_the_role_with_no_secret_on_the_command_line(servers: Servers, refreshed: Outcome) -> None:
@@ -500,8 +506,13 @@ def test_the_config_drives_the_role_with_no_secret_on_the_command_line(servers: 
 
 
 # ---- failures leave QA as it was ----
+def kept_databases(servers: Servers) -> list[str]:
+    """QA's databases but the one the last swap retired, which every refresh drops as it starts, one that fails too."""
+    return [name for name in qa_databases(servers) if not name.startswith("shop__retired_")]
+
+
 def test_a_failing_refresh_leaves_qa_unchanged(servers: Servers, refreshed: Outcome) -> None:
-    before = (qa_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous"))
+    before = (kept_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous"))
     # The fixed value cannot be cast to the column's type: production's COPY fails once the copy has begun (the table
     # has no CHECK constraint, so no probe tries the rule before the copy).
     masking = {**MASKING, "customers": {**MASKING["customers"], "created_at": {"fixed": "not a time"}}}
@@ -510,7 +521,7 @@ def test_a_failing_refresh_leaves_qa_unchanged(servers: Servers, refreshed: Outc
     assert outcome.summary == {}
     assert outcome.failures[-1]["summary"]["result"] == "failed"
     assert "QA left as it was" in outcome.failures[-1]["msg"]
-    assert (qa_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous")) == before
+    assert (kept_databases(servers), fingerprint(servers.qa, "shop"), fingerprint(servers.qa, "shop__previous")) == before
 
 
 def collision_database(servers: Servers, name: str, rows: list[tuple[str, str]]) -> None:

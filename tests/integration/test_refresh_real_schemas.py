@@ -89,6 +89,12 @@ def refused(servers: Servers, masking: dict[str, Any], dry_run: bool) -> str:
     return str(outcome.failures[-1]["msg"])
 
 
+def kept_databases(servers: Servers, database: str) -> list[str]:
+    """QA's databases of `database` but the one the last swap retired, which every refresh drops as it starts (one that
+    fails too): QA's database and its previous are what a failed refresh must leave as they were."""
+    return [name for name in servers.qa.databases() if name.startswith(database) and not name.startswith(f"{database}__retired_")]
+
+
 def qa_databases_of(servers: Servers) -> list[str]:
     return [name for name in servers.qa.databases() if name.startswith("bank")]
 
@@ -193,7 +199,7 @@ def test_a_refresh_without_leaks_passes_the_leak_check(servers: Servers, leaky: 
 def test_a_masked_value_in_an_unmasked_column_fails_the_refresh_before_the_swap(
     servers: Servers, leaky: str, planted: str, where: str
 ) -> None:
-    before = ([name for name in servers.qa.databases() if name.startswith("leaky")],
+    before = (kept_databases(servers, "leaky"),
               column(servers.qa, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t"))
     original = column(servers.prod, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t")
     servers.prod.execute("leaky", planted)
@@ -208,7 +214,7 @@ def test_a_masked_value_in_an_unmasked_column_fails_the_refresh_before_the_swap(
     message = str(outcome.failures[-1]["msg"])
     assert "leak check failed" in message and where in message, message
     assert ("customers.email" if "mail.example" in planted else "customers.full_name") in message
-    after = ([name for name in servers.qa.databases() if name.startswith("leaky")],
+    after = (kept_databases(servers, "leaky"),
              column(servers.qa, "leaky", "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM invoices t"))
     assert after == before  # QA unchanged: the new database was dropped before any swap
 
@@ -231,9 +237,9 @@ def test_a_restore_error_reports_postgresqls_error_line(servers: Servers, leaky:
     # pg_dump --table leaves out a type only QA has: restoring the carried-over table cannot work.
     servers.qa.execute("leaky", "CREATE TYPE qa_mood AS ENUM ('happy', 'sad'); CREATE TABLE qa_moods (m qa_mood);"
                                 "INSERT INTO qa_moods VALUES ('happy')")
-    before = [name for name in servers.qa.databases() if name.startswith("leaky")]
+    before = kept_databases(servers, "leaky")
     outcome = run_refresh(servers, "leaky", qa_data_refresh_masking=LEAKY_MASKING, qa_data_refresh_carry_over=["qa_moods"])
     assert outcome.rc != 0
     message = str(outcome.failures[-1]["msg"])
     assert 'ERROR:  type "public.qa_mood" does not exist' in message, message
-    assert [name for name in servers.qa.databases() if name.startswith("leaky")] == before
+    assert kept_databases(servers, "leaky") == before

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,7 +83,9 @@ class ActionModule(ActionBase):
         check_reader = boolean(args.get("check_reader", False), strict=False)
         looked: dict[str, Any] = {key: args[key] for key in ("source", "target", "carry_over", "pg_bin_dir", "check_reader") if key in args}
         looked.update(action="inspect", count_rows=dry_run and not check_reader)
+        clock = time.monotonic()
         inspected = self._step(looked, task_vars, False)  # reads only: also in check mode
+        timings = {"inspect": round(time.monotonic() - clock, 3)}
         if inspected.get("failed"):
             return inspected
         if check_reader:
@@ -103,6 +106,7 @@ class ActionModule(ActionBase):
             ).for_module()
         except RelpromoteError as exc:
             return {"failed": True, "msg": f"qa_data_refresh: {exc.message}", "error": {"kind": MISFIT}}
+        timings["plan"] = round(time.monotonic() - clock - timings["inspect"], 3)
         base = {key: value for key, value in args.items() if key not in ("count_rows", "check_reader", "carry_over")}
         if dry_run:
             if any(table.get("probes") for table in plan["tables"]):
@@ -116,6 +120,8 @@ class ActionModule(ActionBase):
         if prepared.get("failed"):
             return self._misfit(prepared)
         summary = prepared.get("summary") or {}
+        # The controller's share (reading the catalog, planning) ahead of the host's phases.
+        summary["phases"] = {**timings, **dict(summary.get("phases") or {})}
         prepared["prepared"] = summary.get("result") == "prepared"
         if not prepared["prepared"]:  # skipped (min_interval): this is the refresh's summary
             prepared["ansible_stats"] = {"data": {"qa_data_refresh": summary}, "per_host": False}

@@ -55,7 +55,9 @@ description:
     data, post-data, so indexes and foreign keys are built after the load and validate it); every
     table is streamed masked with COPY; QA tables listed for carry-over are copied from the current
     QA database; row counts and masked columns are verified; then the current database becomes
-    C(<db>__previous) and the new one C(<db>) in one transaction (the swap).
+    C(<db>__previous) and the new one C(<db>) in one transaction (the swap); the former previous becomes
+    C(<db>__retired_<time>), dropped when the next refresh starts (a DROP DATABASE forces a checkpoint, costly
+    right after the copy), so QA's server holds at most three copies.
   - Any failure or interruption before the swap drops the new database and leaves QA as it was; a
     new database left by a killed run is dropped at the next start.
 options:
@@ -309,7 +311,7 @@ def work(module: Any) -> None:
             module.exit_json(changed=False)
         if action == "swap":
             try:
-                summary = swap(params, bin_dir, children, workdir, module.warn)
+                summary = swap(params, bin_dir, children, workdir)
             except Interrupted as exc:
                 module.fail_json(msg=f"swap of {database} interrupted ({exc}): QA may or may not have been swapped")
             module.exit_json(changed=True, summary=summary)
@@ -330,7 +332,7 @@ def work(module: Any) -> None:
             )
         if action == "refresh" and summary["result"] == "prepared":
             refresh.close()  # its sessions end, and with them its hold on QA's lock, which the swap takes again
-            summary = swap(dict(params, prepared=summary), bin_dir, children, workdir, module.warn)
+            summary = swap(dict(params, prepared=summary), bin_dir, children, workdir)
         module.exit_json(changed=summary["result"] != "skipped", summary=summary)
     except RefreshError as exc:
         module.fail_json(msg=f"{exc.message}; QA left as it was", busy=exc.busy, error=exc.error)

@@ -221,7 +221,11 @@ class Refresh:
         control = self._session(self.qa, self.maintenance_db, "QA control session")
         qa_lock(control, self.qa_db)
         for name in leftovers(control, self.qa_db):
-            drop_database(control, name)  # left by a run that was killed before it could clean up
+            # The database the last swap retired (it is dropped here, not at the swap: DROP DATABASE forces a checkpoint,
+            # cheap now, costly right after a copy), or a new database of a run killed before it could clean up. First,
+            # so that QA's server never holds more than three copies.
+            drop_database(control, name)
+        self._phase("dropping the retired database")
         qa_exists = database_exists(control, self.qa_db)
         marker = read_marker(control, self.qa_db) if qa_exists else None
         if marker and self.params["min_interval"] > 0:
@@ -436,9 +440,11 @@ class Refresh:
             + [f"({self.candidates[(table['key'], column)].format(value=ident(column) + '::text')})"
                for column, _ in columns if (table["key"], column) in self.candidates]
         )
+        # Rows with nothing hashed (every value NULL or too short: most rows of a sparse notes column) are not sent.
+        hashed = " OR ".join(f"length({ident(column)}::text) >= {shortest}" for column, shortest in columns)
         script = (
             self._snapshot_prelude()
-            + f"COPY (SELECT {hashes} FROM ONLY {table['qualified']}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
+            + f"COPY (SELECT {hashes} FROM ONLY {table['qualified']} WHERE {hashed}) TO STDOUT (FORMAT binary);\nCOMMIT;\n"
         )
         into = self.hash_tables[table["key"]]
 
@@ -471,11 +477,17 @@ class Refresh:
                                  f"jsonb_path_query(t.{col}::jsonb, 'strict $.**') j WHERE jsonb_typeof(j) = 'string'")
                 else:
                     parts.append(f"SELECT {name} AS c, {col}::text AS v FROM ONLY {table['qualified']}")
+            # Each column's values are grouped by their hash first: a status or country column holds a few distinct
+            # values in many rows, and the join then looks up each value once. A value found counts every time it occurs.
             query = (
                 "SELECT coalesce(json_agg(json_build_array(c, n, sources)), '[]') FROM ("
-                "SELECT cand.c, count(*) AS n, array_agg(DISTINCT h.source) AS sources "
-                f"FROM ({' UNION ALL '.join(parts)}) cand JOIN {LEAK_TABLE} h ON h.f = hashtextextended(cand.v, {seed}) "
-                f"WHERE length(cand.v) >= {LEAK_MIN_LENGTH} GROUP BY cand.c) found"
+                "SELECT c, sum(n)::bigint AS n, array_agg(DISTINCT source) AS sources FROM ("
+                "SELECT m.c, CASE WHEN s.o = 1 THEN m.n ELSE 0 END AS n, s.source FROM ("
+                "SELECT cand.c, cand.n, array_agg(DISTINCT h.source) AS sources FROM ("
+                f"SELECT c, hashtextextended(v, {seed}) AS f, count(*) AS n FROM ({' UNION ALL '.join(parts)}) t "
+                f"WHERE length(v) >= {LEAK_MIN_LENGTH} GROUP BY 1, 2) cand "
+                f"JOIN {LEAK_TABLE} h ON h.f = cand.f GROUP BY cand.c, cand.f, cand.n) m, "
+                "unnest(m.sources) WITH ORDINALITY s(source, o)) x GROUP BY c) found"
             )
 
             def start(query: str = query, key: str = table["key"]) -> Job:
