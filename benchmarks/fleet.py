@@ -155,8 +155,8 @@ def children_cpu() -> float:
 
 def upload_share(hosts: SshHostFarm, artifact: Path, rounds: int) -> dict[str, list[float]]:
     """CPU seconds of moving `artifact` into one host over SSH as a push does (`ssh host 'cat > file'`, the same cipher
-    as Ansible's transfer, no control master): the controller's ssh client, and the host's sshd and cat, counted when the
-    farm (freshly started) is stopped and its sshd processes waited for."""
+    as Ansible's transfer, no control master): the controller's ssh client, and the host's sshd and cat, counted when that
+    host (freshly started) is stopped and its sshd waited for (its own start-up, a few milliseconds, included)."""
     name = hosts.names[0]
     address, port = hosts.endpoint(name)
     settings = hosts.inventory()["all"]["hosts"][name]
@@ -170,10 +170,10 @@ def upload_share(hosts: SshHostFarm, artifact: Path, rounds: int) -> dict[str, l
         with artifact.open("rb") as data:
             subprocess.run(ssh, stdin=data, capture_output=True, check=True)
         sent = children_cpu()
-        hosts.stop()
+        hosts.stop_host(name)  # only this host's sshd, so that the others' start-up is not counted
         samples["upload controller"].append(sent - before)
         samples["upload host"].append(children_cpu() - sent)
-        hosts.start()
+        hosts.start_host(name)
     reset_hosts(hosts)
     return samples
 
