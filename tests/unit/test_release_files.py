@@ -11,13 +11,19 @@ import os
 import subprocess
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, cast
 
 import pytest
 
 from relpromote import release_files
+from relpromote.adapters.artifact_store import LocalArtifactStore
 from relpromote.artifact import build_artifact, sha256_file
 from relpromote.errors import BadInput
 from relpromote.manifest import parse_manifest
+from relpromote.project import Project
+from relpromote.release import Release
+from relpromote.usecases import release_files as runs_files
 from tests.unit.host_modules import Member, directory, file, load, load_util, make_tar, release_members, run, symlink
 
 UNPACK = load("roles/release_deploy/library/release_unpack.py")
@@ -269,3 +275,30 @@ def test_the_unpack_inspection_given_the_files_digest_suspects_a_rewritten_manif
     manifest.symlink_to("../elsewhere.json")
     assert suspect(files_digest) == "yes"
 
+
+
+def test_a_run_takes_the_signed_record_of_todays_rules_else_computes_it_from_the_verified_stored_artifact(tmp_path: Path) -> None:
+    make_tar(tmp_path / "a.tar.gz", release_members())
+    store = LocalArtifactStore(tmp_path / "store")
+
+    def produce(out: IO[bytes]) -> None:
+        out.write((tmp_path / "a.tar.gz").read_bytes())
+
+    digest, path = store.write(produce)
+    project = cast(Project, SimpleNamespace(store=store))
+    _, expected = computed(path, digest)
+
+    def release(files_digest: str | None, rules: int | None, of: str = digest) -> Release:
+        return Release("1.0.0", of, 1, "alice", "t", {}, {}, files_digest=files_digest, files_rules=rules)
+
+    recorded = "a" * 64
+    assert runs_files.files_vars(project, release(recorded, release_files.RULES)) == {"release_files_digest": recorded}
+    assert runs_files.files_digest_of(project, release(None, None)) == expected, "a build recorded before: computed"
+    assert runs_files.files_digest_of(project, release(recorded, release_files.RULES + 1)) == expected, "other rules: computed"
+    assert runs_files.files_vars(project, release(None, None, of="b" * 64)) == {}, "no artifact here (a pulling controller): none"
+    other = tmp_path / "other.tar.gz"
+    other_digest = make_tar(other, [*release_members(), file("x", b"y")])
+    stored = store.path_for(other_digest)
+    stored.write_bytes(path.read_bytes())  # the store's copy is not the ledger's bytes
+    with pytest.raises(BadInput, match="the ledger says"):
+        runs_files.files_digest_of(project, release(None, None, of=other_digest))
