@@ -7,6 +7,7 @@ with the project folder could edit. Remembered for the process only.
 
 from __future__ import annotations
 
+from relpromote.errors import BadInput
 from relpromote.project import Project
 from relpromote.release import Release
 from relpromote.release_files import RULES, verified_files_digest
@@ -29,7 +30,13 @@ def files_digest_of(project: Project, release: Release) -> str | None:
     return found
 
 
-def files_vars(project: Project, release: Release) -> dict[str, str]:
-    """The extra var for `release`'s run: `release_files_digest`, when known."""
-    digest = files_digest_of(project, release)
+def files_vars(project: Project, release: Release, *, strict: bool = True) -> dict[str, str]:
+    """The extra var for `release`'s run: `release_files_digest`, when known. Not `strict` (an automatic rollback, which
+    must run whatever): a stored artifact that is not the ledger's bytes gives none, as for a build recorded before."""
+    try:
+        digest = files_digest_of(project, release)
+    except BadInput:
+        if strict:
+            raise
+        return {}
     return {"release_files_digest": digest} if digest else {}

@@ -45,7 +45,8 @@ def _run_group(
         # Pulled: a host that no longer has the release downloads it from the artifact server, as a promotion does.
         extravars.update(release_digest=release.digest, release_artifact=str(stored) if not pull or stored.exists() else "",
                          **({"relpromote_artifact_server": pull} if pull else {}))
-        extravars.update(files_vars(project, release))  # a target whose manifest was rewritten on a host is redeployed
+        # A target whose manifest was rewritten on a host is redeployed. Not strict: an automatic rollback must run.
+        extravars.update(files_vars(project, release, strict=False))
     # Never given a cancel request: a rollback runs to its end, whatever signals come (the terminal is told so).
     run = run_playbook(
         environment_run(project, environment, ROLLBACK_PLAYBOOK, f"rollback-{environment}", extravars, access,

@@ -302,3 +302,6 @@ def test_a_run_takes_the_signed_record_of_todays_rules_else_computes_it_from_the
     stored.write_bytes(path.read_bytes())  # the store's copy is not the ledger's bytes
     with pytest.raises(BadInput, match="the ledger says"):
         runs_files.files_digest_of(project, release(None, None, of=other_digest))
+    with pytest.raises(BadInput, match="the ledger says"):
+        runs_files.files_vars(project, release(None, None, of=other_digest))
+    assert runs_files.files_vars(project, release(None, None, of=other_digest), strict=False) == {}, "a rollback runs all the same"
