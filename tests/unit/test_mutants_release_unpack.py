@@ -9,9 +9,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import http.server
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -144,6 +146,104 @@ def test_a_ca_file_that_cannot_be_read_is_named_before_any_connection(tmp_path: 
     result = pull(tmp_path, url, ca_file=str(missing), url_timeout=1)
     assert result["failed"] is True and result["downloaded"] is False
     assert result["msg"].startswith(f"could not download the artifact from {url}: the CA file {missing} cannot be used: "), result["msg"]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on this test's loopback address, and its URL."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer((f"{NET}.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://{NET}.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_corrupted_download_fails_saying_nothing_changed_and_naming_both_digests(tmp_path: Path, served: tuple[Path, str]) -> None:
+    folder, url = served
+    digest = make_tar(tmp_path / "a.tar.gz", release_members())
+    data = bytearray((tmp_path / "a.tar.gz").read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "a.tar.gz").write_bytes(bytes(data))
+    dest = tmp_path / "releases" / "1.0.0"
+    dest.parent.mkdir()
+    result = run(UNPACK, {"dest": str(dest), "digest": digest, "version": "1.0.0", "url": url + "/a.tar.gz"}).result
+    assert (result["failed"], result["changed"], result["downloaded"], result["expected"]) == (True, False, False, digest), result
+
+    assert result["actual"] == hashlib.sha256(bytes(data)).hexdigest()
+    assert not dest.exists() and os.listdir(dest.parent) == []
+
+
+def test_a_download_cut_off_names_no_digest_it_never_read_whole(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind((f"{NET}.1", 0))
+        server.listen(1)
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"\x1f\x8b" + b"\0" * 100)
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset: the transfer breaks
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        result = pull(tmp_path, f"http://{NET}.1:{server.getsockname()[1]}/a.tar.gz", url_timeout=5)
+        thread.join(5)
+    assert result["failed"] is True and result["changed"] is False and result["downloaded"] is False, result
+    assert "expected" not in result and "actual" not in result, (result.get("msg"), result.get("actual"))
+
+
+def test_an_upload_on_the_host_is_used_and_the_server_never_asked(tmp_path: Path, listening: str) -> None:
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    upload = tmp_path / "a.tar.gz"
+    digest = make_tar(upload, release_members())
+    nowhere = listening + "/never.tar.gz"  # asked, it would hang until url_timeout and fail
+    args = {"src": str(upload), "dest": str(releases / "1.0.0"), "digest": digest, "version": "1.0.0", "url": nowhere, "url_timeout": 1,
+            "remove_src": False}
+    outcome = run(UNPACK, args)
+    assert not outcome.failed and "downloaded" not in outcome.result, outcome.result
+    (releases / "1.0.0" / "app.py").write_text("tampered")
+    repaired = run(UNPACK, args)
+    assert not repaired.failed and repaired["repaired"] is True and "downloaded" not in repaired.result, repaired.result
+
+
+def test_check_mode_says_it_would_download_when_a_server_is_given(tmp_path: Path) -> None:
+    dest = tmp_path / "1.0.0"
+    outcome = run(UNPACK, {"dest": str(dest), "digest": "a" * 64, "url": "http://192.0.2.1/a.tar.gz"}, check=True)
+    assert not outcome.failed and outcome.msg == f"would download and unpack {dest} (nothing is transferred in check mode)"
+
+
+def test_a_refused_upload_is_a_change_because_it_was_removed_and_names_its_sha256(tmp_path: Path) -> None:
+    upload = tmp_path / "a.tar.gz"
+    make_tar(upload, release_members())
+
+    actual = hashlib.sha256(upload.read_bytes()).hexdigest()
+    outcome = run(UNPACK, {"src": str(upload), "dest": str(tmp_path / "1.0.0"), "digest": "0" * 64})
+    assert outcome.failed and outcome["changed"] is True and outcome["src_removed"] is True and outcome["actual"] == actual
+
+
+def test_a_missing_executable_with_the_upload_kept_changes_nothing(tmp_path: Path) -> None:
+    upload = tmp_path / "a.tar.gz"
+    digest = make_tar(upload, release_members())
+    outcome = run(UNPACK, {"src": str(upload), "dest": str(tmp_path / "1.0.0"), "digest": digest, "executable": "bin/none",
+                           "remove_src": False})
+    assert outcome.failed and outcome["executable_problem"] == "missing" and outcome["changed"] is False and upload.exists()
+
+
+def test_a_release_folder_ending_in_x_is_that_folder(tmp_path: Path) -> None:
+    upload = tmp_path / "a.tar.gz"
+    digest = make_tar(upload, release_members())
+    dest = tmp_path / "buildX"
+    outcome = run(UNPACK, {"src": str(upload), "dest": str(dest) + "/", "digest": digest})
+    assert not outcome.failed and outcome["dest"] == str(dest) and (dest / ".release" / "DIGEST").exists()
 
 
 def params_for(**given: Any) -> dict[str, Any]:
