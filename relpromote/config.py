@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from relpromote import yamlfile
 from relpromote.adapters.files import read_named_file
+from relpromote.adapters.project_files import DEFAULT_CONFIG_NAME as DEFAULT_CONFIG_NAME  # re-exported
 from relpromote.announce import AnnounceConfig
 from relpromote.errors import BadInput
 from relpromote.secret import SecretSource
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 DURATION_PATTERN = r"^[1-9][0-9]*[mhdw]$"
-DEFAULT_CONFIG_NAME = "relpromote.yml"
 GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"  # a POSIX group name
 
 

@@ -22,13 +22,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from relpromote.adapters.files import read_named_file
 from relpromote.errors import BadInput
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used: `status` from a checkpoint verifies nothing
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 KEY_PREFIX = "ed25519:"
 DEFAULT_IDENTITY = Path("~/.config/relpromote/identity.key")
@@ -88,6 +88,9 @@ def _pack(value: bytes) -> bytes:
 
 def _verify_sshsig(public_key: str, message: bytes, signature: str) -> bool:
     """Verify an SSHSIG blob (PROTOCOL.sshsig) for namespace relpromote with an ed25519 or sk-ed25519 key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key_type, key_b64 = public_key.split()[:2]
         key_blob = base64.b64decode(key_b64, validate=True)
@@ -137,6 +140,8 @@ def allowed_signers(people: Iterable[tuple[str, str]]) -> str:
 
 
 def public_key_line(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return KEY_PREFIX + base64.b64encode(raw).decode()
 
@@ -147,6 +152,9 @@ def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
     the ledger several times verifies each entry's signature once."""
     if ssh_public_key_line(public_key) is not None:
         return _verify_sshsig(public_key, message, signature)
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = base64.b64decode(public_key.removeprefix(KEY_PREFIX), validate=True)
         Ed25519PublicKey.from_public_bytes(raw).verify(base64.b64decode(signature, validate=True), message)
@@ -160,6 +168,8 @@ def verify_public_key(public_key: str) -> bool:
     (or an OpenSSH `ssh-ed25519`/`sk-ssh-ed25519@openssh.com` line)."""
     if ssh_public_key_line(public_key) == public_key:
         return True
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = base64.b64decode(public_key.removeprefix(KEY_PREFIX), validate=True)
         Ed25519PublicKey.from_public_bytes(raw)
@@ -170,6 +180,9 @@ def verify_public_key(public_key: str) -> bool:
 
 def generate_identity(out: Path) -> Identity:
     """Create a new key at `out` (0600, never overwriting) and return it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -204,6 +217,9 @@ def load_identity(path: Path) -> Identity:
         raise BadInput(f"{path}: identity key is readable by others; run `chmod 600 {path}`")
     if data.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):
         return _openssh_key_file(path)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:

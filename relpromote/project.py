@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relpromote.adapters.config_history import committed_config, config_stamp
+from relpromote.adapters.project_files import config_path_from as config_path_from  # re-exported
+from relpromote.adapters.project_files import open_ledger as open_ledger
+from relpromote.adapters.project_files import sqlite_path as sqlite_path
 from relpromote.authority import authority_digest, authority_document, authority_record
-from relpromote.config import DEFAULT_CONFIG_NAME, Config, Person, load_config
-from relpromote.errors import BadInput, Refused
+from relpromote.config import Config, Person, load_config
+from relpromote.errors import Refused
 from relpromote.ledger import Entry, LedgerStore
 from relpromote.policy import trusted_state
 from relpromote.state import ProjectState
@@ -19,30 +22,6 @@ if TYPE_CHECKING:
     from relpromote.adapters.artifact_store import LocalArtifactStore
     from relpromote.adapters.shared_folder import SharedFolder
     from relpromote.identity import Identity
-
-
-def config_path_from(option: str | None, start: Path | None = None) -> Path:
-    """The config a command acts on: --config, else $RELPROMOTE_CONFIG, else relpromote.yml in the
-    working directory or the nearest folder above it (as git finds .git), so any subfolder of a
-    project works. Outside any project: BadInput saying where it looked and how to make one."""
-    chosen = option or os.environ.get("RELPROMOTE_CONFIG")
-    if chosen:
-        return Path(chosen)
-    try:
-        here = start or Path.cwd()
-    except OSError:
-        raise BadInput("the working directory no longer exists; cd into a promotion project, or pass --config FILE") from None
-    for folder in (here, *here.parents):
-        candidate = folder / DEFAULT_CONFIG_NAME
-        try:
-            if candidate.is_file():
-                return Path(DEFAULT_CONFIG_NAME) if folder == here and start is None else candidate
-        except OSError:  # a folder above that we may not look into: keep looking further up
-            continue
-    raise BadInput(
-        f"not inside a promotion project: no {DEFAULT_CONFIG_NAME} in {here} or any folder above it; "
-        "run `relpromote init DIR` to make one, or pass --config FILE (or set RELPROMOTE_CONFIG)"
-    )
 
 
 def identity_path_from(option: str | None) -> Path:
@@ -135,27 +114,6 @@ class Project:
             self._ledger = None
         if self.shared is not None:
             self.shared.repair()  # after the ledger's close: opening its file here would drop SQLite's locks
-
-
-def sqlite_path(url: str, root: Path) -> Path | None:
-    """The ledger's file for a sqlite:/// url (relative to the project), None for any other."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = Path(url.removeprefix("sqlite:///"))
-    return path if path.is_absolute() else root / path
-
-
-def open_ledger(url: str, root: Path) -> LedgerStore:
-    path = sqlite_path(url, root)
-    if path is not None:
-        from relpromote.adapters.sqlite_ledger import SqliteLedger
-
-        return SqliteLedger(path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from relpromote.adapters.pg_ledger import PgLedger
-
-        return PgLedger(url)
-    raise BadInput(f"ledger url {url.split(':')[0]}:… is not supported; use sqlite:///PATH or postgresql://…")
 
 
 def load_actor(project: Project, identity_option: str | None) -> tuple[Identity, Person]:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relpromote import events
-from relpromote.config import Config
 from relpromote.errors import BadInput
 from relpromote.ledger import GENESIS_HASH, Entry, Problem
 from relpromote.release import Release
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only types: `status` reads a checkpoint of the state without loading the config's schema
     from relpromote.authority import AuthorityStatus
+    from relpromote.config import Config
 
 
 @dataclass

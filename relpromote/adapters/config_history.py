@@ -13,10 +13,12 @@ import subprocess
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relpromote.config import Config, parse_config
 from relpromote.errors import BadInput
+
+if TYPE_CHECKING:  # `config_stamp` (status from a checkpoint) needs no schema; `committed_config` imports it when used
+    from relpromote.config import Config
 
 
 def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +71,8 @@ def committed_config(config_path: Path) -> Callable[[str], Config | str | None]:
     A long ledger names hundreds of commits: one `git cat-file --batch` answers them all (two git processes
     per commit took 5 s on 1,000 commits), and each distinct config file is parsed once (the config changes
     far less often than the project's commit)."""
+    from relpromote.config import parse_config
+
     located = _relative(config_path)
     known: dict[str, Config | str | None] = {}  # commits never change: ask git once per commit
     parsed: dict[str, Config | None] = {}  # blob id -> its config

@@ -161,3 +161,27 @@ def _read_private(path: Path) -> bytes | None:
         return None
     finally:
         os.close(descriptor)
+
+
+def header_digest(path: Path | None) -> bytes | None:
+    """The body digest in the header of the checkpoint at `path` (what a memo made from that checkpoint is keyed by),
+    without reading the body; None when there is no such file of this user's."""
+    if path is None:
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            return None
+        head = os.read(descriptor, len(MAGIC) + _HEADER.size)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    if len(head) < len(MAGIC) + _HEADER.size or not head.startswith(MAGIC):
+        return None
+    digest: bytes = _HEADER.unpack_from(head, len(MAGIC))[2]
+    return digest

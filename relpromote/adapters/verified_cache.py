@@ -163,7 +163,8 @@ def forget_all(folder: Path | None = None) -> int:
     if cache is None:
         return 0
     removed = 0
-    for path in [*cache.glob(f"*{SUFFIX}"), *cache.glob("*.state"), *cache.glob("*.rows")]:  # and the checkpoints (adapters.state_checkpoint)
+    # and the checkpoints (adapters.state_checkpoint) and the board memo made of them (usecases.status_state)
+    for path in [*cache.glob(f"*{SUFFIX}"), *cache.glob("*.state"), *cache.glob("*.rows"), *cache.glob("*.view"), *cache.glob("*.board")]:
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1

@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relpromote import events
-from relpromote.config import Person
 from relpromote.errors import BadInput, Busy
 from relpromote.identity import Identity
 from relpromote.ledger import Entry, format_time, utc_now
 from relpromote.lock import Lock
-from relpromote.manifest import typed_text
-from relpromote.policy import require_role
-from relpromote.project import Project
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `status` looks at locks without loading the config's schema or the gates
     from relpromote.adapters.runner import EventHandler
     from relpromote.adapters.vault import VaultAccess
+    from relpromote.config import Person
+    from relpromote.project import Project
 
 
 @contextmanager
@@ -61,6 +59,9 @@ def release_lock(
 ) -> tuple[Lock, Sighting]:
     """Release a lock whose run is gone. Refused while its process runs on this machine, unless forced with a reason; the
     ledger records what was seen of that process, and the reason only when a person gave one."""
+    from relpromote.manifest import typed_text
+    from relpromote.policy import require_role
+
     project.config.environment(environment)
     require_role(project.config, actor, "lock_release", environment)
     reason = (reason or "").strip() or None
