@@ -1,6 +1,7 @@
 """An insider who edits a release's file on a host and rewrites its manifest (.release/FILES.json) to match, on real sshd
 hosts: the controller knows the manifest from the verified artifact (the signed build record), so promote, rollback
-and verify find the rewrite; promote and rollback put the verified copy live, and verify reports drift.
+and verify find the rewrite; promote and rollback put the verified copy live, and verify reports drift. Also a file
+edited before the (unchanged) manifest was written again, which the ctime shortcut alone takes as untouched.
 
 The tests run in order on one project and two hosts: each leaves the hosts as the next one expects them.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,15 @@ class Fleet:
         document["entries"][name] = ["file", mode, len(data), hashlib.sha256(data).hexdigest()]
         manifest.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")))
 
+    def touch(self, host: str, version: str, name: str, data: bytes) -> None:
+        """Edit a file, then write the manifest again unchanged: it is the controller's, and newer than the edit."""
+        release = self.release(host, version)
+        (release / name).write_bytes(data)
+        manifest = release / ".release" / "FILES.json"
+        body = manifest.read_bytes()
+        time.sleep(0.01)  # past the kernel's timestamp tick
+        manifest.write_bytes(body)
+
     def files_digest(self, version: str) -> str:
         built = next(p for p in ledger_payloads(self.project, "release.built") if p["version"] == version)
         return str(built["files"]["digest"])
@@ -79,11 +90,12 @@ def test_a_build_records_the_manifest_every_host_writes(fleet: Fleet) -> None:
 def test_a_rollback_target_with_a_rewritten_manifest_goes_live_as_the_verified_copy(fleet: Fleet) -> None:
     fleet.project.run("promote", "1.1.0", "--to", "qa", identity="oscar", check=True)
     fleet.tamper("qa-app-2", "1.0.0", "app.py", fleet.artifact_member("1.0.0", "app.py") + b"\n# a backdoor\n")
+    fleet.touch("qa-app-1", "1.0.0", "app.py", fleet.artifact_member("1.0.0", "app.py") + b"\n# another\n")
 
     result = fleet.project.json("rollback", "--env", "qa", "--reason", "back", identity="alice")
     assert result["result"] == "succeeded"
     assert all(live_version(fleet.farm, host) == "1.0.0" and health(fleet.farm, host)["version"] == "1.0.0" for host in HOSTS)
-    assert (fleet.release("qa-app-2", "1.0.0") / "app.py").read_bytes() == fleet.artifact_member("1.0.0", "app.py")
+    assert all((fleet.release(host, "1.0.0") / "app.py").read_bytes() == fleet.artifact_member("1.0.0", "app.py") for host in HOSTS)
     manifest = (fleet.release("qa-app-2", "1.0.0") / ".release" / "FILES.json").read_bytes()
     assert hashlib.sha256(manifest).hexdigest() == fleet.files_digest("1.0.0")
 
@@ -91,13 +103,15 @@ def test_a_rollback_target_with_a_rewritten_manifest_goes_live_as_the_verified_c
 def test_a_release_on_the_host_with_a_rewritten_manifest_is_unpacked_again_by_its_promotion(fleet: Fleet) -> None:
     greeting = fleet.release("qa-app-2", "1.1.0") / "greeting.txt"
     fleet.tamper("qa-app-2", "1.1.0", "greeting.txt", b"Hi from an insider\n")
+    fleet.touch("qa-app-1", "1.1.0", "greeting.txt", b"Yo\n")  # the same size
 
     result = fleet.project.json("promote", "1.1.0", "--to", "qa", identity="oscar")
     assert result["result"] == "succeeded"
     assert greeting.read_bytes() == fleet.artifact_member("1.1.0", "greeting.txt") == b"Hi\n"
+    assert (fleet.release("qa-app-1", "1.1.0") / "greeting.txt").read_bytes() == b"Hi\n"
     recorded = {h["host"]: h for h in ledger_payloads(fleet.project, "promotion.finished")[-1]["hosts"]}
     assert recorded["qa-app-2"]["tampered"] == [REWRITTEN, "greeting.txt: changed (size 19, not 3)"]
-    assert "tampered" not in recorded["qa-app-1"]
+    assert recorded["qa-app-1"]["tampered"] == ["greeting.txt: changed (content)"]
     assert all(health(fleet.farm, host)["version"] == "1.1.0" for host in HOSTS)
 
 

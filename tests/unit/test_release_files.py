@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, cast
@@ -305,3 +306,27 @@ def test_a_run_takes_the_signed_record_of_todays_rules_else_computes_it_from_the
     with pytest.raises(BadInput, match="the ledger says"):
         runs_files.files_vars(project, release(None, None, of=other_digest))
     assert runs_files.files_vars(project, release(None, None, of=other_digest), strict=False) == {}, "a rollback runs all the same"
+
+
+def touch_after_edit(dest: Path) -> None:
+    """The manifest left as the controller computed it, only written again after a file was edited: its time is newest."""
+    (dest / "app.py").write_text("print('ow')\n")  # the same size
+    manifest = dest / ".release" / "FILES.json"
+    body = manifest.read_bytes()
+    time.sleep(0.01)
+    manifest.write_bytes(body)
+    assert (dest / "app.py").stat().st_ctime_ns < manifest.stat().st_mtime_ns
+
+
+def test_a_file_edited_before_the_manifest_was_touched_is_found_by_unpack_and_rollback_given_the_digest(unpacked: tuple[Path, str, str]) -> None:
+    dest, digest, files_digest = unpacked
+    touch_after_edit(dest)
+    assert INTEGRITY.check(str(dest), expected=files_digest) == ([], 0), "the ctime shortcut alone cannot see it"
+    refused = run(UNPACK, {"dest": str(dest), "digest": digest, "version": "1.0.0", "files_digest": files_digest})
+    assert refused.failed and refused["tampered"] == ["app.py: changed (content)"] and refused["hashed"] == 5
+    assert not run(UNPACK, {"dest": str(dest), "digest": digest, "version": "1.0.0"}).failed, "without the digest: today's shortcut"
+    rollback = load("roles/release_rollback/library/release_rollback.py")
+    back = run(rollback, {"base_dir": str(dest.parents[1]), "version": "1.0.0", "digest": digest, "service_host": "127.0.0.1",
+                          "service_port": 9, "files_digest": files_digest}, check=True)
+    assert back["present"] is False and back["tampered"] == ["app.py: changed (content)"]
+

@@ -126,6 +126,8 @@ options:
         from the signed build record). An O(dest) already on the host whose C(.release/FILES.json) is not that manifest was
         rewritten on the host (its files may have been edited with it), so it is refused as tampered and unpacked again from
         the artifact like any other, and RV(tampered) names the manifest and every file that differed from the artifact.
+      - Given, every file of an existing O(dest) is hashed (the ctime shortcut trusts the manifest's time, which whoever
+        can write the release can move); the action plugin then runs the module for a release that is not live yet.
       - Unset, the manifest on the host is trusted as it is.
     type: str
   remove_src:
@@ -541,7 +543,10 @@ def _work(module, streams):
     tampered = None
     if os.path.isdir(dest) and not os.path.islink(dest) and digest in (present, manifest_digest(dest)):
         # The release is on the host: it must still be what was unpacked from the verified artifact.
-        problems, result["hashed"] = check_tree(dest, expected=module.params["files_digest"])
+        # Given the controller's manifest, every file is hashed: a file edited before the manifest was touched again (ctime
+        # older than its mtime) would pass the ctime shortcut. The action plugin runs this only for a release not live.
+        files_digest = module.params["files_digest"]
+        problems, result["hashed"] = check_tree(dest, full=bool(files_digest), expected=files_digest)
         if present == digest and not problems:
             result["present"] = True
             if remove_src and src:
