@@ -124,6 +124,15 @@ def test_fixed_values_are_written_as_postgresql_reads_them() -> None:
     assert check == masking.Check(column="notes", kind="fixed_or_null", fixed_sql="CAST(E'false' AS text)")
 
 
+def test_a_fixed_text_keeps_its_case_and_a_fixed_rule_without_a_value_says_so_exactly() -> None:
+    assert masking.mask_expression(FixedRule(value="Redacted"), TEXT) == "CASE WHEN \"notes\" IS NULL THEN NULL ELSE CAST(E'Redacted' AS text) END"
+    assert masking.check_for(FixedRule(value="Redacted"), TEXT) == masking.Check(column="notes", kind="fixed_or_null",
+                                                                               fixed_sql="CAST(E'Redacted' AS text)")
+    with pytest.raises(ValidationError) as refused:
+        RULE.validate_python("fixed")
+    assert [error["msg"] for error in refused.value.errors()] == ["Value error, fixed needs a value: write {fixed: VALUE}"]
+
+
 def test_how_each_rule_is_checked_on_qa() -> None:
     assert masking.check_for(NullRule(), TEXT) == masking.Check(column="notes", kind="all_null")
     assert masking.check_for(PseudonymRule(), TEXT) == masking.Check(column="notes", kind="fingerprint",
@@ -158,7 +167,7 @@ def test_which_columns_a_leak_can_hide_in() -> None:
 
 @pytest.mark.parametrize(("name", "snake"), [
     ("billingEmail", "billing_email"), ("BillingEmail", "billing_email"), ("billing-email", "billing_email"),
-    ("Billing Email", "billing_email"), ("HTTPServer", "http_server"), ("--x--", "x"), ("ipV4Addr", "ip_v4_addr"), ("a1B", "a1_b"),
+    ("Billing Email", "billing_email"), ("HTTPServer", "http_server"), ("--x--", "x"), ("ipV4Addr", "ip_v4_addr"), ("a1B", "a1_b"), ("Xerox", "xerox"),
 ])
 def test_names_are_matched_in_snake_case(name: str, snake: str) -> None:
     assert masking.snake_case(name) == snake
