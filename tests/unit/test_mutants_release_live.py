@@ -365,3 +365,23 @@ def test_a_base_dir_ending_in_x_is_that_folder(tmp_path: Path) -> None:
     (base / "current").symlink_to(f"releases/{OLD}")
     given = {"base_dir": str(base), "version": OLD, "steps": [], "tampered": [], "lease": {}, "keep": 5, "health_timeout": 1, "health_path": "/"}
     assert LIVE.put_live(given, False)["current"] == OLD
+
+
+def test_the_modules_process_exits_1_when_a_step_failed_and_0_otherwise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ansible.module_utils import basic  # type: ignore[import-untyped]
+
+    module = sys.modules["roles.release_deploy.library.release_live"]
+    codes: list[tuple[object, bool]] = []
+    for version in ("no/such version", "1.0.0"):
+        args: dict[str, Any] = {"base_dir": str(tmp_path), "version": version, "steps": [], "_ansible_check_mode": True, "_ansible_no_log": False}
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        basic._ANSIBLE_PROFILE = "legacy"
+        try:
+            with pytest.raises(SystemExit) as ended:
+                module.main()
+        finally:
+            basic._ANSIBLE_ARGS = None
+            basic._ANSIBLE_PROFILE = None
+        printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        codes.append((ended.value.code, bool(printed.get("failed"))))
+    assert codes == [(1, True), (0, False)], "fail_json for a failed step (exit status 1), exit_json otherwise"
