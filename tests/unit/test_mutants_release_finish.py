@@ -68,6 +68,16 @@ def test_the_application_is_on_localhost_8080_unless_told(tmp_path: Path) -> Non
                                   "msg": "would restart the application and wait until http://localhost:8080/health answers 1.0.0"}
 
 
+def test_base_dir_and_version_are_required_and_base_dir_is_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for args, missing in (({"version": "1.0.0"}, "base_dir"), ({"base_dir": str(tmp_path)}, "version")):
+        outcome = run(FINISH, args, check=True)
+        assert outcome.failed and outcome.msg == f"missing required arguments: {missing}", outcome.msg
+    make_release(tmp_path / "app", "1.0.0", "1" * 64)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    outcome = run(FINISH, {"base_dir": "~/app", "version": "1.0.0", "switched": True}, check=True)
+    assert not outcome.failed and outcome["kept"] == ["1.0.0"], "~ is the home folder, as for every path option"
+
+
 def test_a_failed_step_reports_the_restart_that_happened(app: App) -> None:
     app.answer = (503, b"{}")
     outcome = finish(app, switched=True, health_timeout=1, restart_command="/bin/echo up")
