@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from relpromote.adapters.verified_cache import memo_folder
-from relpromote.state import ProjectState
 
 SUFFIX = ".state"
 ROWS_SUFFIX = ".rows"
@@ -108,7 +107,7 @@ def rows_path(path: Path | None) -> Path | None:
     return None if path is None else path.with_suffix(ROWS_SUFFIX)
 
 
-def load_checkpoint(path: Path | None, key: bytes, now: float | None = None, kind: type = ProjectState) -> Any:
+def load_checkpoint(path: Path | None, key: bytes, now: float | None = None, kind: type | None = None) -> Any:
     """The state kept in `path` for exactly `key`, or None (no file, another key, too old, not ours, not intact, not a
     `kind`: a ProjectState, or a list for the rows history shows, see `rows_path`)."""
     if path is None:
@@ -125,6 +124,10 @@ def load_checkpoint(path: Path | None, key: bytes, now: float | None = None, kin
         state = _StateUnpickler(io.BytesIO(body)).load()
     except Exception:  # whatever a damaged or planted body raises, it is not a checkpoint
         return None
+    if kind is None:  # imported here: the board memo (plain values) is read without the state's classes
+        from relpromote.state import ProjectState
+
+        kind = ProjectState
     return state if isinstance(state, kind) else None
 
 

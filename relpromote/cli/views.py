@@ -6,11 +6,13 @@ Pure functions of the ledger's entries and the folded state; the verbs only rend
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relpromote import events
 from relpromote.ledger import Entry
-from relpromote.state import ProjectState
+
+if TYPE_CHECKING:  # `status` from its memo never loads the state's classes
+    from relpromote.state import ProjectState
 
 # Entries that record the outcome of a run, and how history names them in a narrow table.
 VERB_OF_KIND = {

@@ -29,11 +29,11 @@ from relpromote.adapters.state_checkpoint import (
 )
 from relpromote.adapters.verified_cache import ledger_identity, memo_folder
 from relpromote.ledger import Entry, LedgerStore
-from relpromote.state import ProjectState
 
-if TYPE_CHECKING:  # the project (its config's schema, the gates) is loaded only when the memo cannot answer
+if TYPE_CHECKING:  # the project (its config's schema, the gates, the state) is loaded only when the memo cannot answer
     from relpromote.config import Config
     from relpromote.project import Project
+    from relpromote.state import ProjectState
 
 
 def _head_of(entries: list[Entry]) -> list[Any]:
