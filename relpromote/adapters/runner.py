@@ -57,7 +57,6 @@ class PlaybookRun:
     label: str = "run"
     keep_runs: int = 20
     collection_playbook: str = ""  # an installed collection's playbook run instead of `playbook` (relpromote.release.promote)
-    skip_tags: tuple[str, ...] = ()  # tasks left out of the play before it starts (--skip-tags): no task, no worker, no event
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,6 @@ def run_playbook(
     cmdline += [f"--extra-vars=@{shlex.quote(path)}" for path in run.extra_var_files]
     if run.check:
         cmdline.append("--check")
-    if run.skip_tags:
-        cmdline.append(f"--skip-tags={shlex.quote(','.join(run.skip_tags))}")
     envvars = {
         "ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
@@ -164,9 +161,7 @@ def run_playbook(
             started_tasks.setdefault(data["host"], []).append(str(data.get("task", "")).strip())
         if event.get("event") == "playbook_on_stats":
             final_stats.update(data)  # kept here so nothing re-reads the run's event files from disk
-        # Also from a failed result: a task that publishes what the host runs and then fails by its failed_when (the role's
-        # release_live, whose rescue names the failed step) still said it; Ansible keeps stats of successful results only.
-        published = (data.get("res") or {}).get("ansible_stats") if event.get("event") in ("runner_on_ok", "runner_on_failed") else None
+        published = (data.get("res") or {}).get("ansible_stats") if event.get("event") == "runner_on_ok" else None
         if published and published.get("per_host") and data.get("host"):
             # ansible-runner's stats event carries only global set_stats data; per-host data is read here.
             per_host_stats.setdefault(data["host"], {}).update(published.get("data") or {})
