@@ -31,6 +31,8 @@ LONG_MODULES = {
     "integration/test_refresh_schedule.py": 45,
     "integration/test_user_hooks.py": 30,
     "integration/test_artifact_pull.py": 20,
+    "integration/test_manifest_rewrite.py": 40,
+    "integration/test_artifact_https.py": 15,
 }
 FOLDER_WEIGHT = {"integration": 30, "cli": 10, "unit": 0}
 
