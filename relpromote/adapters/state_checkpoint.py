@@ -148,18 +148,21 @@ def save_checkpoint(path: Path | None, key: bytes, state: Any) -> None:
             raise
 
 
-def _read_private(path: Path) -> bytes | None:
-    """The file's bytes when it is a regular file of this user with no permission for group or others."""
+def _read_private(path: Path, head: int | None = None) -> bytes | None:
+    """The file's bytes (None past MAX_BYTES), or only its first `head` bytes, when it is a regular file of this
+    user with no permission for group or others; None otherwise."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077 or info.st_size > MAX_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            return None
+        if head is None and info.st_size > MAX_BYTES:
             return None
         with os.fdopen(os.dup(descriptor), "rb") as stream:
-            return stream.read(MAX_BYTES + 1)
+            return stream.read(MAX_BYTES + 1 if head is None else head)
     except OSError:
         return None
     finally:
@@ -169,22 +172,8 @@ def _read_private(path: Path) -> bytes | None:
 def header_digest(path: Path | None) -> bytes | None:
     """The body digest in the header of the checkpoint at `path` (what a memo made from that checkpoint is keyed by),
     without reading the body; None when there is no such file of this user's."""
-    if path is None:
-        return None
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            return None
-        head = os.read(descriptor, len(MAGIC) + _HEADER.size)
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
-    if len(head) < len(MAGIC) + _HEADER.size or not head.startswith(MAGIC):
+    head = _read_private(path, len(MAGIC) + _HEADER.size) if path is not None else None
+    if head is None or len(head) < len(MAGIC) + _HEADER.size or not head.startswith(MAGIC):
         return None
     digest: bytes = _HEADER.unpack_from(head, len(MAGIC))[2]
     return digest
