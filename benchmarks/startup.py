@@ -73,6 +73,11 @@ def main() -> None:
     options = parser.parse_args()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RELPROMOTE_CONFIG", None)
+    # As an installed package runs: its bytecode compiled once (pip compiles on install). A shell that sets
+    # PYTHONDONTWRITEBYTECODE (CI images do) would otherwise make every round compile the modules edited since.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1] / "relpromote")],
+                   check=True)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
         folder = Path(name)
         project = small_project(folder, env)

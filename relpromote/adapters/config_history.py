@@ -35,23 +35,31 @@ def _relative(config_path: Path) -> tuple[Path, str] | None:
     return root, config_path.resolve().relative_to(root).as_posix()
 
 
+def _blob_id(data: bytes, length: int) -> str:
+    """The id git gives a blob of these exact bytes (sha1, or sha256 in a repository of that object format)."""
+    algorithm = hashlib.sha256 if length == 64 else hashlib.sha1
+    return algorithm(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def config_stamp(config_path: Path) -> dict[str, Any]:
-    """The config's sha256, the project's commit, and whether the config is exactly as committed there."""
+    """The config's sha256, the project's commit, and whether the config is exactly as committed there.
+
+    One git process (every command, `status` included, stamps its config): the repository's top, HEAD's commit and the
+    id of the config's blob in HEAD; the config is as committed when that blob's id is the id of the file's bytes."""
     try:
         data = config_path.read_bytes()
     except OSError:
         data = b""
     stamp: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "commit": None, "committed": False}
-    located = _relative(config_path)
-    if located is None:
+    resolved = config_path.resolve()
+    found = _git(resolved.parent, "rev-parse", "--show-toplevel", "HEAD", f"HEAD:./{resolved.name}")
+    lines = found.stdout.splitlines()
+    ids = [line for line in lines[1:] if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", line)]
+    if not lines or not ids:  # outside git, or a repository with no commit yet
         return stamp
-    root, name = located
-    head = _git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
-    if head.returncode != 0:
-        return stamp
-    stamp["commit"] = head.stdout.strip()
-    blob = subprocess.run(["git", "-C", str(root), "show", f"HEAD:{name}"], capture_output=True, check=False)
-    stamp["committed"] = blob.returncode == 0 and blob.stdout == data
+    stamp["commit"] = ids[0]
+    # With the config not in HEAD, git names the commit, echoes the unknown path and exits 128.
+    stamp["committed"] = found.returncode == 0 and len(ids) == 2 and ids[1] == _blob_id(data, len(ids[1]))
     return stamp
 
 
