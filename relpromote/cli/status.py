@@ -204,10 +204,14 @@ def history(
     if kept is not None and board is not None:
         # An entry that does not count (forged, copied, signed by a key the config does not give its actor) is shown as such.
         not_counted = {problem["seq"]: problem["reason"] for problem in board.facts["problems"]}
+        if version is not None and not _about(kept, None, version):
+            _unknown_version(session, version)
         entries = [shown_entry(row) for row in _about(kept, env_name, version)]
     else:
         read = read_state(project, shown_row)
         not_counted = {problem.seq: problem.reason for problem in read.state.ignored}
+        if version is not None and version not in read.state.releases and not entries_about(entries_to_show(project, read.state, None, version), None, version):
+            read.state.release(version)  # a version no entry names is bad input, in `show`'s words (exit 2)
         if session.json_output:  # every entry's payload: read from the ledger
             entries = entries_to_show(project, read.state, env_name, version)
         else:  # what the table shows of each entry, kept beside the checkpoint: no payload is read
@@ -236,6 +240,12 @@ def history(
         print_table(console, ["#", "when", "who", "what", "env", "outcome"], table)
 
     session.emit({"entries": rows}, human)
+
+
+def _unknown_version(session: Session, version: str) -> None:
+    """A version no kept row names: the project's state says so in `show`'s words (exit 2); the state, not the rows,
+    lists the built releases (a built release's entry names its version: it never returns then)."""
+    session.project.state().release(version)
 
 
 def shown_row(entry: Entry) -> tuple[Any, ...]:

@@ -95,6 +95,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("status", ["--env", "nowhere"], "alice", 2),
     ("history", ["--env", "qa"], "alice", 0),
     ("history", ["--env", "nowhere"], "alice", 2),
+    ("history", ["--version", "9.9.9"], "alice", 2),  # a version no entry names, as `show` says it
     ("verify", ["nowhere"], "alice", 2),  # agreement (0) and drift (3): tests/integration/test_host_truth.py
     ("hosts trust", ["--env", "nowhere"], "alice", 2),  # pinning and a changed key: tests/integration/test_host_keys.py
     ("lock status", ["--env", "qa"], "alice", 0),
