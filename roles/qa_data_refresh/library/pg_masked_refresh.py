@@ -59,7 +59,8 @@ description:
     C(<db>__retired_<time>), dropped when the next refresh starts (a DROP DATABASE forces a checkpoint, costly
     right after the copy), so QA's server holds at most three copies.
   - Any failure or interruption before the swap drops the new database and leaves QA as it was; a
-    new database left by a killed run is dropped at the next start.
+    new database left by a killed run is dropped at the next start. Only databases a refresh of this
+    QA database marked (a C(relpromote_leftover) comment naming it) are ever dropped, whatever their name.
 options:
   action:
     description:

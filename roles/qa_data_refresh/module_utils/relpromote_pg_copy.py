@@ -40,7 +40,9 @@ from ansible.module_utils.relpromote_pg_state import (
     count_sql,
     database_exists,
     drop_database,
+    leftover_mark,
     leftovers,
+    mark_leftover_sql,
     names_for,
     qa_lock,
     read_marker,
@@ -353,7 +355,8 @@ class Refresh:
                 "source": self.source_db,
                 "tables": rows,
                 "run": self.run_token,
-            }
+            },
+            **leftover_mark(self.qa_db, "incoming"),  # still the next refresh's to drop until the swap takes it
         }
         control.do(f"COMMENT ON DATABASE {ident(self.incoming)} IS {literal(json.dumps(marker, sort_keys=True))}")
         self.incoming_created = False  # complete and verified: the swap task takes it from here (or the next run drops it)
@@ -586,6 +589,8 @@ SELECT coalesce(json_agg(json_build_array(what, sources) ORDER BY what), '[]') F
             options.append(f"OWNER {ident(self.owner)}")
         self.incoming_created = True  # first: a CREATE that fails half-way still gets its DROP IF EXISTS
         control.do(f"CREATE DATABASE {ident(self.incoming)} {' '.join(options)}")
+        # At once: the next refresh drops only what a refresh marked (a kill between the two leaves it to a person).
+        control.do(mark_leftover_sql(self.incoming, self.qa_db, "incoming"))
 
     def _carry_over_sources(self, qa_exists: bool, incoming: Session) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
         """Carried-over tables that production's schema also has (their rows are copied) and those only QA has

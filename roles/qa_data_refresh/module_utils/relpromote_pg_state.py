@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ansible.module_utils.relpromote_pg_run import Children, Params, RefreshError, Server, Session, carry_key, ident, key_of, literal, qualified
+from ansible.module_utils.relpromote_pg_run import (
+    Children,
+    Params,
+    RefreshError,
+    Server,
+    Session,
+    carry_key,
+    ident,
+    key_of,
+    literal,
+    qualified,
+    utcnow,
+)
 
 SALT_SETTING = "relpromote.salt"
 # Prepended to production sessions: even a bug in a plan cannot write, and sessions that wait on the
@@ -20,6 +32,11 @@ PROD_OPTIONS = (
 )
 QA_OPTIONS = "-c statement_timeout=0 -c synchronous_commit=off -c jit=off -c max_parallel_workers_per_gather=0"
 MARKER_KEY = "relpromote_refresh"
+# Written on every database a refresh creates (its new copy, as soon as it exists) and on the one its swap retires (in
+# the swap's transaction), naming QA's database: the next refresh drops a `<db>__incoming_`/`<db>__retired_` database
+# only when it holds this mark for `<db>`. A database of that name someone else made, another QA database sharing the
+# prefix, or a copy made by hand holds none (only its owner or a superuser can comment on a database) and is left alone.
+LEFTOVER_KEY = "relpromote_leftover"
 
 CATALOG_SQL = r"""
 SELECT coalesce(json_agg(t ORDER BY t.schema, t.name)::jsonb, '[]')
@@ -214,14 +231,34 @@ def database_exists(control: Session, database: str) -> bool:
     return control.ask(f"SELECT count(*) FROM pg_database WHERE datname = {literal(database)}") == "1"
 
 
+def leftover_mark(database: str, what: str) -> dict[str, Any]:
+    """The mark that makes a database a leftover the next refresh of QA's `database` drops (see LEFTOVER_KEY)."""
+    return {LEFTOVER_KEY: {"of": database, "as": what, "at": utcnow().isoformat()}}
+
+
+def mark_leftover_sql(name: str, database: str, what: str) -> str:
+    return f"COMMENT ON DATABASE {ident(name)} IS {literal(json.dumps(leftover_mark(database, what), sort_keys=True))}"
+
+
 def leftovers(control: Session, database: str) -> list[str]:
+    """The databases an earlier refresh of `database` left to be dropped: named as its new copies and retired copies
+    are, and marked by it for `database` (LEFTOVER_KEY). Nothing else is ever dropped."""
     names = names_for(database, "")
     raw = control.ask(
-        "SELECT coalesce(json_agg(datname ORDER BY datname)::jsonb, '[]') FROM pg_database "
+        "SELECT coalesce(json_agg(json_build_array(datname, shobj_description(oid, 'pg_database')) ORDER BY datname)::jsonb,"
+        " '[]') FROM pg_database "
         f"WHERE starts_with(datname, {literal(names['incoming_prefix'])}) "
         f"OR starts_with(datname, {literal(names['retired_prefix'])})"
     )
-    return [str(name) for name in json.loads(raw)]
+    return [str(name) for name, comment in json.loads(raw) if _marked_for(comment, database)]
+
+
+def _marked_for(comment: Any, database: str) -> bool:
+    try:
+        mark = json.loads(comment).get(LEFTOVER_KEY) if isinstance(comment, str) else None
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(mark, dict) and bool(mark.get("of") == database)
 
 
 def drop_database(control: Session, database: str) -> None:

@@ -7,7 +7,9 @@ controller still reads its output. A refresh stopped at any earlier point leaves
 The database the swap retires (the previous refresh's `__previous`) is renamed `<db>__retired_<time>`, not dropped:
 PostgreSQL's DROP DATABASE forces an immediate checkpoint, which right after the copy writes out the whole new database
 while QA waits (1-2 s for 1 M rows). The next refresh drops it as it starts (relpromote_pg_copy: before it creates its
-new database, so QA's server never holds more than three copies), when the checkpoint has little left to write.
+new database, so QA's server never holds more than three copies), when the checkpoint has little left to write. The
+rename marks it as a refresh's leftover in the same transaction (relpromote_pg_state.LEFTOVER_KEY): the next refresh
+drops only databases so marked, never one that merely carries the name.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ansible.module_utils.relpromote_pg_run import (
 from ansible.module_utils.relpromote_pg_state import (
     QA_OPTIONS,
     database_exists,
+    mark_leftover_sql,
     names_for,
     qa_lock,
     read_marker,
@@ -64,6 +67,8 @@ def swap(params: Params, bin_dir: str, children: Children, workdir: str) -> dict
         ]
         if previous_exists:
             statements.append(f"ALTER DATABASE {ident(names['previous'])} RENAME TO {ident(names['retired'])};")
+            # In the same transaction: a database is the next refresh's to drop only when a refresh marked it.
+            statements.append(mark_leftover_sql(names["retired"], qa_db, "retired") + ";")
         if qa_exists:
             statements.append(f"ALTER DATABASE {ident(qa_db)} RENAME TO {ident(names['previous'])};")
         statements += [f"ALTER DATABASE {ident(incoming)} RENAME TO {ident(qa_db)};", "COMMIT;"]
