@@ -8,15 +8,22 @@ nothing is read twice. A download that differs leaves nothing behind. A fleet th
 server instead of through the controller's SSH connections. Shipped with release_unpack.
 
 HTTPS: the server's certificate is checked against the host's system CA store, or against `ca_file` (a PEM file on
-the host, the role's release_artifact_ca_file) when one is given.
+the host, the role's release_artifact_ca_file) when one is given; a CA file anyone on the host may write is refused
+(anyone could add a CA to it). A download that began over https stays on https: a redirect to http:// (or to any
+other scheme) is refused, naming where it led, before anything is asked there (urllib follows it by default, and the
+artifact would then travel in clear text). A redirect to another https server is followed, its certificate checked
+against the same CA file; whatever server answers, the bytes count only when their sha256 is the ledger's.
 """
 
 import hashlib
+import os
 import re
 import ssl
+import stat
 from http.client import HTTPException
 from urllib.error import URLError
-from urllib.request import urlopen
+from urllib.parse import urlsplit
+from urllib.request import HTTPRedirectHandler, HTTPSHandler, build_opener
 
 # Read from the socket at a time: large enough that Python's per-call cost is nothing against the bytes (sha256 and
 # gunzip run over whole blocks), small enough to stay in the CPU's caches between the socket, the hash and zlib.
@@ -47,6 +54,30 @@ def _reason(exc):
     return " ".join(str(said).split()) or type(exc).__name__
 
 
+class _StayOnHttps(HTTPRedirectHandler):
+    """Follows a redirect only when it keeps the scheme's protection: from https, only to https; from http, to http(s)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urlsplit(newurl).scheme.lower()
+        allowed = ("https",) if urlsplit(req.full_url).scheme.lower() == "https" else ("http", "https")
+        if scheme not in allowed:
+            raise URLError(f"the server redirected to {shown(newurl)}, which is not {' or '.join(s + '://' for s in allowed)}: refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _ca_context(url, ca_file):
+    """The TLS context checking the server against `ca_file` (else the system's CA store); Refused when the CA file
+    cannot be used or anyone on the host may change it."""
+    try:
+        if ca_file and os.stat(ca_file).st_mode & stat.S_IWOTH:  # the file a link leads to
+            raise Refused(f"could not download the artifact from {shown(url)}: the CA file {ca_file} is writable by "
+                          "everyone on the host (anyone could add a CA to it); make it 0644")
+        return ssl.create_default_context(cafile=ca_file or None)
+    except OSError as exc:  # ssl.SSLError too
+        raise Refused(f"could not download the artifact from {shown(url)}: the CA file {ca_file} cannot be used: "
+                      f"{_reason(exc)}") from None
+
+
 class Download:
     """The artifact at `url`, being read: read() hands its bytes on and hashes them as they pass, finish() reads what the
     reader left (a tar's last padding, the gzip trailer) and says the sha256 of the whole. Raises Refused saying what
@@ -59,15 +90,10 @@ class Download:
         self.size = 0
         self._hasher = hashlib.sha256()
         self._answer = None
-        context = None
-        if url.startswith("https://"):
-            try:
-                context = ssl.create_default_context(cafile=ca_file or None)
-            except OSError as exc:  # ssl.SSLError too
-                raise Refused(f"could not download the artifact from {shown(url)}: the CA file {ca_file} cannot be used: "
-                              f"{_reason(exc)}") from None
+        context = _ca_context(url, ca_file) if url.startswith("https://") else None
+        handlers = [_StayOnHttps()] + ([HTTPSHandler(context=context)] if context is not None else [])
         try:
-            self._answer = urlopen(url, timeout=timeout, context=context)
+            self._answer = build_opener(*handlers).open(url, timeout=timeout)
         except (URLError, HTTPException, OSError, ValueError) as exc:
             raise self._broken(exc) from None
 
