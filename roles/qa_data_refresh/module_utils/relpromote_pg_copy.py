@@ -215,6 +215,23 @@ class Refresh:
             handle.write("\n".join(lines) + "\n")
         return path
 
+    def _drop_leftovers(self, names: list[str]) -> Session | None:
+        """Start dropping `names` (DROP DATABASE ... WITH (FORCE), as drop_database does) in a session of their own;
+        _dropped() waits for it."""
+        if not names:
+            return None
+        dropping = self._session(self.qa, self.maintenance_db, "dropping what the last refresh left")
+        for name in names:
+            dropping.send(f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE)")
+        dropping.send("SELECT 'dropped'")
+        return dropping
+
+    @staticmethod
+    def _dropped(dropping: Session | None) -> None:
+        """Wait until the leftovers are dropped; RefreshError with PostgreSQL's error if a drop failed."""
+        if dropping is not None and dropping.receive() != "dropped":
+            raise RefreshError(f"{dropping.what}: unexpected output on {dropping.server.label}")
+
     def _snapshot_prelude(self) -> str:
         return f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {literal(self.snapshot)};\n"
 
@@ -222,17 +239,18 @@ class Refresh:
     def prepare(self) -> dict[str, Any]:
         control = self._session(self.qa, self.maintenance_db, "QA control session")
         qa_lock(control, self.qa_db)
-        for name in leftovers(control, self.qa_db):
-            # The database the last swap retired (it is dropped here, not at the swap: DROP DATABASE forces a checkpoint,
-            # cheap now, costly right after a copy), or a new database of a run killed before it could clean up. First,
-            # so that QA's server never holds more than three copies.
-            drop_database(control, name)
-        self._phase("dropping the retired database")
+        # The database the last swap retired (it is dropped here, not at the swap: DROP DATABASE forces a checkpoint,
+        # cheap now, costly right after a copy), or a new database of a run killed before it could clean up. Dropped by
+        # a session of its own while production's snapshot is taken and the schema restored (the checkpoint's wait is
+        # off the critical path), and waited for before any data is copied, so that QA's server never holds more than
+        # three copies with data. Under the lock, which the control session holds throughout.
+        dropping = self._drop_leftovers(leftovers(control, self.qa_db))
         qa_exists = database_exists(control, self.qa_db)
         marker = read_marker(control, self.qa_db) if qa_exists else None
         if marker and self.params["min_interval"] > 0:
             age = (utcnow() - datetime.fromisoformat(marker["refreshed_at"])).total_seconds()
             if age < self.params["min_interval"]:
+                self._dropped(dropping)
                 return self._summary(
                     "skipped",
                     tables=marker.get("tables", {}),
@@ -289,6 +307,8 @@ class Refresh:
         # Tables, types and functions first; indexes, constraints and triggers only after the data (post-data).
         self._restore(archive, "pre-data", single_transaction=True)
         self._phase("schema")
+        self._dropped(dropping)  # before any data is copied
+        self._phase("dropping the retired database")
 
         incoming = self._session(self.qa, self.incoming, "checking the new database")
         carried_in_schema, carried_qa_only = self._carry_over_sources(qa_exists, incoming)
