@@ -174,3 +174,37 @@ def test_the_release_a_current_link_names(tmp_path: Path) -> None:
     assert INTEGRITY.live_version(str(link)) is None
     link.symlink_to("releases/3.0.0")
     assert INTEGRITY.live_version(str(link)) == "3.0.0"
+
+
+def test_the_controllers_files_digest_accepts_the_manifest_and_refuses_one_rewritten_to_hide_a_change(tmp_path: Path) -> None:
+    from relpromote.release_files import files_digest as controllers_files_digest
+
+    root = tree(tmp_path / "r")
+    manifest = root / ".release" / "FILES.json"
+    entries, _ = INTEGRITY.read_manifest(str(root))
+    expected = INTEGRITY.files_digest(DIGEST, entries)
+    assert expected == controllers_files_digest(DIGEST, entries) == sha(manifest.read_bytes()), "one definition on both sides"
+    assert INTEGRITY.check(str(root), expected=expected) == ([], 0)
+    assert INTEGRITY.check(str(root), full=True, expected=expected) == ([], 4)
+    # A file changed and the manifest rewritten to describe it: the times and sizes agree, only the digest tells.
+    (root / "app.py").write_text("print('HO')\n")
+    INTEGRITY.write_manifest(str(root), DIGEST)
+    assert INTEGRITY.check(str(root)) == ([], 0), "the rewritten manifest alone would hide the change"
+    rewritten = ".release/FILES.json: differs from the artifact's file list (rewritten on the host)"
+    assert rewritten == INTEGRITY.REWRITTEN
+    assert INTEGRITY.check(str(root), expected=expected) == ([rewritten], 0)
+    # The same entries under another artifact's digest are another manifest too.
+    manifest.write_bytes(INTEGRITY.manifest_body("e" * 64, entries))
+    assert INTEGRITY.check(str(root), expected=expected) == ([rewritten], 0)
+    assert INTEGRITY.files_digest("e" * 64, entries) != expected and INTEGRITY.files_digest(DIGEST, {}) != expected
+
+
+def test_differences_hash_every_file_even_one_the_times_would_pass(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    entries, written = INTEGRITY.read_manifest(str(root))
+    (root / "app.py").write_text("print('HO')\n")  # same size
+    (root / "lib" / "deep" / "new").write_text("")
+    manifest = root / ".release" / "FILES.json"
+    os.utime(manifest, ns=(written, (root / "app.py").stat().st_ctime_ns + 1))  # the manifest now looks later than the change
+    assert INTEGRITY.check(str(root))[0] == ["lib/deep/new: added"], "by its times, app.py looks untouched"
+    assert INTEGRITY.differences(str(root), entries) == ["app.py: changed (content)", "lib/deep/new: added"]
