@@ -25,7 +25,10 @@ MODULES ?= relpromote.policy relpromote.ledger relpromote.artifact relpromote.id
 	relpromote.rollback relpromote.masking roles.release_deploy.library.release_unpack roles.release_deploy.library.release_switch \
 	roles.release_deploy.library.release_finish roles.release_deploy.action_plugins.release_unpack \
 	roles.release_deploy.module_utils.release_hook roles.release_deploy.module_utils.release_integrity roles.release_rollback.library.release_rollback \
-	roles.release_deploy.module_utils.release_live roles.release_deploy.module_utils.release_lease roles.release_deploy.library.release_live
+	roles.release_deploy.module_utils.release_live roles.release_deploy.module_utils.release_lease roles.release_deploy.library.release_live \
+	roles.release_deploy.module_utils.release_download roles.release_deploy.module_utils.release_health \
+	roles.release_deploy.module_utils.release_hostcall roles.release_deploy.module_utils.release_witness \
+	roles.release_deploy.library.release_lock roles.release_deploy.library.release_verify
 MUTATE_JOBS ?= 2
 mutate: bootstrap
 	@# mutmut copies the other files of relpromote/ and roles/ (templates, YAML) only once: drop the old copies so they are fresh.
