@@ -57,6 +57,7 @@ class PlaybookRun:
     label: str = "run"
     keep_runs: int = 20
     collection_playbook: str = ""  # an installed collection's playbook run instead of `playbook` (relpromote.release.promote)
+    skip_tags: tuple[str, ...] = ()  # tasks left out of the play before it starts (--skip-tags): no task, no worker, no event
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def run_playbook(
     cmdline += [f"--extra-vars=@{shlex.quote(path)}" for path in run.extra_var_files]
     if run.check:
         cmdline.append("--check")
+    if run.skip_tags:
+        cmdline.append(f"--skip-tags={shlex.quote(','.join(run.skip_tags))}")
     envvars = {
         "ANSIBLE_CONFIG": str(run.project_dir / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
@@ -146,6 +149,7 @@ def run_playbook(
     }
     last_messages: dict[str, str] = {}
     failed_tasks: dict[str, str] = {}
+    failed_steps: dict[str, str] = {}  # the step of release_live's failure (its result's `failure`), per host
     busy_hosts: set[str] = set()
     errors: dict[str, Mapping[str, Any]] = {}
     started_tasks: dict[str, list[str]] = {}
@@ -161,7 +165,9 @@ def run_playbook(
             started_tasks.setdefault(data["host"], []).append(str(data.get("task", "")).strip())
         if event.get("event") == "playbook_on_stats":
             final_stats.update(data)  # kept here so nothing re-reads the run's event files from disk
-        published = (data.get("res") or {}).get("ansible_stats") if event.get("event") == "runner_on_ok" else None
+        # Also from a failed result: a task that publishes what the host runs and then fails by its failed_when (the role's
+        # release_live, whose rescue names the failed step) still said it; Ansible keeps stats of successful results only.
+        published = (data.get("res") or {}).get("ansible_stats") if event.get("event") in ("runner_on_ok", "runner_on_failed") else None
         if published and published.get("per_host") and data.get("host"):
             # ansible-runner's stats event carries only global set_stats data; per-host data is read here.
             per_host_stats.setdefault(data["host"], {}).update(published.get("data") or {})
@@ -173,6 +179,7 @@ def run_playbook(
                 errors[data["host"]] = result["error"]
             if not data.get("ignore_errors"):
                 failed_tasks[data["host"]] = str(data.get("task", "")).strip()
+                failed_steps[data["host"]] = str(result.get("failure") or "")
                 if result.get("busy"):
                     busy_hosts.add(data["host"])
         if on_event is not None:
@@ -213,7 +220,7 @@ def run_playbook(
             local_temp.close()
             _scrub(private)
             _prune_runs(run.runs_dir, run.keep_runs)
-        return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, busy_hosts, errors, started_tasks,
+        return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, failed_steps, busy_hosts, errors, started_tasks,
                        per_host_stats, final_stats, early_output, private)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
@@ -240,13 +247,13 @@ def run_playbook(
         local_temp.close()
         _scrub(private)
         _prune_runs(run.runs_dir, run.keep_runs)
-    return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, busy_hosts, errors, started_tasks,
+    return _result(run, ident, runner, started, canceled[0], last_messages, failed_tasks, failed_steps, busy_hosts, errors, started_tasks,
                    per_host_stats, final_stats, early_output, private)
 
 
 def _result(
     run: PlaybookRun, ident: str, runner: Any, started: float, was_canceled: bool, last_messages: dict[str, str],
-    failed_tasks: dict[str, str], busy_hosts: set[str], errors: dict[str, Mapping[str, Any]], started_tasks: dict[str, list[str]],
+    failed_tasks: dict[str, str], failed_steps: dict[str, str], busy_hosts: set[str], errors: dict[str, Mapping[str, Any]], started_tasks: dict[str, list[str]],
     per_host_stats: dict[str, dict[str, Any]], final_stats: dict[str, Any], early_output: list[str], private: Path,
 ) -> RunResult:
     canceled = [was_canceled]
@@ -259,16 +266,25 @@ def _result(
     hosts: dict[str, HostResult] = {}
     names = set().union(*(set(stats.get(key, {})) for key in ("ok", "changed", "failures", "dark", "skipped", "processed")))
     for host in sorted(names | set(last_messages) | set(started_tasks)):
+        failed = stats.get("failures", {}).get(host, 0)
+        unreachable = stats.get("dark", {}).get(host, 0)
+        failed_task = failed_tasks.get(host, "")
+        step = failed_steps.get(host, "")
+        if not failed and not unreachable and step and failed_task == LIVE_TASK:
+            # release_deploy's release_live failed a step and the block's rescue, which fails the host again under that
+            # step's name, was cut short: once any_errors_fatal stopped the other hosts, a play with max_fail_percentage
+            # (promote.yml) ends a rescue after its first task (ansible-core 2.19), and Ansible counts the host rescued.
+            failed, failed_task = 1, STEP_TASKS.get(step, failed_task)
         hosts[host] = HostResult(
             host=host,
             ok=stats.get("ok", {}).get(host, 0),
             changed=stats.get("changed", {}).get(host, 0),
-            failed=stats.get("failures", {}).get(host, 0),
-            unreachable=stats.get("dark", {}).get(host, 0),
+            failed=failed,
+            unreachable=unreachable,
             skipped=stats.get("skipped", {}).get(host, 0),
             rescued=stats.get("rescued", {}).get(host, 0),
             message=last_messages.get(host, ""),
-            failed_task=failed_tasks.get(host, ""),
+            failed_task=failed_task,
             busy=host in busy_hosts,
             tasks=tuple(started_tasks.get(host, ())),
             error=errors.get(host, {}),
@@ -290,6 +306,13 @@ def _result(
     return RunResult(ident, rc, status, duration, hosts, custom, private, canceled=canceled[0])
 
 
+# roles/release_deploy's task that puts a release live (release_live), and the names its rescue fails a host under, by
+# the step that failed (the others: the switch or the lease, under the task's own name).
+LIVE_TASK = "Switch the current link to the release"
+STEP_TASKS = {
+    "health": "Check that the application answers the release's version",
+    **dict.fromkeys(("restart", "prune", "inputs"), "Restart the application if needed, wait until it answers the release's version, prune"),
+}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Ansible's words for an ssh that ended while the module was being written to it: ssh refusing a host key exits at
 # once, and under load Ansible may see only the broken pipe, never ssh's reason (asked of the host, key_problem_of).

@@ -8,9 +8,10 @@ Instead of a set_stats task after the switch (a worker process per host), the ou
 `ansible_stats` (what set_stats returns), per host, under `release_deploy`: previous, current, switched and tampered -
 also when a step failed, because a host that switched and then failed its restart or health check must be known as
 switched (it is rolled back). Ansible keeps the stats of successful results only, so a failure of one of the steps
-(RV failure: lease, switch, inputs, restart, health, prune) comes back as a successful result that carries it, and the
-role's next tasks fail the host under the name of that step (relpromote tells a release that failed its verification
-by that name). Any other failure stays a failure of this task.
+(RV failure: lease, switch, inputs, restart, health, prune) comes back as a successful result that carries it; the role
+fails the task on it (failed_when), and the block's rescue fails the host again under the name of that step (relpromote
+tells a release that failed its verification by that name, and reads the published outcome from the failed task's
+event). Any other failure stays a failure of this task.
 """
 
 from __future__ import annotations

@@ -204,6 +204,18 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        result = self._run(tmp, task_vars)
+        if result.get("failed") and "previous" in result:
+            # A host whose unpack failed says what it runs with the failed result itself (relpromote reads it from the
+            # task's event; Ansible keeps the stats of successful results only): not switched, on the release its link
+            # names. Not when the link was never read: nothing is claimed that is not known.
+            result["ansible_stats"] = {"data": {"release_deploy": {
+                "previous": result["previous"], "current": result["previous"], "switched": False,
+                "tampered": list(result.get("tampered") or []),
+            }}, "per_host": True, "aggregate": False}
+        return result
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
