@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from relpromote.adapters.known_hosts import ssh_envvars
@@ -49,7 +51,34 @@ def environment_run(
         label=label,
         keep_runs=project.config.runs.keep,
         collection_playbook=named or "",
+        # No file that could set the inventory's user tasks: roles/release_deploy leaves their includes out of the play.
+        skip_tags=() if named or may_set_user_tasks(inventory, project.resolve(playbook), extra_var_files) else ("release_user_tasks",),
     )
+
+
+def may_set_user_tasks(inventory: Path, playbook: Path, extra_var_files: tuple[str, ...] = ()) -> bool:
+    """Whether any file Ansible reads variables from for this run may set release_user_tasks: a file that names it, one
+    encrypted with ansible-vault (its names cannot be read), or an executable (an inventory script); False only when none
+    can. The inventory (and group_vars/, host_vars/ beside an inventory file), group_vars/ and host_vars/ beside the
+    playbook, the playbook itself and the extra-vars files; a playbook that reads other files (vars_files,
+    include_vars) may too."""
+    beside = [inventory.parent / "group_vars", inventory.parent / "host_vars"] if inventory.is_file() else []
+    paths = [inventory, *beside, playbook, playbook.parent / "group_vars", playbook.parent / "host_vars", *map(Path, extra_var_files)]
+    try:
+        if any(word in playbook.read_bytes() for word in (b"vars_files", b"include_vars")):
+            return True
+    except OSError:
+        return True
+    for path in paths:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        for file in files:
+            try:
+                data = file.read_bytes()
+            except OSError:
+                return True
+            if b"release_user_tasks" in data or data.lstrip().startswith(b"$ANSIBLE_VAULT") or (file != playbook and os.access(file, os.X_OK)):
+                return True
+    return False
 
 
 def ledger_head(project: Project, environment: str) -> dict[str, Any]:
