@@ -74,13 +74,15 @@ def validate_batch(batch: str | None) -> str | None:
 
 
 def plan_promotion(
-    project: Project, state: ProjectState, actor: Person, request: PromoteRequest, commit: str | None, dirty: list[str]
+    project: Project, state: ProjectState, actor: Person, request: PromoteRequest, commit: str | None, dirty: list[str],
+    plan: dict[str, Any] | None = None,
 ) -> Verdict:
-    """Every gate the promotion must pass, evaluated now, without touching anything."""
+    """Every gate the promotion must pass, evaluated now (on `plan`, what the promotion applies, when the caller has just
+    read it), without touching anything."""
     release = state.release(request.version)
     env = project.config.environment(request.environment)
     verdict = promotion_verdict(project.config, state, release, request.environment, actor, utc_now(), request.break_glass,
-                                current_plan(project, request.environment))
+                                plan if plan is not None else current_plan(project, request.environment))
     return Verdict((*verdict.gates, committed_gate(request.environment, env.protected, commit, dirty)))
 
 
@@ -100,7 +102,9 @@ def promote(
     state = project.state()
     release = state.release(request.version)
     commit, dirty = project_revision(project, request.environment)
-    verdict = plan_promotion(project, state, actor, request, commit, dirty)
+    # Read once for the gates and the approval (it digests the playbooks, roles and inventory); the start's re-check reads it again.
+    applied = current_plan(project, request.environment)
+    verdict = plan_promotion(project, state, actor, request, commit, dirty, applied)
     if on_plan is not None:
         on_plan(verdict)
     verdict.enforce(f"promotion of {request.version} to {request.environment}")
@@ -113,7 +117,7 @@ def promote(
     # Pushed from here, so checked first; pulled, only read here for a check's restart hook, when this machine's store has it.
     stored = project.store.path_for(release.digest)
     artifact = project.store.verified_path(release.digest) if not pull else stored if stored.exists() else ""
-    approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now(), current_plan(project, request.environment))
+    approval, _ = valid_approval(project.config, state, release, request.environment, actor, utc_now(), applied)
 
     extravars: dict[str, Any] = {
         "relpromote_environment": request.environment,
