@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,62 @@ def test_differences_hash_every_file_even_one_the_times_would_pass(tmp_path: Pat
     os.utime(manifest, ns=(written, (root / "app.py").stat().st_ctime_ns + 1))  # the manifest now looks later than the change
     assert INTEGRITY.check(str(root))[0] == ["lib/deep/new: added"], "by its times, app.py looks untouched"
     assert INTEGRITY.differences(str(root), entries) == ["app.py: changed (content)", "lib/deep/new: added"]
+
+
+def test_every_entry_beside_the_manifest_is_checked(tmp_path: Path) -> None:
+    # The manifest is skipped in its folder, not the folder's other entries (in whatever order the folder lists them).
+    root = tmp_path / "r"
+    (root / ".release").mkdir(parents=True)
+    for index in range(20):
+        (root / ".release" / f"note-{index:02}").write_text(str(index))
+    INTEGRITY.write_manifest(str(root), DIGEST)
+    assert len(INTEGRITY.read_manifest(str(root))[0]) == 21
+    assert INTEGRITY.check(str(root), full=True) == ([], 20)
+    (root / ".release" / "note-07").write_text("77")
+    (root / ".release" / "late").write_text("")
+    assert INTEGRITY.check(str(root))[0] == [".release/late: added", ".release/note-07: changed (size 2, not 1)"]
+
+
+def test_the_manifest_folder_is_0755_even_under_a_umask_of_0(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    before = os.umask(0)
+    try:
+        INTEGRITY.write_manifest(str(root), DIGEST)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((root / ".release").stat().st_mode) == 0o755
+    assert stat.S_IMODE((root / ".release" / "FILES.json").stat().st_mode) == 0o644
+
+
+def test_a_manifest_written_again_is_replaced_whole_and_never_through_a_link(tmp_path: Path) -> None:
+    root = tree(tmp_path / "r")
+    for path in ("app.py", "bin/restart", "lib/deep/x.txt"):
+        (root / path).unlink()
+    entries = INTEGRITY.write_manifest(str(root), DIGEST)  # shorter than the manifest it replaces
+    assert INTEGRITY.read_manifest(str(root))[0] == entries and "app.py" not in entries
+    assert INTEGRITY.check(str(root)) == ([], 0)
+    # A manifest that is a link (an artifact may hold one): never written through.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    manifest = root / ".release" / "FILES.json"
+    manifest.unlink()
+    manifest.symlink_to(outside)
+    with pytest.raises(OSError) as refused:
+        INTEGRITY.write_manifest(str(root), DIGEST)
+    assert refused.value.errno == 40, refused.value  # ELOOP: O_NOFOLLOW
+    assert outside.read_text() == "keep\n"
+
+
+def test_writing_a_manifest_waits_for_the_clock_only_a_few_milliseconds(tmp_path: Path) -> None:
+    # A manifest written in the same clock tick as the tree's last change is written again until its time is later:
+    # a few milliseconds' pause each time, never seconds.
+    began = time.monotonic()
+    for index in range(10):
+        root = tmp_path / f"r{index}"
+        root.mkdir()
+        (root / "a").write_text("a")
+        INTEGRITY.write_manifest(str(root), DIGEST)
+        manifest = root / ".release" / "FILES.json"
+        assert manifest.stat().st_mtime_ns > (root / "a").stat().st_ctime_ns
+    assert time.monotonic() - began < 1.0
