@@ -257,14 +257,16 @@ def test_a_manifest_written_again_is_replaced_whole_and_never_through_a_link(tmp
 
 
 def test_writing_a_manifest_waits_for_the_clock_only_a_few_milliseconds(tmp_path: Path) -> None:
-    # A manifest written in the same clock tick as the tree's last change is written again until its time is later:
-    # a few milliseconds' pause each time, never seconds.
-    began = time.monotonic()
-    for index in range(10):
+    # A manifest written in the same clock tick as the tree's last change is written again until its time is later
+    # (here about one write in three): a few milliseconds' pause each time, never a second.
+    took = []
+    for index in range(20):
         root = tmp_path / f"r{index}"
         root.mkdir()
         (root / "a").write_text("a")
+        began = time.monotonic()
         INTEGRITY.write_manifest(str(root), DIGEST)
+        took.append(time.monotonic() - began)
         manifest = root / ".release" / "FILES.json"
         assert manifest.stat().st_mtime_ns > (root / "a").stat().st_ctime_ns
-    assert time.monotonic() - began < 1.0
+    assert max(took) < 0.9, took
