@@ -25,7 +25,8 @@ def test_the_witness_is_one_json_line_readable_by_everyone_and_replaces_the_last
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     old = os.stat(path).st_ino
     newer = {**head, "sequence": 43, "person": "Zoë"}
+    Path(path + ".tmp").write_text("{half a witness")  # what a write interrupted before its rename left
     assert WITNESS.write_witness(str(tmp_path), newer) == path
     assert json.loads(Path(path).read_text(encoding="utf-8")) == newer
     assert os.stat(path).st_ino != old, "a new file renamed into place, never the old one rewritten"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".relpromote-witness.json"], "no temporary file left"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".relpromote-witness.json"], "no temporary file left, the stale one reused"
