@@ -4,6 +4,7 @@ and the application's health answer, run in this process as Ansible runs it, aga
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,31 @@ def test_the_health_endpoint_is_asked_where_it_is_told_and_by_default_on_localho
 def test_base_dir_is_required() -> None:
     outcome = run(VERIFY, {})
     assert outcome.failed and outcome.msg == "missing required arguments: base_dir"
+
+
+def test_a_release_that_cannot_be_read_is_named_not_crashed(base: Path, app: App) -> None:
+    # A folder nested deeper than a path may be long (PATH_MAX), added after the manifest: walking it fails even as root.
+    release = make_release(base, "1.0.0", DIGEST)
+    (base / "current").symlink_to("releases/1.0.0")
+    descriptor = os.open(release, os.O_RDONLY)
+    try:
+        for _ in range(20):
+            os.mkdir("d" * 250, dir_fd=descriptor)
+            inner = os.open("d" * 250, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+    finally:
+        os.close(descriptor)
+    result = verify(base, app)
+    integrity = result["integrity"]
+    assert isinstance(integrity, list) and len(integrity) == 1, integrity
+    assert integrity[0].startswith("releases/1.0.0: cannot be read ([Errno 36] File name too long: "), integrity
+    assert result["app"] == answer(app, "1.0.0")
+
+
+def test_only_the_slashes_at_the_end_of_base_dir_are_dropped(tmp_path: Path, app: App) -> None:
+    base = tmp_path / "SHOP-BOX"
+    base.mkdir()
+    (base / "current").write_text("")
+    result = run(VERIFY, {"base_dir": f"{base}/", "service_host": app.host, "service_port": app.port}).result
+    assert result["integrity"] == [f"{base}/current: not a symbolic link"]
