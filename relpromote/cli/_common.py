@@ -30,7 +30,9 @@ class Session:
     @property
     def console(self) -> Console:
         """Human text: stdout normally, stderr when stdout carries the JSON result."""
-        return Console(file=sys.stderr if self.json_output else sys.stdout, highlight=False, soft_wrap=True)
+        # Data (names, reasons, hosts' messages, table cells) is printed as it is: never read as rich markup or emoji
+        # codes; a line that styles passes markup=True and escapes what it interpolates.
+        return Console(file=sys.stderr if self.json_output else sys.stdout, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
     @property
     def project(self) -> Project:
@@ -60,7 +62,7 @@ class Session:
         if self.json_output:
             json_event("note", message=text)
         else:
-            Console(file=sys.stderr, highlight=False, soft_wrap=True).print(text, markup=False, style="dim")
+            Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False, emoji=False).print(text, style="dim")
 
     def close(self) -> None:
         if self._project is not None:

@@ -28,13 +28,13 @@ def demo(ctx: click.Context, session: Session, workdir: Path, stop: bool, first_
         stopped = stop_sandbox_apps(workdir.resolve())
         session.emit({"stopped": stopped}, lambda c: c.print(f"stopped {stopped} demo app(s) in {workdir}", markup=False))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, emoji=False)
 
     def say(line: str) -> None:
         if session.json_output:
             json_event("demo", message=line)
         else:
-            console.print("[cyan]demo[/] " + escape(line), soft_wrap=True)
+            console.print("[cyan]demo[/] " + escape(line), markup=True, soft_wrap=True)
 
     result = run_demo(workdir.resolve(), say, first_port)
     if session.json_output:
@@ -43,6 +43,6 @@ def demo(ctx: click.Context, session: Session, workdir: Path, stop: bool, first_
         return
     hint = (f"cd {workdir} && relpromote history  (or: releases, show 1.1.0, audit verify); "
             f"stop its apps: relpromote demo --stop --workdir {workdir}")
-    console.print(f"\n[bold]the demo project is in {workdir}[/]: try  {hint}", soft_wrap=True)
+    console.print(f"\n[bold]the demo project is in {escape(str(workdir))}[/]: try  {escape(hint)}", markup=True, soft_wrap=True)
     session.config_option = str(result.project.config_path)
     ctx.invoke(status, env_name=None)

@@ -37,7 +37,7 @@ def trust_command(session: Session, environment: str, yes: bool) -> None:
 
     def confirm(found: dict[str, Any]) -> bool:
         if not session.json_output:  # under --json the document carries every fingerprint
-            _show(Console(file=sys.stderr, highlight=False, soft_wrap=True), found)
+            _show(Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False, emoji=False), found)
         if yes:
             return True
         if session.json_output or not sys.stdin.isatty():

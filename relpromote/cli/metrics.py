@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from relpromote.cli._common import Session, pass_session
 
@@ -33,7 +34,7 @@ def metrics(session: Session, env_name: str | None, since: str | None) -> None:
             frequency, lead = figures["deployment_frequency"], figures["lead_time"]
             failures, restore = figures["change_failure_rate"], figures["time_to_restore"]
             rate = "-" if failures["rate"] is None else f"{failures['rate']:.0%}"
-            console.print(f"\n[bold]{figures['environment']}[/]")
+            console.print(f"\n[bold]{escape(figures['environment'])}[/]", markup=True)
             console.print(f"  deployment frequency  {frequency['deployments']} deployments, {frequency['per_week']:.2f} per week", markup=False)
             console.print(f"  lead time for changes median {_hours(lead['median_hours'])}, mean {_hours(lead['mean_hours'])} "
                           f"over {lead['change_count']} changes", markup=False)

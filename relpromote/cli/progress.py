@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 SHOWN = {
     "runner_on_ok": ("ok", "green"),
@@ -24,7 +25,8 @@ SHOWN = {
 class Progress:
     def __init__(self, json_lines: bool, title: str) -> None:
         self.json_lines = json_lines
-        self.console = Console(file=sys.stderr if json_lines else sys.stdout, highlight=False, soft_wrap=True)
+        # Text from hosts, playbooks and inventories is printed as it is: never read as rich markup or emoji codes.
+        self.console = Console(file=sys.stderr if json_lines else sys.stdout, highlight=False, soft_wrap=True, markup=False, emoji=False)
         self.title = title
 
     def __call__(self, event: Mapping[str, Any]) -> None:
@@ -43,7 +45,7 @@ class Progress:
             sys.stderr.write(json.dumps(record) + "\n")
             return
         if name == "playbook_on_play_start":
-            self.console.print(f"[bold]{self.title}[/]: {data.get('name', '')}", soft_wrap=True)
+            self.console.print(f"[bold]{escape(self.title)}[/]: {escape(str(data.get('name', '')))}", markup=True, soft_wrap=True)
         elif name in SHOWN:
             status, style = SHOWN[name]
             if name == "runner_on_ok" and changed:
@@ -53,4 +55,4 @@ class Progress:
             message = ""
             if name != "runner_on_ok" and isinstance(result, dict):
                 message = f": {str(result.get('msg', '')).splitlines()[0][:160]}" if result.get("msg") else ""
-            self.console.print(f"  {host:<20} [{style}]{status:<11}[/] {task}{message}", markup=True, soft_wrap=True)
+            self.console.print(f"  {escape(f'{host:<20}')} [{style}]{status:<11}[/] {escape(f'{task}{message}')}", markup=True, soft_wrap=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relpromote.cli._common import Session, interruptible, json_event, pass_session
@@ -18,7 +19,7 @@ from relpromote.usecases.promote import PromoteRequest, promote
 def render_gates(console: Console, verdict: Verdict) -> None:
     for gate in verdict.gates:
         mark = "[green]pass[/]" if gate.passed else "[red]FAIL[/]"
-        console.print(f"  {mark}  {gate.rule:<22} ", end="")
+        console.print(f"  {mark}  {escape(f'{gate.rule:<22}')} ", end="", markup=True)
         console.print(gate.reason, markup=False)
 
 

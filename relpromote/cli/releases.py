@@ -60,7 +60,7 @@ def show(session: Session, version: str) -> None:
             body = Text.from_markup(line.lstrip(" ")) if markup else Text(line.lstrip(" "))
             console.print(Padding(body, (0, 0, 0, indent), expand=False), soft_wrap=False, highlight=highlight)
 
-        console.print(f"[bold]{release.version}[/]  sha256:{release.digest}")
+        console.print(f"[bold]{escape(release.version)}[/]  sha256:{release.digest}", markup=True)
         say(f"built by {release.built_by} at {release.built_at}, {release.size} bytes", markup=False)
         source = release.source
         if source.get("commit"):

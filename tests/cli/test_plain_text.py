@@ -26,3 +26,33 @@ def test_control_characters_in_what_people_type_are_refused(tmp_path: Path, args
     result = project.run(*args, identity=who)
     assert result.returncode == 2 and "control character U+001B" in one_line_error(result), result.stderr
     assert len(project.json("history")["entries"]) == entries
+
+
+MARKUP = "[/oops] [bold]x[/bold] :thumbs_up: [link=https://evil.test]here[/link]"
+
+
+def test_rich_markup_and_emoji_codes_in_a_reason_are_shown_as_typed(tmp_path: Path) -> None:
+    """A reason is data, not markup: `[/oops]` made rich raise (a traceback in status, show, history, releases), `[bold]`
+    and `:thumbs_up:` were rendered instead of shown."""
+    project = _live_in_qa(tmp_path)
+    project.env["COLUMNS"] = "400"  # no folding: the reason stays on one line
+    project.run("reject", "1.0.0", "--env", "qa", "--reason", MARKUP, identity="quinn", check=True)
+    for verb in (["status"], ["show", "1.0.0"], ["history"], ["releases"]):
+        result = project.run(*verb)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (verb, result.stderr)
+        if verb != ["releases"]:  # releases says "rejected in qa", without the reason
+            assert MARKUP in result.stdout, (verb, result.stdout)
+
+
+def test_task_names_and_host_messages_in_a_runs_progress_are_shown_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    """What a playbook names and a host answers reaches the terminal during a run: as markup, `[/x]` raised inside
+    ansible-runner's event handler in the middle of a promotion."""
+    from relpromote.cli.progress import Progress
+
+    progress = Progress(json_lines=False, title="promotion [/x]")
+    progress({"event": "playbook_on_play_start", "event_data": {"name": "Promote [red]"}})
+    progress({"event": "runner_on_failed", "event_data": {"host": "web[1]", "task": "Drain [/x] :smile:",
+                                                          "res": {"msg": "[bold]no room[/bold] :fire:"}}})
+    out = capsys.readouterr().out
+    assert "promotion [/x]: Promote [red]" in out, out
+    assert "web[1]" in out and "Drain [/x] :smile:: [bold]no room[/bold] :fire:" in out, out
