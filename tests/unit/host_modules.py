@@ -9,15 +9,18 @@ read back from what it printed. Nothing is mocked: the module does its real file
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.server
 import importlib.util
 import io
 import json
 import os
+import ssl
 import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +28,8 @@ from typing import Any
 
 import ansible.module_utils
 from ansible.module_utils import basic
+
+from relpromote.testing.nginx import Certificates
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,3 +226,43 @@ def load_util(relative: str) -> ModuleType:
     """A module_utils file of a role, under its dotted path."""
     name = ".".join(Path(relative).with_suffix("").parts)
     return sys.modules.get(name) or _import(REPO / relative)
+
+
+class _FolderHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves its folder, or answers every request with a redirect to `redirect(path)` when set; records each path asked."""
+
+    redirect: Callable[[str], str] | None = None
+    asked: list[str]
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        if self.redirect is not None:
+            self.send_response(302)
+            self.send_header("Location", self.redirect(self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FolderServer:
+    """A real HTTP(S) server on loopback serving `folder` (an artifact server: sha256/DIGEST.tar.gz below it), or
+    redirecting every request; `asked` holds the paths asked of it."""
+
+    def __init__(self, folder: Path, tls: Certificates | None = None, redirect: Callable[[str], str] | None = None) -> None:
+        self.asked: list[str] = []
+        handler = type("Handler", (_FolderHandler,), {"redirect": staticmethod(redirect) if redirect else None, "asked": self.asked})
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.server.certificate, tls.server.key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

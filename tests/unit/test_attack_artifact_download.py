@@ -5,57 +5,17 @@ or through a link) is refused. Each refusal leaves no release, no partial folder
 
 from __future__ import annotations
 
-import functools
-import http.server
-import ssl
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from relpromote.testing.nginx import Certificates, make_certificates
+from tests.unit.host_modules import FolderServer as Server
 from tests.unit.host_modules import load, make_tar, release_members, run
 
 UNPACK = load("roles/release_deploy/library/release_unpack.py")
 DOWNLOAD = load("roles/release_deploy/module_utils/release_download.py")
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves its folder, or redirects every request to `redirect(path)` when set; records each path asked."""
-
-    redirect: Callable[[str], str] | None = None
-    asked: list[str]
-
-    def do_GET(self) -> None:
-        self.asked.append(self.path)
-        if self.redirect is not None:
-            self.send_response(302)
-            self.send_header("Location", self.redirect(self.path))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        super().do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server:
-    def __init__(self, folder: Path, tls: Certificates | None, redirect: Callable[[str], str] | None = None) -> None:
-        self.asked: list[str] = []
-        handler = type("Handler", (_Handler,), {"redirect": staticmethod(redirect) if redirect else None, "asked": self.asked})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(tls.server.certificate, tls.server.key)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,9 @@ that stall or watch the client hang up). Every refusal is asserted by its whole 
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +17,7 @@ from urllib.error import HTTPError, URLError
 import pytest
 
 from relpromote.testing.nginx import Certificates, make_certificates
+from tests.unit.host_modules import FolderServer as Server
 from tests.unit.host_modules import load_util
 
 DOWNLOAD = load_util("roles/release_deploy/module_utils/release_download.py")
@@ -27,45 +25,6 @@ CHUNK = 1 << 18
 # Larger than two reads, not a multiple of one: the hash and the count must take every block, the last short one too.
 DATA = os.urandom(2 * CHUNK + 12345)
 DIGEST = hashlib.sha256(DATA).hexdigest()
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves its folder, or answers every request with a redirect to `redirect(path)`; records the paths asked."""
-
-    redirect: Callable[[str], str] | None = None
-    asked: list[str]
-
-    def do_GET(self) -> None:
-        self.asked.append(self.path)
-        if self.redirect is not None:
-            self.send_response(302)
-            self.send_header("Location", self.redirect(self.path))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        super().do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server:
-    """A real HTTP(S) server on loopback serving `folder`."""
-
-    def __init__(self, folder: Path, tls: Certificates | None = None, redirect: Callable[[str], str] | None = None) -> None:
-        self.asked: list[str] = []
-        handler = type("Handler", (_Handler,), {"redirect": staticmethod(redirect) if redirect else None, "asked": self.asked})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(tls.server.certificate, tls.server.key)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Stalling:
