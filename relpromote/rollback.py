@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from relpromote.deploy_tasks import HEALTH_TASK, SWITCH_TASK
 from relpromote.errors import BadInput, Refused
 from relpromote.promotion import HostOutcome
 from relpromote.release import Release
@@ -16,10 +17,7 @@ from relpromote.state import ProjectState
 
 # Tasks of roles/release_deploy whose failure means the release itself failed verification (not the
 # infrastructure): such a release is marked and can never be promoted again.
-VERIFICATION_TASKS = ("Check that the application answers the release's version",)
-# The task of roles/release_deploy that switches `current`: a host that started it and then never said what it
-# runs (it became unreachable, the run was killed) may have switched, so it is rolled back too.
-SWITCH_TASK = "Switch the current link to the release"
+VERIFICATION_TASKS = (HEALTH_TASK,)
 
 
 def unusable(state: ProjectState, version: str) -> str | None:

@@ -34,6 +34,7 @@ from relpromote.adapters.control_path import RunTemp, ssh_envvars
 from relpromote.adapters.execution_node import NodeRoute, run_through_node, stage_private_dir
 from relpromote.adapters.known_hosts import host_key_problem, key_problem_of
 from relpromote.adapters.lifeline import PR_SET_CHILD_SUBREAPER, end_run, prctl
+from relpromote.deploy_tasks import STEP_TASKS, SWITCH_TASK
 from relpromote.errors import BadInput
 
 EventHandler = Callable[[Mapping[str, Any]], None]
@@ -270,7 +271,7 @@ def _result(
         unreachable = stats.get("dark", {}).get(host, 0)
         failed_task = failed_tasks.get(host, "")
         step = failed_steps.get(host, "")
-        if not failed and not unreachable and step and failed_task == LIVE_TASK:
+        if not failed and not unreachable and step and failed_task == SWITCH_TASK:
             # release_deploy's release_live failed a step and the block's rescue, which fails the host again under that
             # step's name, was cut short: once any_errors_fatal stopped the other hosts, a play with max_fail_percentage
             # (promote.yml) ends a rescue after its first task (ansible-core 2.19), and Ansible counts the host rescued.
@@ -306,13 +307,6 @@ def _result(
     return RunResult(ident, rc, status, duration, hosts, custom, private, canceled=canceled[0])
 
 
-# roles/release_deploy's task that puts a release live (release_live), and the names its rescue fails a host under, by
-# the step that failed (the others: the switch or the lease, under the task's own name).
-LIVE_TASK = "Switch the current link to the release"
-STEP_TASKS = {
-    "health": "Check that the application answers the release's version",
-    **dict.fromkeys(("restart", "prune", "inputs"), "Restart the application if needed, wait until it answers the release's version, prune"),
-}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Ansible's words for an ssh that ended while the module was being written to it: ssh refusing a host key exits at
 # once, and under load Ansible may see only the broken pipe, never ssh's reason (asked of the host, key_problem_of).
